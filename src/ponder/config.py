@@ -1,0 +1,85 @@
+"""Frozen engine configuration: what the user asked for, validated; derived values as properties."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ponder.errors import InvalidRequestError
+
+DEFAULT_CPU_KV_CACHE_MEMORY = 1 << 30  # 1 GiB: plenty of tokens for small models on a laptop
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    block_size: int = 16
+    enable_prefix_caching: bool = True
+    kv_cache_memory: int | None = None  # bytes for the KV pool; None: CPU default or GPU fraction
+    gpu_memory_utilization: float = 0.9
+    num_kv_blocks: int | None = None  # exact pool size; overrides the memory-based sizing
+
+    def __post_init__(self) -> None:
+        _require(
+            self.block_size in (1, 2, 4, 8, 16, 32, 64, 128),
+            "block_size",
+            f"block_size must be a power of two in [1, 128], got {self.block_size}",
+        )
+        _require(
+            self.kv_cache_memory is None or self.kv_cache_memory > 0,
+            "kv_cache_memory",
+            f"kv_cache_memory must be a positive number of bytes, got {self.kv_cache_memory}",
+        )
+        _require(
+            0 < self.gpu_memory_utilization <= 1,
+            "gpu_memory_utilization",
+            f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}",
+        )
+        _require(
+            self.num_kv_blocks is None or self.num_kv_blocks >= 1,
+            "num_kv_blocks",
+            f"num_kv_blocks must be >= 1, got {self.num_kv_blocks}",
+        )
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    max_num_seqs: int = 256
+    max_num_batched_tokens: int = 2048
+    policy: str = "fcfs"  # "fcfs" | "priority" (lower value first, then arrival)
+
+    def __post_init__(self) -> None:
+        _require(
+            self.max_num_seqs >= 1,
+            "max_num_seqs",
+            f"max_num_seqs must be >= 1, got {self.max_num_seqs}",
+        )
+        _require(
+            self.max_num_batched_tokens >= 1,
+            "max_num_batched_tokens",
+            f"max_num_batched_tokens must be >= 1, got {self.max_num_batched_tokens}",
+        )
+        _require(
+            self.policy in ("fcfs", "priority"),
+            "scheduling_policy",
+            f"scheduling_policy must be 'fcfs' or 'priority', got {self.policy!r}",
+        )
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    model: str
+    dtype: str = "auto"
+    max_model_len: int | None = None  # None: the checkpoint's max_position_embeddings
+    seed: int = 0
+    device: str | None = None  # None: cuda if available, else cpu
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    model: ModelConfig
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+
+
+def _require(ok: bool, param: str, message: str) -> None:
+    if not ok:
+        raise InvalidRequestError(message, param=param)

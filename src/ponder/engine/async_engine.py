@@ -1,0 +1,199 @@
+"""AsyncEngine: an asyncio front to LLMEngine; one engine loop thread batches every caller's requests."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import uuid
+from collections.abc import AsyncIterator
+
+from ponder.engine.llm_engine import EngineStats, LLMEngine, PromptInput
+from ponder.engine.outputs import RequestOutput
+from ponder.engine.request import Request
+from ponder.engine.sampling_params import SamplingParams
+from ponder.errors import InvalidRequestError, PonderError, RequestNotFoundError
+
+logger = logging.getLogger("ponder.engine")
+
+
+class EngineDeadError(PonderError):
+    """The engine loop hit an unexpected error; the request could not be completed."""
+
+
+class RequestStream:
+    """Async iterator over one request's outputs; ends after the finished output."""
+
+    def __init__(self, request_id: str, engine: AsyncEngine):
+        self.request_id = request_id
+        self._engine = engine
+        self._loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[RequestOutput | BaseException] = asyncio.Queue()
+        self.finished = False
+
+    def put(self, item: RequestOutput | BaseException) -> None:
+        """Called from the engine thread."""
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+
+    def __aiter__(self) -> RequestStream:
+        return self
+
+    async def __anext__(self) -> RequestOutput:
+        if self.finished:
+            raise StopAsyncIteration
+        item = await self._queue.get()
+        if isinstance(item, BaseException):
+            self.finished = True
+            raise item
+        self.finished = item.finished
+        return item
+
+    def abort(self) -> None:
+        if not self.finished:
+            self.finished = True
+            self._engine.abort(self.request_id)
+
+
+class AsyncEngine:
+    def __init__(self, engine: LLMEngine):
+        self.engine = engine
+        self._commands: queue.SimpleQueue = queue.SimpleQueue()
+        self._streams: dict[str, RequestStream] = {}
+        self._wakeup = threading.Event()
+        self._stopped = False
+        self._stats = engine.stats()
+        self._thread = threading.Thread(target=self._run_loop, name="ponder-engine", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def from_model(cls, model: str | None = None, **engine_kwargs) -> AsyncEngine:
+        from ponder.llm import build_engine_config
+
+        return cls(LLMEngine(build_engine_config(model, **engine_kwargs)))
+
+    @property
+    def tokenizer(self):
+        return self.engine.tokenizer
+
+    @property
+    def max_model_len(self) -> int:
+        return self.engine.max_model_len
+
+    def add_request(
+        self,
+        request_id: str | None,
+        prompt: PromptInput,
+        params: SamplingParams,
+        *,
+        priority: int = 0,
+    ) -> RequestStream:
+        """Validate now (raising typed errors), queue for the engine loop, return the stream."""
+        if self._stopped:
+            raise EngineDeadError("the engine is shut down")
+        request_id = request_id or uuid.uuid4().hex
+        if request_id in self._streams:
+            raise InvalidRequestError(
+                f"request id {request_id!r} is already in use", param="request_id"
+            )
+        request = self.engine.make_request(request_id, prompt, params, priority=priority)
+        stream = RequestStream(request_id, self)
+        self._streams[request_id] = stream
+        self._commands.put(("add", request))
+        self._wakeup.set()
+        return stream
+
+    async def generate(
+        self,
+        prompt: PromptInput,
+        params: SamplingParams,
+        request_id: str | None = None,
+        *,
+        priority: int = 0,
+    ) -> AsyncIterator[RequestOutput]:
+        """Like add_request, but aborts the request if the caller stops iterating early."""
+        stream = self.add_request(request_id, prompt, params, priority=priority)
+        try:
+            async for output in stream:
+                yield output
+        finally:
+            stream.abort()
+
+    def abort(self, request_id: str) -> None:
+        """Abort a request (no-op if it already finished); frees its KV blocks."""
+        if self._streams.pop(request_id, None) is not None:
+            self._commands.put(("abort", request_id))
+            self._wakeup.set()
+
+    def stats(self) -> EngineStats:
+        """Engine stats as of the end of the last step (updated by the loop thread)."""
+        return self._stats
+
+    @property
+    def num_pending(self) -> int:
+        return len(self._streams)
+
+    async def shutdown(self) -> None:
+        self._stopped = True
+        self._wakeup.set()
+        await asyncio.to_thread(self._thread.join)
+
+    # ---- engine thread -----------------------------------------------------------------
+
+    def _run_loop(self) -> None:
+        engine = self.engine
+        while not self._stopped:
+            self._drain_commands()
+            if not engine.has_unfinished_requests():
+                self._stats = engine.stats()
+                self._wakeup.wait()
+                self._wakeup.clear()
+                continue
+            try:
+                outputs = engine.step()
+            except (
+                Exception
+            ) as error:  # a bug, not bad input: fail in-flight requests, keep serving
+                logger.exception("engine step failed")
+                self._fail_all(error)
+                continue
+            self._stats = engine.stats()  # before delivery: a finished caller sees final stats
+            for output in outputs:
+                stream = self._streams.get(output.request_id)
+                if stream is not None:
+                    stream.put(output)
+                    if output.finished:
+                        self._streams.pop(output.request_id, None)
+        self._fail_all(EngineDeadError("the engine shut down"))
+
+    def _drain_commands(self) -> None:
+        while True:
+            try:
+                command, argument = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            if command == "add":
+                self._add(argument)
+            else:
+                try:
+                    self.engine.abort_request(argument)
+                except RequestNotFoundError:
+                    pass  # finished meanwhile
+
+    def _add(self, request: Request) -> None:
+        if request.request_id not in self._streams:
+            return  # aborted before it was added
+        try:
+            self.engine.add(request)
+        except PonderError as error:
+            self._streams.pop(request.request_id).put(error)
+
+    def _fail_all(self, error: Exception) -> None:
+        for request_id in list(self.engine.requests):
+            try:
+                self.engine.abort_request(request_id)
+            except RequestNotFoundError:
+                pass
+        for stream in self._streams.values():
+            stream.put(EngineDeadError(f"engine error: {error}"))
+        self._streams.clear()

@@ -1,0 +1,366 @@
+"""LLMEngine.step(): schedule -> run the model -> sample -> update sequences -> emit outputs."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Mapping, Sequence as Seq
+from dataclasses import dataclass
+
+import torch
+
+from ponder.config import EngineConfig
+from ponder.engine.detokenizer import IncrementalDetokenizer
+from ponder.engine.kv.manager import KVCacheManager
+from ponder.engine.kv_sizing import num_kv_blocks
+from ponder.engine.model_runner import ModelRunner
+from ponder.engine.output_builder import build_output
+from ponder.engine.outputs import Logprob, RequestMetrics, RequestOutput
+from ponder.engine.request import Request, Sequence, SequenceStatus
+from ponder.engine.sampler import Sampler, SamplerOutput, SamplingRow, prompt_logprobs
+from ponder.engine.sampling_params import SamplingParams
+from ponder.engine.scheduler import Scheduler
+from ponder.engine.stop_checker import check_stop
+from ponder.engine.tokenizer import Tokenizer
+from ponder.errors import InvalidRequestError, PromptTooLongError, RequestNotFoundError
+from ponder.models.hf_config import read_arch_config
+from ponder.models.loader import load_model, resolve_dtype
+
+logger = logging.getLogger("ponder.engine")
+
+PromptInput = str | Seq[int] | Mapping[str, object]
+
+
+@dataclass
+class EngineStats:
+    num_requests: int  # unfinished requests
+    num_running: int  # sequences
+    num_waiting: int
+    kv_blocks_used: int
+    kv_blocks_total: int
+    kv_cache_usage: float
+    prefix_cache_queries: int  # prompt tokens looked up in the prefix cache
+    prefix_cache_hits: int  # of which found
+    num_preemptions: int
+    prompt_tokens_computed: int  # tokens run through the model as prefill (incl. recompute)
+    generation_tokens: int  # tokens sampled
+
+
+class LLMEngine:
+    def __init__(self, config: EngineConfig):
+        self.config = config
+        model_dir = config.model.model
+        self.arch = read_arch_config(model_dir)
+        self.device = torch.device(
+            config.model.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        )
+        self.dtype = resolve_dtype(self.arch, config.model.dtype, self.device)
+        self.max_model_len = _resolve_max_model_len(config.model.max_model_len, self.arch)
+        self.tokenizer = Tokenizer.from_dir(model_dir)
+        self.eos_token_ids = frozenset(self.arch.eos_token_ids) | _tokenizer_eos(self.tokenizer)
+        torch.manual_seed(config.model.seed)
+        model = load_model(model_dir, self.arch, self.dtype, self.device)
+        block_size = config.cache.block_size
+        num_blocks = num_kv_blocks(config, self.arch, self.dtype, self.device, self.max_model_len)
+        self.kv = KVCacheManager(num_blocks, block_size, config.cache.enable_prefix_caching)
+        self.scheduler = Scheduler(config.scheduler, self.kv)
+        self.runner = ModelRunner(
+            model,
+            num_layers=self.arch.num_hidden_layers,
+            num_kv_heads=self.arch.num_key_value_heads,
+            head_dim=self.arch.head_dim,
+            num_blocks=num_blocks,
+            block_size=block_size,
+            dtype=self.dtype,
+            device=self.device,
+        )
+        self.sampler = Sampler(seed=config.model.seed)
+        self.requests: dict[str, Request] = {}
+        self._seq_ids = itertools.count()
+        self._token_text: dict[int, str] = {}
+        self._prompt_tokens_computed = 0
+        self._generation_tokens = 0
+        logger.info(
+            "ponder engine: %s on %s (%s), KV cache %d blocks x %d = %d tokens, max_model_len %d",
+            model_dir,
+            self.device,
+            self.dtype,
+            num_blocks,
+            block_size,
+            num_blocks * block_size,
+            self.max_model_len,
+        )
+
+    # ---- requests in and out -------------------------------------------------------------
+
+    def make_request(
+        self,
+        request_id: str,
+        prompt: PromptInput,
+        params: SamplingParams,
+        *,
+        priority: int = 0,
+        arrival_time: float | None = None,
+    ) -> Request:
+        """Validate and tokenize; touches no engine state, so any thread may call it."""
+        if not isinstance(params, SamplingParams):
+            raise InvalidRequestError("sampling params must be a SamplingParams", param="params")
+        text, token_ids = self._tokenize(prompt)
+        if len(token_ids) >= self.max_model_len:
+            raise PromptTooLongError(
+                f"the prompt has {len(token_ids)} tokens, but max_model_len is {self.max_model_len}"
+                " and at least one token must be generated; shorten the prompt",
+                param="prompt",
+            )
+        arrival = time.monotonic() if arrival_time is None else arrival_time
+        return Request(
+            request_id=request_id,
+            prompt=text,
+            prompt_token_ids=token_ids,
+            params=params,
+            arrival_time=arrival,
+            priority=priority,
+            prompt_logprobs=[None] if params.prompt_logprobs is not None else None,
+            metrics=RequestMetrics(arrival_time=arrival),
+        )
+
+    def add(self, request: Request) -> None:
+        if request.request_id in self.requests:
+            raise InvalidRequestError(
+                f"request id {request.request_id!r} is already in use", param="request_id"
+            )
+        self.requests[request.request_id] = request
+        seq = self._new_sequence(request, index=0, token_ids=list(request.prompt_token_ids))
+        request.sequences.append(seq)
+        self.scheduler.add_waiting(seq)
+
+    def add_request(
+        self, request_id: str, prompt: PromptInput, params: SamplingParams, *, priority: int = 0
+    ) -> Request:
+        request = self.make_request(request_id, prompt, params, priority=priority)
+        self.add(request)
+        return request
+
+    def abort_request(self, request_id: str) -> RequestOutput | None:
+        """Stop a request at once and free its KV blocks; returns its final output."""
+        request = self.requests.pop(request_id, None)
+        if request is None:
+            raise RequestNotFoundError(f"no running request with id {request_id!r}")
+        request.aborted = True
+        for seq in request.sequences:
+            if not seq.is_finished:
+                seq.status = SequenceStatus.FINISHED
+                seq.finish_reason = "abort"
+            self.scheduler.remove(seq)
+        return build_output(request, set(request.sequences))
+
+    def has_unfinished_requests(self) -> bool:
+        return bool(self.requests)
+
+    # ---- one step ----------------------------------------------------------------------
+
+    def step(self) -> list[RequestOutput]:
+        batch = self.scheduler.schedule()
+        if batch.is_empty:
+            return []
+        now = time.monotonic()
+        for seq in batch.seqs:
+            metrics = seq.request.metrics
+            if metrics.first_scheduled_time is None:
+                metrics.first_scheduled_time = now
+                metrics.num_cached_prompt_tokens = seq.num_computed_tokens
+        result = self.runner.execute(batch)
+        for seq, num_new in zip(batch.seqs, batch.num_new_tokens):
+            if seq.num_tokens - seq.num_computed_tokens > 1 or seq.num_output_tokens == 0:
+                self._prompt_tokens_computed += num_new
+            seq.num_computed_tokens += num_new
+            self.kv.cache_computed_blocks(seq)
+        for batch_index, logits in result.prompt_logits.items():
+            self._append_prompt_logprobs(batch.seqs[batch_index], logits)
+        sampling_seqs: list[Sequence] = []
+        rows: list[int] = []
+        for row, batch_index in enumerate(result.sample_seq_indices):
+            for seq in self._with_forks(batch.seqs[batch_index]):
+                sampling_seqs.append(seq)
+                rows.append(row)
+        updated: set[Sequence] = set()
+        if sampling_seqs:
+            logits = result.sample_logits[torch.tensor(rows, device=result.sample_logits.device)]
+            sampled = self.sampler(logits, [self._sampling_row(seq) for seq in sampling_seqs])
+            self._append_tokens(sampling_seqs, sampled, now)
+            updated.update(sampling_seqs)
+        return self._collect_outputs(updated)
+
+    def stats(self) -> EngineStats:
+        pool = self.kv.pool
+        return EngineStats(
+            num_requests=len(self.requests),
+            num_running=len(self.scheduler.running),
+            num_waiting=len(self.scheduler.waiting),
+            kv_blocks_used=pool.num_used_blocks,
+            kv_blocks_total=pool.num_blocks,
+            kv_cache_usage=self.kv.usage,
+            prefix_cache_queries=self.kv.prefix_stats.queries,
+            prefix_cache_hits=self.kv.prefix_stats.hits,
+            num_preemptions=self.scheduler.num_preemptions,
+            prompt_tokens_computed=self._prompt_tokens_computed,
+            generation_tokens=self._generation_tokens,
+        )
+
+    def reset_prefix_cache(self) -> None:
+        self.kv.reset_prefix_cache()
+
+    # ---- internals ---------------------------------------------------------------------
+
+    def _tokenize(self, prompt: PromptInput) -> tuple[str | None, list[int]]:
+        if isinstance(prompt, str):
+            text, token_ids = prompt, self.tokenizer.encode(prompt)
+        elif isinstance(prompt, Mapping):
+            if "prompt_token_ids" in prompt:
+                text, token_ids = prompt.get("prompt"), prompt["prompt_token_ids"]
+            elif isinstance(prompt.get("prompt"), str):
+                text = prompt["prompt"]
+                token_ids = self.tokenizer.encode(text)
+            else:
+                raise InvalidRequestError(
+                    "a prompt dict needs 'prompt' (str) or 'prompt_token_ids' (list of int)",
+                    param="prompt",
+                )
+        elif isinstance(prompt, Seq) and not isinstance(prompt, bytes):
+            text, token_ids = None, prompt
+        else:
+            raise InvalidRequestError(
+                f"prompt must be a string, a list of token ids or a dict, got {type(prompt).__name__}",
+                param="prompt",
+            )
+        token_ids = list(token_ids) if isinstance(token_ids, Seq) else token_ids
+        if not isinstance(token_ids, list) or not token_ids:
+            raise InvalidRequestError("the prompt must not be empty", param="prompt")
+        vocab_size = self.arch.vocab_size
+        if not all(
+            isinstance(t, int) and not isinstance(t, bool) and 0 <= t < vocab_size
+            for t in token_ids
+        ):
+            raise InvalidRequestError(
+                f"prompt token ids must be integers in [0, {vocab_size})", param="prompt_token_ids"
+            )
+        return text, token_ids
+
+    def _new_sequence(self, request: Request, index: int, token_ids: list[int]) -> Sequence:
+        params = request.params
+        return Sequence(
+            seq_id=next(self._seq_ids),
+            request=request,
+            index=index,
+            token_ids=token_ids,
+            num_prompt_tokens=len(request.prompt_token_ids),
+            generator=self._generator(params.seed, index),
+            detokenizer=IncrementalDetokenizer(
+                self.tokenizer,
+                request.prompt_token_ids,
+                skip_special_tokens=params.skip_special_tokens,
+                stop=params.stop_list,
+                include_stop_str_in_output=params.include_stop_str_in_output,
+            ),
+            logprobs=[] if params.logprobs is not None else None,
+            confidences=[] if params.confidence_top_k > 0 else None,
+        )
+
+    def _generator(self, seed: int | None, index: int) -> torch.Generator | None:
+        if seed is None:
+            return None
+        # Sample i of a seeded request draws from its own stream: output is the same in any batch.
+        mixed = (seed * 0x9E3779B97F4A7C15 + index) % (1 << 63) if index else seed
+        return torch.Generator(device=self.device).manual_seed(mixed)
+
+    def _with_forks(self, seq: Sequence) -> list[Sequence]:
+        """A request with n > 1 forks when its prompt is prefilled: n samples share its blocks."""
+        request = seq.request
+        if len(request.sequences) >= request.params.n:
+            return [seq]
+        children = []
+        for index in range(len(request.sequences), request.params.n):
+            child = self._new_sequence(request, index, list(seq.token_ids))
+            self.kv.fork(seq, child)
+            self.scheduler.add_running(child)
+            request.sequences.append(child)
+            children.append(child)
+        return [seq, *children]
+
+    def _sampling_row(self, seq: Sequence) -> SamplingRow:
+        return SamplingRow(
+            params=seq.params,
+            prompt_token_ids=seq.prompt_token_ids,
+            output_token_ids=seq.output_token_ids,
+            generator=seq.generator,
+            eos_token_ids=self.eos_token_ids,
+        )
+
+    def _append_tokens(self, seqs: list[Sequence], sampled: SamplerOutput, now: float) -> None:
+        for i, seq in enumerate(seqs):
+            token_id = sampled.token_ids[i]
+            seq.token_ids.append(token_id)
+            seq.cumulative_logprob += sampled.logprobs[i]
+            if seq.logprobs is not None:
+                seq.logprobs.append(self._decorate(sampled.top_logprobs[i]))
+            if seq.confidences is not None:
+                seq.confidences.append(sampled.confidences[i])
+            self._generation_tokens += 1
+            metrics = seq.request.metrics
+            if metrics.first_token_time is None:
+                metrics.first_token_time = now
+            check_stop(seq, token_id, self.eos_token_ids, self.max_model_len)
+            if seq.finish_reason is not None:
+                seq.status = SequenceStatus.FINISHED
+                self.scheduler.remove(seq)
+
+    def _append_prompt_logprobs(self, seq: Sequence, logits: torch.Tensor) -> None:
+        request = seq.request
+        start = len(request.prompt_logprobs) - 1  # prompt position whose logits come first
+        next_tokens = request.prompt_token_ids[start + 1 : start + 1 + logits.shape[0]]
+        for position in prompt_logprobs(logits, next_tokens, request.params.prompt_logprobs):
+            request.prompt_logprobs.append(self._decorate(position))
+
+    def _decorate(self, position: dict[int, Logprob] | None) -> dict[int, Logprob]:
+        for token_id, logprob in position.items():
+            text = self._token_text.get(token_id)
+            if text is None:
+                text = self._token_text[token_id] = self.tokenizer.decode(
+                    [token_id], skip_special_tokens=False
+                )
+            logprob.decoded_token = text
+        return position
+
+    def _collect_outputs(self, updated: set[Sequence]) -> list[RequestOutput]:
+        outputs = []
+        now = time.monotonic()
+        for request in {seq.request.request_id: seq.request for seq in updated}.values():
+            if request.finished:
+                request.metrics.finished_time = now
+                self.requests.pop(request.request_id, None)
+            output = build_output(request, updated)
+            if output is not None:
+                outputs.append(output)
+        return outputs
+
+
+def _resolve_max_model_len(requested: int | None, arch) -> int:
+    limit = arch.max_position_embeddings
+    if requested is None:
+        return limit
+    if not isinstance(requested, int) or requested < 2:
+        raise InvalidRequestError(
+            f"max_model_len must be an integer >= 2, got {requested!r}", param="max_model_len"
+        )
+    if requested > limit:
+        raise InvalidRequestError(
+            f"max_model_len {requested} exceeds the model's max_position_embeddings {limit}",
+            param="max_model_len",
+        )
+    return requested
+
+
+def _tokenizer_eos(tokenizer: Tokenizer) -> frozenset[int]:
+    eos = tokenizer.eos_token_id
+    return frozenset() if eos is None else frozenset([eos])

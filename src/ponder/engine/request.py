@@ -1,0 +1,102 @@
+"""Request (what a user asked for) and Sequence (one sample of it, the unit the scheduler moves)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ponder.engine.outputs import PositionLogprobs, RequestMetrics
+from ponder.engine.sampling_params import SamplingParams
+
+if TYPE_CHECKING:
+    import torch
+
+    from ponder.engine.detokenizer import IncrementalDetokenizer
+
+
+class SequenceStatus(enum.Enum):
+    WAITING = "waiting"
+    RUNNING = "running"
+    FINISHED = "finished"
+
+
+@dataclass(eq=False)
+class Sequence:
+    """One token stream. The engine's single rule: each step moves num_computed_tokens toward
+    num_tokens; when they meet, a new token is sampled. Prefill, chunked prefill, prefix hits,
+    decode and recompute after preemption are all this rule."""
+
+    seq_id: int
+    request: Request
+    index: int  # position among the request's n outputs
+    token_ids: list[int]
+    num_prompt_tokens: int
+    generator: torch.Generator | None
+    detokenizer: IncrementalDetokenizer | None
+    status: SequenceStatus = SequenceStatus.WAITING
+    num_computed_tokens: int = 0
+    block_table: list[int] = field(default_factory=list)
+    block_hashes: list[int] = field(default_factory=list)  # hashes of full blocks, a chain
+    num_published_blocks: int = 0  # leading blocks already in the prefix cache index
+    cumulative_logprob: float = 0.0
+    logprobs: list[PositionLogprobs] | None = None
+    confidences: list[float] | None = None
+    finish_reason: str | None = None
+    stop_reason: int | str | None = None
+    # what earlier DELTA outputs already carried
+    num_sent_tokens: int = 0
+    num_sent_chars: int = 0
+
+    @property
+    def params(self) -> SamplingParams:
+        return self.request.params
+
+    @property
+    def num_tokens(self) -> int:
+        return len(self.token_ids)
+
+    @property
+    def num_output_tokens(self) -> int:
+        return len(self.token_ids) - self.num_prompt_tokens
+
+    @property
+    def output_token_ids(self) -> list[int]:
+        return self.token_ids[self.num_prompt_tokens :]
+
+    @property
+    def prompt_token_ids(self) -> list[int]:
+        return self.token_ids[: self.num_prompt_tokens]
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status is SequenceStatus.FINISHED
+
+    @property
+    def output_text(self) -> str:
+        return self.detokenizer.output_text if self.detokenizer is not None else ""
+
+
+@dataclass(eq=False)
+class Request:
+    request_id: str
+    prompt: str | None
+    prompt_token_ids: list[int]
+    params: SamplingParams
+    arrival_time: float
+    priority: int = 0
+    sequences: list[Sequence] = field(default_factory=list)
+    prompt_logprobs: list[PositionLogprobs | None] | None = None
+    metrics: RequestMetrics | None = None
+    aborted: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        if self.aborted:
+            return True
+        return len(self.sequences) == self.params.n and all(s.is_finished for s in self.sequences)
+
+    @property
+    def sort_key(self) -> tuple[int, float]:
+        return (self.priority, self.arrival_time)

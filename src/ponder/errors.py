@@ -1,0 +1,35 @@
+"""Typed errors users can act on; the server maps each to an OpenAI-style JSON error."""
+
+from __future__ import annotations
+
+
+class PonderError(Exception):
+    """Base class of every error ponder raises on purpose."""
+
+
+class InvalidRequestError(PonderError, ValueError):
+    """A request or its parameters are invalid; `param` names the offending field."""
+
+    def __init__(self, message: str, param: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+class PromptTooLongError(InvalidRequestError):
+    """The prompt (plus room for one output token) does not fit the model's context."""
+
+
+class ModelLoadError(PonderError):
+    """A checkpoint directory is missing files, is corrupt, or cannot be loaded."""
+
+
+class UnsupportedModelError(ModelLoadError):
+    """The checkpoint's architecture or a config option is not supported."""
+
+
+class RequestNotFoundError(PonderError, KeyError):
+    """An operation named a request id the engine does not know."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else "request not found"

@@ -1,0 +1,151 @@
+"""Torch reference paged attention and KV store: the ground truth the Triton kernels must match."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ponder.kernels.attention_metadata import AttentionMetadata
+
+
+def store_kv(
+    key: torch.Tensor,
+    value: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    slot_mapping: torch.Tensor,
+) -> None:
+    """Write each new token's key/value [T, Hkv, D] into its cache slot; slot -1 is skipped.
+
+    Caches are [num_blocks, block_size, Hkv, D]; slot = block_id * block_size + offset.
+    """
+    flat_k = k_cache.view(-1, *k_cache.shape[2:])
+    flat_v = v_cache.view(-1, *v_cache.shape[2:])
+    slots = slot_mapping.to(torch.long)
+    keep = slots >= 0
+    # Padding tokens (e.g. CUDA-graph filler) carry slot -1 and must not touch the cache.
+    if not bool(keep.all()):
+        slots, key, value = slots[keep], key[keep], value[keep]
+    flat_k.index_copy_(0, slots, key.to(flat_k.dtype))
+    flat_v.index_copy_(0, slots, value.to(flat_v.dtype))
+
+
+def paged_attention(
+    query: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    metadata: AttentionMetadata,
+    scale: float,
+) -> torch.Tensor:
+    """Causal attention of each sequence's new tokens over its whole paged context.
+
+    query: [T, Hq, D] in flat batch order, T = sum of query lengths; returns [T, Hq, D] in the
+    query's dtype. Hq must be a multiple of the cache's Hkv (GQA/MQA). Computes in float32.
+    """
+    num_kv_heads = k_cache.shape[2]
+    if query.shape[1] % num_kv_heads != 0:
+        raise ValueError(
+            f"query heads ({query.shape[1]}) must be a multiple of KV heads ({num_kv_heads})"
+        )
+    decode_seqs = [i for i, q_len in enumerate(metadata.query_lens_cpu) if q_len == 1]
+    if decode_seqs and len(decode_seqs) == metadata.num_seqs:
+        return _decode_attention(query, k_cache, v_cache, metadata, scale, None).to(query.dtype)
+
+    output = torch.empty_like(query)
+    query_starts = _query_starts(metadata)
+    if decode_seqs:
+        # Decodes of a mixed batch still go through one batched gather instead of the loop.
+        token_index = torch.tensor([query_starts[i] for i in decode_seqs], device=query.device)
+        output[token_index] = _decode_attention(
+            query[token_index], k_cache, v_cache, metadata, scale, decode_seqs
+        ).to(query.dtype)
+    for i, q_len in enumerate(metadata.query_lens_cpu):
+        if q_len > 1:
+            start = query_starts[i]
+            output[start : start + q_len] = _prefill_attention(
+                query[start : start + q_len], k_cache, v_cache, metadata, scale, i
+            ).to(query.dtype)
+    return output
+
+
+def _query_starts(metadata: AttentionMetadata) -> list[int]:
+    starts = [0]
+    for q_len in metadata.query_lens_cpu:
+        starts.append(starts[-1] + q_len)
+    return starts
+
+
+def _gather_context(
+    cache: torch.Tensor, block_tables: torch.Tensor, num_blocks: int
+) -> torch.Tensor:
+    """[S, >=num_blocks] block ids -> head-major float32 context [S, Hkv, num_blocks * bs, D]."""
+    num_seqs = block_tables.shape[0]
+    _, block_size, num_kv_heads, head_dim = cache.shape
+    block_ids = block_tables[:, :num_blocks].reshape(-1).to(torch.long)
+    blocks = cache.index_select(0, block_ids)
+    context = blocks.view(num_seqs, num_blocks * block_size, num_kv_heads, head_dim)
+    return context.permute(0, 2, 1, 3).float()
+
+
+def _decode_attention(
+    query: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    metadata: AttentionMetadata,
+    scale: float,
+    seqs: list[int] | None,
+) -> torch.Tensor:
+    """One query token per sequence: pad every context to the longest, mask, one batched matmul.
+
+    seqs lists which sequences of the batch the query rows belong to (None = all of them).
+    """
+    block_tables, seq_lens = metadata.block_tables, metadata.seq_lens
+    if seqs is None:
+        max_len = metadata.max_seq_len
+    else:
+        seq_index = torch.tensor(seqs, device=block_tables.device)
+        block_tables, seq_lens = block_tables[seq_index], seq_lens[seq_index]
+        max_len = max(metadata.seq_lens_cpu[i] for i in seqs)
+    num_blocks = -(-max_len // metadata.block_size)
+    keys = _gather_context(k_cache, block_tables, num_blocks)  # [S, Hkv, L, D]
+    values = _gather_context(v_cache, block_tables, num_blocks)
+    num_seqs, num_kv_heads, context_len, head_dim = keys.shape
+    group = query.shape[1] // num_kv_heads
+    # Query heads of one KV head form the rows of one matmul: [S, Hkv, G, D] x [S, Hkv, D, L].
+    q = query.float().view(num_seqs, num_kv_heads, group, head_dim)
+    scores = torch.matmul(q, keys.transpose(-1, -2)) * scale
+    positions = torch.arange(context_len, device=query.device)
+    padding = positions[None, :] >= seq_lens.to(query.device)[:, None]  # [S, L]
+    scores.masked_fill_(padding[:, None, None, :], float("-inf"))
+    out = torch.matmul(torch.softmax(scores, dim=-1), values)  # [S, Hkv, G, D]
+    return out.reshape(num_seqs, num_kv_heads * group, head_dim)
+
+
+def _prefill_attention(
+    query: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    metadata: AttentionMetadata,
+    scale: float,
+    seq: int,
+) -> torch.Tensor:
+    """A chunk of q_len > 1 new tokens of sequence `seq`, attending over its cached prefix too."""
+    q_len, seq_len = query.shape[0], metadata.seq_lens_cpu[seq]
+    num_blocks = -(-seq_len // metadata.block_size)
+    table = metadata.block_tables[seq : seq + 1]
+    keys = _gather_context(k_cache, table, num_blocks)[0, :, :seq_len]  # [Hkv, seq_len, D]
+    values = _gather_context(v_cache, table, num_blocks)[0, :, :seq_len]
+    num_kv_heads, _, head_dim = keys.shape
+    group = query.shape[1] // num_kv_heads
+    # The G query heads sharing a KV head are stacked as G * q_len rows of one SDPA batch entry,
+    # so GQA needs no copy of K/V per query head.
+    q = query.float().view(q_len, num_kv_heads, group, head_dim).permute(1, 2, 0, 3)
+    q = q.reshape(num_kv_heads, group * q_len, head_dim)
+    query_positions = torch.arange(seq_len - q_len, seq_len, device=query.device)
+    key_positions = torch.arange(seq_len, device=query.device)
+    causal = key_positions[None, :] <= query_positions[:, None]  # [q_len, seq_len]
+    out = F.scaled_dot_product_attention(
+        q, keys, values, attn_mask=causal.repeat(group, 1), scale=scale
+    )
+    out = out.view(num_kv_heads, group, q_len, head_dim).permute(2, 0, 1, 3)
+    return out.reshape(q_len, num_kv_heads * group, head_dim)

@@ -1,0 +1,31 @@
+"""The default weight loader: copy a whole checkpoint tensor into a replicated parameter."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+
+def check_shape(expected: tuple[int, ...], loaded: torch.Tensor, what: str) -> None:
+    if tuple(expected) != tuple(loaded.shape):
+        raise ValueError(
+            f"{what}: checkpoint tensor shape {tuple(loaded.shape)} does not match the model's "
+            f"{tuple(expected)}"
+        )
+
+
+def default_weight_loader(
+    param: nn.Parameter, loaded_weight: torch.Tensor, shard_id: object = None
+) -> None:
+    check_shape(param.shape, loaded_weight, "parameter")
+    param.data.copy_(loaded_weight)
+
+
+WeightLoader = Callable[[nn.Parameter, torch.Tensor, object], None]
+
+
+def weight_loader_of(param: nn.Parameter) -> WeightLoader:
+    """The parameter's own sharding-aware loader, or the whole-tensor copy."""
+    return getattr(param, "weight_loader", default_weight_loader)

@@ -1,0 +1,149 @@
+"""LLM: the offline API (vLLM-compatible): generate and chat over a batch of prompts."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+from tqdm.auto import tqdm
+
+from ponder.assets import default_model_dir
+from ponder.config import CacheConfig, EngineConfig, ModelConfig, SchedulerConfig
+from ponder.engine.llm_engine import LLMEngine, PromptInput
+from ponder.engine.outputs import RequestOutput
+from ponder.engine.sampling_params import SamplingParams
+from ponder.errors import InvalidRequestError
+
+Message = dict[str, object]
+
+
+def build_engine_config(
+    model: str | None = None,
+    *,
+    dtype: str = "auto",
+    max_model_len: int | None = None,
+    max_num_seqs: int = 256,
+    max_num_batched_tokens: int = 2048,
+    block_size: int = 16,
+    enable_prefix_caching: bool = True,
+    kv_cache_memory: int | None = None,
+    gpu_memory_utilization: float = 0.9,
+    num_kv_blocks: int | None = None,
+    scheduling_policy: str = "fcfs",
+    seed: int = 0,
+    device: str | None = None,
+) -> EngineConfig:
+    """The engine's knobs, named as in vLLM. model=None serves the built-in reasoning model."""
+    return EngineConfig(
+        model=ModelConfig(
+            model=str(model) if model is not None else str(default_model_dir()),
+            dtype=dtype,
+            max_model_len=max_model_len,
+            seed=seed,
+            device=device,
+        ),
+        cache=CacheConfig(
+            block_size=block_size,
+            enable_prefix_caching=enable_prefix_caching,
+            kv_cache_memory=kv_cache_memory,
+            gpu_memory_utilization=gpu_memory_utilization,
+            num_kv_blocks=num_kv_blocks,
+        ),
+        scheduler=SchedulerConfig(
+            max_num_seqs=max_num_seqs,
+            max_num_batched_tokens=max_num_batched_tokens,
+            policy=scheduling_policy,
+        ),
+    )
+
+
+class LLM:
+    """Offline batched inference: every prompt given at once is scheduled together."""
+
+    def __init__(self, model: str | None = None, **engine_kwargs):
+        self.engine = LLMEngine(build_engine_config(model, **engine_kwargs))
+        self._request_ids = itertools.count()
+
+    def get_tokenizer(self):
+        return self.engine.tokenizer
+
+    def generate(
+        self,
+        prompts: PromptInput | Sequence[PromptInput],
+        sampling_params: SamplingParams | Sequence[SamplingParams] | None = None,
+        *,
+        use_tqdm: bool = False,
+        priority: Sequence[int] | None = None,
+    ) -> list[RequestOutput]:
+        """Outputs come back in the order of the prompts."""
+        prompt_list = _as_prompt_list(prompts)
+        params_list = _broadcast(
+            sampling_params or SamplingParams(), len(prompt_list), "sampling_params"
+        )
+        priorities = _broadcast(
+            priority if priority is not None else 0, len(prompt_list), "priority"
+        )
+        # Validate everything before queueing anything: a bad prompt must not leave others behind.
+        requests = [
+            self.engine.make_request(str(next(self._request_ids)), prompt, params, priority=prio)
+            for prompt, params, prio in zip(prompt_list, params_list, priorities)
+        ]
+        for request in requests:
+            self.engine.add(request)
+        return self._run([r.request_id for r in requests], use_tqdm)
+
+    def chat(
+        self,
+        messages: list[Message] | list[list[Message]],
+        sampling_params: SamplingParams | Sequence[SamplingParams] | None = None,
+        *,
+        use_tqdm: bool = False,
+        add_generation_prompt: bool = True,
+        chat_template_kwargs: dict | None = None,
+    ) -> list[RequestOutput]:
+        """One conversation (a list of messages) or several; applies the model's chat template."""
+        conversations = messages if messages and isinstance(messages[0], list) else [messages]
+        tokenizer = self.engine.tokenizer
+        prompts = []
+        for conversation in conversations:
+            text = tokenizer.apply_chat_template(
+                conversation,
+                add_generation_prompt=add_generation_prompt,
+                **(chat_template_kwargs or {}),
+            )
+            # The template already holds any BOS token; encode() must not add a second one.
+            token_ids = tokenizer.encode(text, add_special_tokens=False)
+            prompts.append({"prompt": text, "prompt_token_ids": token_ids})
+        return self.generate(prompts, sampling_params, use_tqdm=use_tqdm)
+
+    def _run(self, request_ids: list[str], use_tqdm: bool) -> list[RequestOutput]:
+        pending = set(request_ids)
+        finished: dict[str, RequestOutput] = {}
+        with tqdm(total=len(request_ids), disable=not use_tqdm, desc="generating") as progress:
+            while pending:
+                for output in self.engine.step():
+                    if output.finished and output.request_id in pending:
+                        pending.discard(output.request_id)
+                        finished[output.request_id] = output
+                        progress.update(1)
+        return [finished[request_id] for request_id in request_ids]
+
+
+def _as_prompt_list(prompts: PromptInput | Sequence[PromptInput]) -> list[PromptInput]:
+    if isinstance(prompts, str | dict):
+        return [prompts]
+    if isinstance(prompts, Sequence) and prompts and all(isinstance(t, int) for t in prompts):
+        return [prompts]  # a single list of token ids
+    if not isinstance(prompts, Sequence) or not prompts:
+        raise InvalidRequestError("prompts must be a non-empty list", param="prompts")
+    return list(prompts)
+
+
+def _broadcast(value, count: int, name: str) -> list:
+    if isinstance(value, list | tuple):
+        if len(value) != count:
+            raise InvalidRequestError(
+                f"{name} has {len(value)} entries for {count} prompts", param=name
+            )
+        return list(value)
+    return [value] * count

@@ -1,0 +1,102 @@
+"""AsyncEngine: concurrent streams, deltas, abort frees KV, stats."""
+
+import asyncio
+
+import pytest
+
+from ponder import LLM, InvalidRequestError, RequestOutputKind, SamplingParams
+from ponder.engine.async_engine import AsyncEngine
+from ponder.engine.llm_engine import LLMEngine
+from ponder.llm import build_engine_config
+
+
+def make_engine(ckpt) -> AsyncEngine:
+    return AsyncEngine(LLMEngine(build_engine_config(str(ckpt), block_size=4, kv_cache_memory=1 << 24)))
+
+
+def test_concurrent_streams_match_offline_generate(qwen3_ckpt):
+    prompts = ["Hello", "The quick brown fox", "Let me think step by step", "Numbers like 0 1 2"]
+    greedy = SamplingParams(temperature=0, max_tokens=10, ignore_eos=True)
+    offline = [o.outputs[0].text for o in LLM(str(qwen3_ckpt)).generate(prompts, greedy)]
+
+    async def run():
+        engine = make_engine(qwen3_ckpt)
+        delta = SamplingParams(temperature=0, max_tokens=10, ignore_eos=True,
+                               output_kind=RequestOutputKind.DELTA)
+
+        async def consume(i):
+            text, token_count = "", 0
+            async for out in engine.add_request(f"req-{i}", prompts[i], delta):
+                text += out.outputs[0].text
+                token_count += len(out.outputs[0].token_ids)
+            return text, token_count
+
+        results = await asyncio.gather(*(consume(i) for i in range(len(prompts))))
+        stats = engine.stats()
+        await engine.shutdown()
+        return results, stats
+
+    results, stats = asyncio.run(run())
+    assert [text for text, _ in results] == offline
+    assert all(count == 10 for _, count in results)
+    assert stats.generation_tokens == 40
+
+
+def test_abort_frees_blocks_and_other_requests_continue(qwen3_ckpt):
+    async def run():
+        engine = make_engine(qwen3_ckpt)
+        long = SamplingParams(temperature=0, max_tokens=400, ignore_eos=True)
+        short = SamplingParams(temperature=0, max_tokens=5, ignore_eos=True)
+        stream = engine.add_request("long", "Hello", long)
+        await stream.__anext__()
+        other = engine.add_request("short", "world", short)
+        stream.abort()
+        outputs = [out async for out in other]
+        for _ in range(100):
+            stats = engine.stats()
+            if stats.num_requests == 0:
+                break
+            await asyncio.sleep(0.02)
+        await engine.shutdown()
+        return outputs, stats
+
+    outputs, stats = asyncio.run(run())
+    assert outputs[-1].finished and len(outputs[-1].outputs[0].token_ids) == 5
+    assert stats.num_requests == 0 and stats.kv_blocks_used == 0
+
+
+def test_generate_aborts_when_the_consumer_stops_early(qwen3_ckpt):
+    async def run():
+        engine = make_engine(qwen3_ckpt)
+        params = SamplingParams(temperature=0, max_tokens=500, ignore_eos=True)
+        agen = engine.generate("Hello", params, request_id="x")
+        async for _ in agen:
+            break
+        await agen.aclose()
+        for _ in range(100):
+            if engine.stats().num_requests == 0:
+                break
+            await asyncio.sleep(0.02)
+        stats = engine.stats()
+        await engine.shutdown()
+        return stats
+
+    stats = asyncio.run(run())
+    assert stats.num_requests == 0 and stats.kv_blocks_used == 0
+
+
+def test_invalid_requests_raise_at_add_time(qwen3_ckpt):
+    async def run():
+        engine = make_engine(qwen3_ckpt)
+        try:
+            with pytest.raises(InvalidRequestError):
+                engine.add_request("bad", "", SamplingParams())
+            stream = engine.add_request("dup", "Hello", SamplingParams(max_tokens=2))
+            with pytest.raises(InvalidRequestError, match="already in use"):
+                engine.add_request("dup", "Hello", SamplingParams(max_tokens=2))
+            return [out async for out in stream]
+        finally:
+            await engine.shutdown()
+
+    outputs = asyncio.run(run())
+    assert outputs[-1].finished
