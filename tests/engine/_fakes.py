@@ -11,8 +11,14 @@ from ponder.engine.sampling_params import SamplingParams
 _ids = itertools.count()
 
 
-def make_seq(prompt: list[int], *, n: int = 1, max_tokens: int = 4, priority: int = 0,
-             arrival: float | None = None) -> Sequence:
+def make_seq(
+    prompt: list[int],
+    *,
+    n: int = 1,
+    max_tokens: int = 4,
+    priority: int = 0,
+    arrival: float | None = None,
+) -> Sequence:
     arrival = float(next(_ids)) if arrival is None else arrival
     request = Request(
         request_id=f"r{arrival}",
@@ -23,8 +29,15 @@ def make_seq(prompt: list[int], *, n: int = 1, max_tokens: int = 4, priority: in
         priority=priority,
         metrics=RequestMetrics(arrival_time=arrival),
     )
-    seq = Sequence(seq_id=next(_ids), request=request, index=0, token_ids=list(prompt),
-                   num_prompt_tokens=len(prompt), generator=None, detokenizer=None)
+    seq = Sequence(
+        seq_id=next(_ids),
+        request=request,
+        index=0,
+        token_ids=list(prompt),
+        num_prompt_tokens=len(prompt),
+        generator=None,
+        detokenizer=None,
+    )
     request.sequences.append(seq)
     return seq
 

@@ -11,7 +11,9 @@ from ponder.llm import build_engine_config
 
 
 def make_engine(ckpt) -> AsyncEngine:
-    return AsyncEngine(LLMEngine(build_engine_config(str(ckpt), block_size=4, kv_cache_memory=1 << 24)))
+    return AsyncEngine(
+        LLMEngine(build_engine_config(str(ckpt), block_size=4, kv_cache_memory=1 << 24))
+    )
 
 
 def test_concurrent_streams_match_offline_generate(qwen3_ckpt):
@@ -21,8 +23,9 @@ def test_concurrent_streams_match_offline_generate(qwen3_ckpt):
 
     async def run():
         engine = make_engine(qwen3_ckpt)
-        delta = SamplingParams(temperature=0, max_tokens=10, ignore_eos=True,
-                               output_kind=RequestOutputKind.DELTA)
+        delta = SamplingParams(
+            temperature=0, max_tokens=10, ignore_eos=True, output_kind=RequestOutputKind.DELTA
+        )
 
         async def consume(i):
             text, token_count = "", 0

@@ -45,6 +45,8 @@ class IncrementalDetokenizer:
         self._visible_chunks: list[str] = []
         self._unread_chunks: list[str] = []
         self._stop_matched: str | None = None
+        # Off while a reasoning model is inside its thought: stop strings apply to the answer.
+        self.stops_enabled = True
 
     @property
     def stop_matched(self) -> str | None:
@@ -106,8 +108,9 @@ class IncrementalDetokenizer:
             self._prefix_offset = 0
 
     def _receive(self, text: str) -> None:
-        if not self._stops:
-            self._show(text)
+        if not self._stops or not self.stops_enabled:
+            self._show(self._held_text + text)
+            self._held_text = ""
             return
         # A stop string can only start inside the held text or the new text (see _held_length).
         candidate = self._held_text + text

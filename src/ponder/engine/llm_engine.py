@@ -5,7 +5,8 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Mapping, Sequence as Seq
+from collections.abc import Mapping
+from collections.abc import Sequence as Seq
 from dataclasses import dataclass
 
 import torch
@@ -22,6 +23,7 @@ from ponder.engine.sampler import Sampler, SamplerOutput, SamplingRow, prompt_lo
 from ponder.engine.sampling_params import SamplingParams
 from ponder.engine.scheduler import Scheduler
 from ponder.engine.stop_checker import check_stop
+from ponder.engine.thinking import ThinkMarkers, ThoughtState
 from ponder.engine.tokenizer import Tokenizer
 from ponder.errors import InvalidRequestError, PromptTooLongError, RequestNotFoundError
 from ponder.models.hf_config import read_arch_config
@@ -52,13 +54,12 @@ class LLMEngine:
         self.config = config
         model_dir = config.model.model
         self.arch = read_arch_config(model_dir)
-        self.device = torch.device(
-            config.model.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        )
+        self.device = torch.device(config.model.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.dtype = resolve_dtype(self.arch, config.model.dtype, self.device)
         self.max_model_len = _resolve_max_model_len(config.model.max_model_len, self.arch)
         self.tokenizer = Tokenizer.from_dir(model_dir)
         self.eos_token_ids = frozenset(self.arch.eos_token_ids) | _tokenizer_eos(self.tokenizer)
+        self.think_markers = ThinkMarkers.from_tokenizer(self.tokenizer)
         torch.manual_seed(config.model.seed)
         model = load_model(model_dir, self.arch, self.dtype, self.device)
         block_size = config.cache.block_size
@@ -106,6 +107,11 @@ class LLMEngine:
         """Validate and tokenize; touches no engine state, so any thread may call it."""
         if not isinstance(params, SamplingParams):
             raise InvalidRequestError("sampling params must be a SamplingParams", param="params")
+        if params.thinking_budget is not None and self.think_markers is None:
+            raise InvalidRequestError(
+                "thinking_budget needs a reasoning model with <think> and </think> tokens",
+                param="thinking_budget",
+            )
         text, token_ids = self._tokenize(prompt)
         if len(token_ids) >= self.max_model_len:
             raise PromptTooLongError(
@@ -238,10 +244,7 @@ class LLMEngine:
         if not isinstance(token_ids, list) or not token_ids:
             raise InvalidRequestError("the prompt must not be empty", param="prompt")
         vocab_size = self.arch.vocab_size
-        if not all(
-            isinstance(t, int) and not isinstance(t, bool) and 0 <= t < vocab_size
-            for t in token_ids
-        ):
+        if not all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t < vocab_size for t in token_ids):
             raise InvalidRequestError(
                 f"prompt token ids must be integers in [0, {vocab_size})", param="prompt_token_ids"
             )
@@ -249,6 +252,16 @@ class LLMEngine:
 
     def _new_sequence(self, request: Request, index: int, token_ids: list[int]) -> Sequence:
         params = request.params
+        markers = self.think_markers
+        thought = ThoughtState.after_prompt(request.prompt_token_ids, markers) if markers else None
+        detokenizer = IncrementalDetokenizer(
+            self.tokenizer,
+            request.prompt_token_ids,
+            skip_special_tokens=params.skip_special_tokens,
+            stop=params.stop_list,
+            include_stop_str_in_output=params.include_stop_str_in_output,
+        )
+        detokenizer.stops_enabled = thought is None or not thought.in_thought
         return Sequence(
             seq_id=next(self._seq_ids),
             request=request,
@@ -256,13 +269,8 @@ class LLMEngine:
             token_ids=token_ids,
             num_prompt_tokens=len(request.prompt_token_ids),
             generator=self._generator(params.seed, index),
-            detokenizer=IncrementalDetokenizer(
-                self.tokenizer,
-                request.prompt_token_ids,
-                skip_special_tokens=params.skip_special_tokens,
-                stop=params.stop_list,
-                include_stop_str_in_output=params.include_stop_str_in_output,
-            ),
+            detokenizer=detokenizer,
+            thought=thought,
             logprobs=[] if params.logprobs is not None else None,
             confidences=[] if params.confidence_top_k > 0 else None,
         )
@@ -300,20 +308,39 @@ class LLMEngine:
     def _append_tokens(self, seqs: list[Sequence], sampled: SamplerOutput, now: float) -> None:
         for i, seq in enumerate(seqs):
             token_id = sampled.token_ids[i]
-            seq.token_ids.append(token_id)
             seq.cumulative_logprob += sampled.logprobs[i]
             if seq.logprobs is not None:
                 seq.logprobs.append(self._decorate(sampled.top_logprobs[i]))
             if seq.confidences is not None:
                 seq.confidences.append(sampled.confidences[i])
-            self._generation_tokens += 1
             metrics = seq.request.metrics
             if metrics.first_token_time is None:
                 metrics.first_token_time = now
-            check_stop(seq, token_id, self.eos_token_ids, self.max_model_len)
+            forced = self._observe_thought(seq, token_id)
+            self._append_token(seq, token_id)
+            for forced_id in forced:  # the budget closed the thought: answer next
+                if seq.finish_reason is not None:
+                    break
+                if seq.logprobs is not None:
+                    seq.logprobs.append({})
+                if seq.confidences is not None:
+                    seq.confidences.append(None)
+                self._append_token(seq, forced_id)
             if seq.finish_reason is not None:
                 seq.status = SequenceStatus.FINISHED
                 self.scheduler.remove(seq)
+
+    def _append_token(self, seq: Sequence, token_id: int) -> None:
+        seq.token_ids.append(token_id)
+        self._generation_tokens += 1
+        check_stop(seq, token_id, self.eos_token_ids, self.max_model_len)
+
+    def _observe_thought(self, seq: Sequence, token_id: int) -> tuple[int, ...]:
+        if seq.thought is None:
+            return ()
+        forced = seq.thought.observe(token_id, self.think_markers, seq.params.thinking_budget)
+        seq.detokenizer.stops_enabled = not seq.thought.in_thought
+        return forced
 
     def _append_prompt_logprobs(self, seq: Sequence, logits: torch.Tensor) -> None:
         request = seq.request

@@ -44,6 +44,7 @@ def _cumulative(seq: Sequence) -> CompletionOutput:
         cumulative_logprob=seq.cumulative_logprob,
         logprobs=list(seq.logprobs) if seq.logprobs is not None else None,
         confidences=list(seq.confidences) if seq.confidences is not None else None,
+        num_reasoning_tokens=seq.num_reasoning_tokens,
         finish_reason=seq.finish_reason,
         stop_reason=seq.stop_reason,
     )
@@ -60,6 +61,7 @@ def _delta(seq: Sequence) -> CompletionOutput:
         cumulative_logprob=seq.cumulative_logprob,
         logprobs=seq.logprobs[start_token:] if seq.logprobs is not None else None,
         confidences=seq.confidences[start_token:] if seq.confidences is not None else None,
+        num_reasoning_tokens=seq.num_reasoning_tokens,
         finish_reason=seq.finish_reason,
         stop_reason=seq.stop_reason,
     )

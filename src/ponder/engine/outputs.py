@@ -22,9 +22,10 @@ class CompletionOutput:
     text: str
     token_ids: list[int]
     cumulative_logprob: float | None = None
-    logprobs: list[PositionLogprobs] | None = None
+    logprobs: list[PositionLogprobs] | None = None  # {} at tokens the engine forced
     # Per-token confidence (-mean of the top-k logprobs), when SamplingParams.confidence_top_k > 0.
-    confidences: list[float] | None = None
+    confidences: list[float | None] | None = None
+    num_reasoning_tokens: int = 0  # generated tokens inside <think>…</think>
     finish_reason: str | None = None  # "stop" | "length" | "abort"
     stop_reason: int | str | None = None  # the stop string or token id that ended it
 

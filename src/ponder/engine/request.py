@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     import torch
 
     from ponder.engine.detokenizer import IncrementalDetokenizer
+    from ponder.engine.thinking import ThoughtState
 
 
 class SequenceStatus(enum.Enum):
@@ -34,6 +35,7 @@ class Sequence:
     num_prompt_tokens: int
     generator: torch.Generator | None
     detokenizer: IncrementalDetokenizer | None
+    thought: ThoughtState | None = None  # None: the model has no think markers
     status: SequenceStatus = SequenceStatus.WAITING
     num_computed_tokens: int = 0
     block_table: list[int] = field(default_factory=list)
@@ -41,7 +43,7 @@ class Sequence:
     num_published_blocks: int = 0  # leading blocks already in the prefix cache index
     cumulative_logprob: float = 0.0
     logprobs: list[PositionLogprobs] | None = None
-    confidences: list[float] | None = None
+    confidences: list[float | None] | None = None  # None at tokens the engine forced
     finish_reason: str | None = None
     stop_reason: int | str | None = None
     # what earlier DELTA outputs already carried
@@ -67,6 +69,10 @@ class Sequence:
     @property
     def prompt_token_ids(self) -> list[int]:
         return self.token_ids[: self.num_prompt_tokens]
+
+    @property
+    def num_reasoning_tokens(self) -> int:
+        return self.thought.num_reasoning_tokens if self.thought is not None else 0
 
     @property
     def is_finished(self) -> bool:

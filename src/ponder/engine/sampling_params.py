@@ -37,6 +37,9 @@ class SamplingParams:
     prompt_logprobs: int | None = None
     # Per-token confidence = -mean(top-k logprobs); reasoning strategies read it. 0: not computed.
     confidence_top_k: int = 0
+    # Reasoning models: at most this many tokens inside <think>…</think>; the engine then closes
+    # the thought itself so the answer still comes. None: no budget.
+    thinking_budget: int | None = None
     skip_special_tokens: bool = True
     output_kind: RequestOutputKind = RequestOutputKind.CUMULATIVE
     stop_list: list[str] = field(init=False, repr=False)
@@ -125,6 +128,11 @@ class SamplingParams:
             _is_int(self.confidence_top_k) and 0 <= self.confidence_top_k <= 100,
             "confidence_top_k",
             f"confidence_top_k must be an integer in [0, 100], got {self.confidence_top_k!r}",
+        )
+        _check(
+            self.thinking_budget is None or (_is_int(self.thinking_budget) and self.thinking_budget >= 1),
+            "thinking_budget",
+            f"thinking_budget must be an integer >= 1, got {self.thinking_budget!r}",
         )
         _check(
             isinstance(self.output_kind, RequestOutputKind),

@@ -31,6 +31,9 @@ def check_stop(
             _finish(seq, "length", None)
     if seq.finish_reason is not None and detokenizer is not None:
         detokenizer.flush()  # text held back for a possible stop string is final now
+        # A stop string hidden behind an incomplete character only shows up at the flush.
+        if seq.finish_reason == "length" and detokenizer.stop_matched is not None:
+            _finish(seq, "stop", detokenizer.stop_matched)
 
 
 def _finish(seq: Sequence, reason: str, stop_reason: int | str | None) -> None:
