@@ -41,15 +41,15 @@ def test_batch_of_prompts_matches_transformers(ckpt):
     assert llm.engine.stats().kv_blocks_used == 0
 
 
-def test_tiny_token_budget_chunks_prefill_and_matches(qwen3_ckpt):
-    llm = LLM(str(qwen3_ckpt), max_num_batched_tokens=7, block_size=4, kv_cache_memory=1 << 24)
+def test_tiny_token_budget_chunks_prefill_and_matches(ckpt):
+    llm = LLM(str(ckpt), max_num_batched_tokens=7, block_size=4, kv_cache_memory=1 << 24)
     batch = prompts()
     outs = llm.generate(token_prompts(batch), greedy())
-    assert [o.outputs[0].token_ids for o in outs] == expected(qwen3_ckpt, batch)
+    assert [o.outputs[0].token_ids for o in outs] == expected(ckpt, batch)
 
 
-def test_prefix_cache_hits_give_identical_output(qwen2_ckpt):
-    llm = LLM(str(qwen2_ckpt), block_size=4, kv_cache_memory=1 << 24)
+def test_prefix_cache_hits_give_identical_output(ckpt):
+    llm = LLM(str(ckpt), block_size=4, kv_cache_memory=1 << 24)
     shared = prompts()[4][:30]
     batch = [shared + [5, 6, 7], shared + [9], shared[:21]]
     first = llm.generate(token_prompts(batch), greedy())
@@ -57,26 +57,26 @@ def test_prefix_cache_hits_give_identical_output(qwen2_ckpt):
     second = llm.generate(token_prompts(batch), greedy())
     assert llm.engine.stats().prefix_cache_hits > hits_before
     assert second[0].num_cached_tokens > 0
-    want = expected(qwen2_ckpt, batch)
+    want = expected(ckpt, batch)
     assert [o.outputs[0].token_ids for o in first] == want
     assert [o.outputs[0].token_ids for o in second] == want
 
 
-def test_preemption_recomputes_to_identical_output(llama_ckpt):
+def test_preemption_recomputes_to_identical_output(ckpt):
     # 16 blocks of 4 = 64 tokens for 5 sequences that grow to 21..60 tokens: preemption is certain.
-    llm = LLM(str(llama_ckpt), block_size=4, num_kv_blocks=16, max_model_len=64)
+    llm = LLM(str(ckpt), block_size=4, num_kv_blocks=16, max_model_len=64)
     batch = prompts()
     outs = llm.generate(token_prompts(batch), greedy(max_tokens=20))
     assert llm.engine.stats().num_preemptions > 0
-    assert [o.outputs[0].token_ids for o in outs] == expected(llama_ckpt, batch, max_new=20)
+    assert [o.outputs[0].token_ids for o in outs] == expected(ckpt, batch, max_new=20)
     assert llm.engine.stats().kv_blocks_used == 0
 
 
-def test_n_greedy_samples_share_prefill(qwen3_ckpt):
-    llm = LLM(str(qwen3_ckpt), block_size=4, kv_cache_memory=1 << 24, enable_prefix_caching=False)
+def test_n_greedy_samples_share_prefill(ckpt):
+    llm = LLM(str(ckpt), block_size=4, kv_cache_memory=1 << 24, enable_prefix_caching=False)
     prompt = prompts()[3]
     out = llm.generate(token_prompts([prompt]), greedy(n=4))[0]
-    want = hf_greedy(qwen3_ckpt, prompt, MAX_NEW)
+    want = hf_greedy(ckpt, prompt, MAX_NEW)
     assert [c.token_ids for c in out.outputs] == [want] * 4
     assert [c.index for c in out.outputs] == [0, 1, 2, 3]
     # the prompt was prefilled once, not four times
