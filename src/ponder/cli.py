@@ -112,7 +112,13 @@ def _run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-_SUBCOMMANDS: list[Callable] = [_add_generate]
+def _add_bench(subparsers) -> None:
+    from ponder.bench.cli import add_bench_parser
+
+    add_bench_parser(subparsers)
+
+
+_SUBCOMMANDS: list[Callable] = [_add_generate, _add_bench]
 
 
 def build_parser() -> argparse.ArgumentParser:

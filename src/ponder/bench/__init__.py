@@ -1,0 +1,1 @@
+"""`ponder bench`: a serving benchmark (TTFT, TPOT, ITL, goodput, reasoning cost) over HTTP."""

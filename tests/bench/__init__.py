@@ -1,0 +1,1 @@
+"""Tests of `ponder bench` (src/ponder/bench)."""
