@@ -11,9 +11,7 @@ from ponder.llm import build_engine_config
 
 
 def make_engine(ckpt) -> AsyncEngine:
-    return AsyncEngine(
-        LLMEngine(build_engine_config(str(ckpt), block_size=4, kv_cache_memory=1 << 24))
-    )
+    return AsyncEngine(LLMEngine(build_engine_config(str(ckpt), block_size=4, kv_cache_memory=1 << 24)))
 
 
 def test_concurrent_streams_match_offline_generate(qwen3_ckpt):
@@ -103,3 +101,29 @@ def test_invalid_requests_raise_at_add_time(qwen3_ckpt):
 
     outputs = asyncio.run(run())
     assert outputs[-1].finished
+
+
+def test_stopping_one_branch_frees_it_and_the_others_finish(qwen3_ckpt):
+    async def run():
+        engine = make_engine(qwen3_ckpt)
+        params = SamplingParams(
+            n=3, temperature=1.0, seed=1, max_tokens=30, ignore_eos=True, output_kind=RequestOutputKind.DELTA
+        )
+        stream = engine.add_request("branches", "Let me think", params)
+        tokens = {0: 0, 1: 0, 2: 0}
+        finish = {}
+        async for out in stream:
+            for completion in out.outputs:
+                tokens[completion.index] += len(completion.token_ids)
+                if completion.finish_reason:
+                    finish[completion.index] = completion.finish_reason
+            if tokens[1] >= 3 and 1 not in finish:
+                engine.stop_branch("branches", 1)
+        stats = engine.stats()
+        await engine.shutdown()
+        return tokens, finish, stats
+
+    tokens, finish, stats = asyncio.run(run())
+    assert finish == {0: "length", 1: "abort", 2: "length"}
+    assert tokens[0] == tokens[2] == 30 and tokens[1] < 30
+    assert stats.kv_blocks_used == 0

@@ -93,9 +93,7 @@ class AsyncEngine:
             raise EngineDeadError("the engine is shut down")
         request_id = request_id or uuid.uuid4().hex
         if request_id in self._streams:
-            raise InvalidRequestError(
-                f"request id {request_id!r} is already in use", param="request_id"
-            )
+            raise InvalidRequestError(f"request id {request_id!r} is already in use", param="request_id")
         request = self.engine.make_request(request_id, prompt, params, priority=priority)
         stream = RequestStream(request_id, self)
         self._streams[request_id] = stream
@@ -125,6 +123,12 @@ class AsyncEngine:
             self._commands.put(("abort", request_id))
             self._wakeup.set()
 
+    def stop_branch(self, request_id: str, index: int) -> None:
+        """End sample `index` of a request early (its stream gets its final delta); frees its KV."""
+        if request_id in self._streams:
+            self._commands.put(("stop", (request_id, index)))
+            self._wakeup.set()
+
     def stats(self) -> EngineStats:
         """Engine stats as of the end of the last step (updated by the loop thread)."""
         return self._stats
@@ -151,19 +155,12 @@ class AsyncEngine:
                 continue
             try:
                 outputs = engine.step()
-            except (
-                Exception
-            ) as error:  # a bug, not bad input: fail in-flight requests, keep serving
+            except Exception as error:  # a bug, not bad input: fail in-flight requests, keep serving
                 logger.exception("engine step failed")
                 self._fail_all(error)
                 continue
             self._stats = engine.stats()  # before delivery: a finished caller sees final stats
-            for output in outputs:
-                stream = self._streams.get(output.request_id)
-                if stream is not None:
-                    stream.put(output)
-                    if output.finished:
-                        self._streams.pop(output.request_id, None)
+            self._deliver(outputs)
         self._fail_all(EngineDeadError("the engine shut down"))
 
     def _drain_commands(self) -> None:
@@ -172,13 +169,23 @@ class AsyncEngine:
                 command, argument = self._commands.get_nowait()
             except queue.Empty:
                 return
-            if command == "add":
-                self._add(argument)
-            else:
-                try:
+            try:
+                if command == "add":
+                    self._add(argument)
+                elif command == "stop":
+                    self._deliver([self.engine.stop_sequence(*argument)])
+                else:
                     self.engine.abort_request(argument)
-                except RequestNotFoundError:
-                    pass  # finished meanwhile
+            except (RequestNotFoundError, InvalidRequestError):
+                pass  # finished meanwhile, or a branch that never started
+
+    def _deliver(self, outputs: list[RequestOutput | None]) -> None:
+        for output in outputs:
+            stream = self._streams.get(output.request_id) if output is not None else None
+            if stream is not None:
+                stream.put(output)
+                if output.finished:
+                    self._streams.pop(output.request_id, None)
 
     def _add(self, request: Request) -> None:
         if request.request_id not in self._streams:

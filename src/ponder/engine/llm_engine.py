@@ -161,6 +161,26 @@ class LLMEngine:
             self.scheduler.remove(seq)
         return build_output(request, set(request.sequences))
 
+    def stop_sequence(self, request_id: str, index: int) -> RequestOutput | None:
+        """End one sample (branch) of a request early and free its KV blocks; the other samples
+        go on. Returns the request's output for this change (None if the branch had finished)."""
+        request = self.requests.get(request_id)
+        if request is None:
+            raise RequestNotFoundError(f"no running request with id {request_id!r}")
+        if not 0 <= index < len(request.sequences):
+            raise InvalidRequestError(
+                f"request {request_id!r} has no running sample {index} (it has "
+                f"{len(request.sequences)} so far; samples start once the prompt is prefilled)",
+                param="index",
+            )
+        seq = request.sequences[index]
+        if seq.is_finished:
+            return None
+        seq.status = SequenceStatus.FINISHED
+        seq.finish_reason = "abort"
+        self.scheduler.remove(seq)
+        return self._collect_outputs({seq})[0]
+
     def has_unfinished_requests(self) -> bool:
         return bool(self.requests)
 
