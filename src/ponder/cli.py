@@ -1,4 +1,4 @@
-"""The `ponder` command: generate (and, as they land: serve, chat, batch, bench, eval, train)."""
+"""The `ponder` command: generate, serve, chat, batch, bench, eval, train."""
 
 from __future__ import annotations
 
@@ -54,6 +54,7 @@ def add_engine_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--scheduling-policy", default="fcfs", choices=["fcfs", "priority"])
     group.add_argument("--seed", type=int, default=0)
     group.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    group.add_argument("--enforce-eager", action="store_true", help="no CUDA graphs (GPU)")
 
 
 def engine_kwargs(args: argparse.Namespace) -> dict:
@@ -69,6 +70,7 @@ def engine_kwargs(args: argparse.Namespace) -> dict:
         "scheduling_policy",
         "seed",
         "device",
+        "enforce_eager",
     )
     return {name: getattr(args, name) for name in names}
 
@@ -112,13 +114,27 @@ def _run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_server_commands(subparsers) -> None:
+    from ponder.server.cli import add_batch_parser, add_chat_parser, add_serve_parser
+
+    add_serve_parser(subparsers)
+    add_chat_parser(subparsers)
+    add_batch_parser(subparsers)
+
+
 def _add_bench(subparsers) -> None:
     from ponder.bench.cli import add_bench_parser
 
     add_bench_parser(subparsers)
 
 
-_SUBCOMMANDS: list[Callable] = [_add_generate, _add_bench]
+def _add_train(subparsers) -> None:
+    from ponder.train.cli import add_train_parser
+
+    add_train_parser(subparsers)
+
+
+_SUBCOMMANDS: list[Callable] = [_add_generate, _add_server_commands, _add_bench, _add_train]
 
 
 def build_parser() -> argparse.ArgumentParser:

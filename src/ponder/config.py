@@ -71,6 +71,7 @@ class ModelConfig:
     max_model_len: int | None = None  # None: the checkpoint's max_position_embeddings
     seed: int = 0
     device: str | None = None  # None: cuda if available, else cpu
+    enforce_eager: bool = False  # no CUDA graphs
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ def build_engine_config(
     scheduling_policy: str = "fcfs",
     seed: int = 0,
     device: str | None = None,
+    enforce_eager: bool = False,
 ) -> EngineConfig:
     """The engine's knobs, named as in vLLM. model=None serves the built-in reasoning model."""
     return EngineConfig(
@@ -41,6 +42,7 @@ def build_engine_config(
             max_model_len=max_model_len,
             seed=seed,
             device=device,
+            enforce_eager=enforce_eager,
         ),
         cache=CacheConfig(
             block_size=block_size,
@@ -115,6 +117,30 @@ class LLM:
             token_ids = tokenizer.encode(text, add_special_tokens=False)
             prompts.append({"prompt": text, "prompt_token_ids": token_ids})
         return self.generate(prompts, sampling_params, use_tqdm=use_tqdm)
+
+    def reason(
+        self,
+        prompts,
+        strategy="self_consistency",
+        sampling_params: SamplingParams | None = None,
+        *,
+        chat: bool = True,
+        verifier=None,
+        models: dict[str, LLM] | None = None,
+        concurrency: int = 64,
+    ) -> list:
+        """Run a test-time scaling strategy per prompt (see docs/reasoning.md); returns one
+        StrategyResult per prompt. A string prompt is a user message when chat=True."""
+        from ponder.reasoning.controller import OfflineReasoner
+
+        reasoner = OfflineReasoner(
+            self.engine, models={name: llm.engine for name, llm in (models or {}).items()}
+        )
+        prompt_list = [prompts] if isinstance(prompts, str | dict) else list(prompts)
+        params = sampling_params or SamplingParams(temperature=0.8, max_tokens=None)
+        return reasoner.run_all(
+            prompt_list, params, strategy, verifier=verifier, chat=chat, concurrency=concurrency
+        )
 
     def _run(self, request_ids: list[str], use_tqdm: bool) -> list[RequestOutput]:
         pending = set(request_ids)

@@ -192,7 +192,7 @@ class AsyncEngine:
             return  # aborted before it was added
         try:
             self.engine.add(request)
-        except PonderError as error:
+        except Exception as error:  # never let one request take the engine loop down
             self._streams.pop(request.request_id).put(error)
 
     def _fail_all(self, error: Exception) -> None:

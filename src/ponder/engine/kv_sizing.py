@@ -8,6 +8,8 @@ import torch
 
 from ponder.config import DEFAULT_CPU_KV_CACHE_MEMORY, EngineConfig
 from ponder.errors import InvalidRequestError
+from ponder.kernels.attention_metadata import AttentionMetadata
+from ponder.layers.forward_context import forward_context
 
 logger = logging.getLogger("ponder.engine")
 
@@ -18,14 +20,20 @@ def kv_bytes_per_token(arch, dtype: torch.dtype) -> int:
 
 
 def num_kv_blocks(
-    config: EngineConfig, arch, dtype: torch.dtype, device: torch.device, max_model_len: int
+    config: EngineConfig,
+    arch,
+    dtype: torch.dtype,
+    device: torch.device,
+    max_model_len: int,
+    model: torch.nn.Module | None = None,
 ) -> int:
+    """Pass the loaded model to size a GPU pool from a profiled forward instead of an estimate."""
     cache = config.cache
     bytes_per_block = kv_bytes_per_token(arch, dtype) * cache.block_size
     if cache.num_kv_blocks is not None:
         num_blocks = cache.num_kv_blocks
     else:
-        budget = cache.kv_cache_memory or _default_budget(config, arch, device)
+        budget = cache.kv_cache_memory or _default_budget(config, arch, device, dtype, model)
         num_blocks = budget // bytes_per_block
         # No point reserving more than every sequence at full length could use.
         most_useful = config.scheduler.max_num_seqs * -(-max_model_len // cache.block_size)
@@ -38,17 +46,29 @@ def num_kv_blocks(
             "gpu_memory_utilization) or lower max_model_len",
             param="kv_cache_memory",
         )
+    logger.info(
+        "KV cache: %d blocks x %d = %d tokens (%.2f GiB)",
+        num_blocks,
+        cache.block_size,
+        capacity,
+        num_blocks * bytes_per_block / 2**30,
+    )
     return num_blocks
 
 
-def _default_budget(config: EngineConfig, arch, device: torch.device) -> int:
+def _default_budget(config: EngineConfig, arch, device: torch.device, dtype: torch.dtype, model) -> int:
     if device.type != "cuda":
         return DEFAULT_CPU_KV_CACHE_MEMORY
+    tokens = config.scheduler.max_num_batched_tokens
+    if model is not None:
+        activations = profile_peak_activation_bytes(
+            model, arch, dtype, device, tokens, config.scheduler.max_num_seqs
+        )
+    else:
+        # No model to profile: a generous bound on activations and logits of the largest step.
+        activations = tokens * (arch.vocab_size + 4 * arch.intermediate_size + 8 * arch.hidden_size) * 4
     free, total = torch.cuda.mem_get_info(device)
     used = total - free
-    # Headroom for activations and logits of the largest step (a rough bound; profiled later).
-    tokens = config.scheduler.max_num_batched_tokens
-    activations = tokens * (arch.vocab_size + 4 * arch.intermediate_size + 8 * arch.hidden_size) * 4
     budget = int(total * config.cache.gpu_memory_utilization) - used - activations
     if budget <= 0:
         raise InvalidRequestError(
@@ -57,3 +77,54 @@ def _default_budget(config: EngineConfig, arch, device: torch.device) -> int:
             param="gpu_memory_utilization",
         )
     return budget
+
+
+@torch.inference_mode()
+def profile_peak_activation_bytes(
+    model: torch.nn.Module,
+    arch,
+    dtype: torch.dtype,
+    device: torch.device,
+    num_tokens: int,
+    num_seqs: int,
+) -> int:
+    """Peak memory of the largest step (num_tokens of prefill, then logits of num_seqs rows),
+    measured by running it over a throwaway KV cache just big enough for it."""
+    block_size = 16
+    num_blocks = -(-num_tokens // block_size)
+    shape = (num_blocks, block_size, arch.num_key_value_heads, arch.head_dim)
+    caches = [
+        (
+            torch.empty(shape, dtype=dtype, device=device),
+            torch.empty(shape, dtype=dtype, device=device),
+        )
+        for _ in range(arch.num_hidden_layers)
+    ]
+    model.bind_kv_cache(caches)
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    baseline = torch.cuda.memory_allocated(device)
+    positions = torch.arange(num_tokens, device=device)
+    metadata = AttentionMetadata(
+        query_start_loc=torch.tensor([0, num_tokens], dtype=torch.int32, device=device),
+        seq_lens=torch.tensor([num_tokens], dtype=torch.int32, device=device),
+        block_tables=torch.arange(num_blocks, dtype=torch.int32, device=device)[None, :],
+        slot_mapping=positions,
+        query_lens_cpu=[num_tokens],
+        seq_lens_cpu=[num_tokens],
+        block_size=block_size,
+    )
+    with forward_context(metadata):
+        hidden = model(torch.zeros(num_tokens, dtype=torch.long, device=device), positions)
+    rows = hidden[-min(num_seqs, num_tokens) :]
+    logits = model.compute_logits(rows)
+    # The sampler holds log-probabilities and a working copy next to the logits.
+    torch.log_softmax(logits, dim=-1).add_(logits.clone())
+    torch.cuda.synchronize(device)
+    peak = torch.cuda.max_memory_allocated(device) - baseline
+    del caches, hidden, logits, rows
+    model.bind_kv_cache([(None, None)] * arch.num_hidden_layers)
+    torch.cuda.empty_cache()
+    logger.info("profiled peak activation memory: %.2f GiB", peak / 2**30)
+    # Allocator slack and non-torch workspaces (cuBLAS, Triton) are covered by this margin.
+    return int(peak * 1.1) + (256 << 20)

@@ -63,7 +63,9 @@ class LLMEngine:
         torch.manual_seed(config.model.seed)
         model = load_model(model_dir, self.arch, self.dtype, self.device)
         block_size = config.cache.block_size
-        num_blocks = num_kv_blocks(config, self.arch, self.dtype, self.device, self.max_model_len)
+        num_blocks = num_kv_blocks(
+            config, self.arch, self.dtype, self.device, self.max_model_len, model=model
+        )
         self.kv = KVCacheManager(num_blocks, block_size, config.cache.enable_prefix_caching)
         self.scheduler = Scheduler(config.scheduler, self.kv)
         self.runner = ModelRunner(
@@ -75,6 +77,9 @@ class LLMEngine:
             block_size=block_size,
             dtype=self.dtype,
             device=self.device,
+            max_num_seqs=config.scheduler.max_num_seqs,
+            max_model_len=self.max_model_len,
+            enforce_eager=config.model.enforce_eager,
         )
         self.sampler = Sampler(seed=config.model.seed)
         self.requests: dict[str, Request] = {}
@@ -197,6 +202,7 @@ class LLMEngine:
                 metrics.first_scheduled_time = now
                 metrics.num_cached_prompt_tokens = seq.num_computed_tokens
         result = self.runner.execute(batch)
+        now = time.monotonic()  # tokens sampled below exist from here on
         for seq, num_new in zip(batch.seqs, batch.num_new_tokens):
             if seq.num_tokens - seq.num_computed_tokens > 1 or seq.num_output_tokens == 0:
                 self._prompt_tokens_computed += num_new
@@ -346,6 +352,9 @@ class LLMEngine:
                 if seq.confidences is not None:
                     seq.confidences.append(None)
                 self._append_token(seq, forced_id)
+            if seq.thought is not None:
+                # Only after the closing marker's own text is decoded: stops match the answer.
+                seq.detokenizer.stops_enabled = not seq.thought.in_thought
             if seq.finish_reason is not None:
                 seq.status = SequenceStatus.FINISHED
                 self.scheduler.remove(seq)
@@ -358,9 +367,7 @@ class LLMEngine:
     def _observe_thought(self, seq: Sequence, token_id: int) -> tuple[int, ...]:
         if seq.thought is None:
             return ()
-        forced = seq.thought.observe(token_id, self.think_markers, seq.params.thinking_budget)
-        seq.detokenizer.stops_enabled = not seq.thought.in_thought
-        return forced
+        return seq.thought.observe(token_id, self.think_markers, seq.params.thinking_budget)
 
     def _append_prompt_logprobs(self, seq: Sequence, logits: torch.Tensor) -> None:
         request = seq.request

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ponder.engine.cuda_graphs import DecodeGraphs, HostUploader
 from ponder.engine.scheduler import ScheduledBatch
 from ponder.kernels.attention_metadata import AttentionMetadata
 from ponder.layers.forward_context import forward_context
@@ -33,10 +34,13 @@ class ModelRunner:
         block_size: int,
         dtype: torch.dtype,
         device: torch.device,
+        max_num_seqs: int = 256,
+        max_model_len: int | None = None,
+        enforce_eager: bool = False,
     ):
         self.model = model
         self.block_size = block_size
-        self.device = device
+        self.device = torch.device(device)
         shape = (num_blocks, block_size, num_kv_heads, head_dim)
         self.kv_caches = [
             (
@@ -46,21 +50,45 @@ class ModelRunner:
             for _ in range(num_layers)
         ]
         model.bind_kv_cache(self.kv_caches)
+        self._uploader64 = HostUploader(torch.int64, self.device)
+        self._uploader32 = HostUploader(torch.int32, self.device)
+        self.decode_graphs: DecodeGraphs | None = None
+        if self.device.type == "cuda" and not enforce_eager:
+            arch = getattr(model, "arch", None)
+            max_len = max_model_len or getattr(arch, "max_position_embeddings", None)
+            max_len = max_len or num_blocks * block_size
+            self.decode_graphs = DecodeGraphs(
+                model,
+                max_batch_size=max_num_seqs,
+                table_width=min(num_blocks, -(-max_len // block_size)),
+                num_kv_heads=num_kv_heads,
+                block_size=block_size,
+                max_seq_len=max_len,
+                device=self.device,
+            )
+            self.decode_graphs.capture()
 
     @torch.inference_mode()
     def execute(self, batch: ScheduledBatch) -> ModelStepOutput:
         if batch.block_copies:
             self._copy_blocks(batch.block_copies)
-        inputs = self._prepare_inputs(batch)
+        host = _host_inputs(batch, self.block_size)
+        graphs = self.decode_graphs
+        if graphs is not None and host.is_plain_decode and host.num_seqs <= graphs.max_batch_size:
+            hidden = graphs.run(
+                host.input_ids, host.positions, host.slot_mapping, host.seq_lens, host.block_tables
+            )
+            logits = self.model.compute_logits(hidden)
+            return ModelStepOutput(logits, host.sample_seq_indices, {})
+        inputs = self._upload(host)
         with forward_context(inputs.metadata):
             hidden = self.model(inputs.input_ids, inputs.positions)
         logits = self.model.compute_logits(hidden[inputs.logits_indices])
-        num_sample = len(inputs.sample_seq_indices)
+        num_sample = len(host.sample_seq_indices)
         prompt_logits = {
-            batch_index: logits[start:end]
-            for batch_index, (start, end) in inputs.prompt_logits_rows.items()
+            batch_index: logits[start:end] for batch_index, (start, end) in host.prompt_logits_rows.items()
         }
-        return ModelStepOutput(logits[:num_sample], inputs.sample_seq_indices, prompt_logits)
+        return ModelStepOutput(logits[:num_sample], host.sample_seq_indices, prompt_logits)
 
     def _copy_blocks(self, copies: list[tuple[int, int]]) -> None:
         src = torch.tensor([s for s, _ in copies], device=self.device)
@@ -69,69 +97,154 @@ class ModelRunner:
             k_cache[dst] = k_cache[src]
             v_cache[dst] = v_cache[src]
 
-    def _prepare_inputs(self, batch: ScheduledBatch) -> _StepInputs:
-        block_size = self.block_size
-        input_ids: list[int] = []
-        positions: list[np.ndarray] = []
-        slots: list[np.ndarray] = []
-        query_lens: list[int] = []
-        seq_lens: list[int] = []
-        sample_positions: list[int] = []
-        sample_seq_indices: list[int] = []
-        prompt_positions: list[np.ndarray] = []
-        prompt_logits_rows: dict[int, tuple[int, int]] = {}
-        for batch_index, (seq, num_new) in enumerate(zip(batch.seqs, batch.num_new_tokens)):
-            start, end = seq.num_computed_tokens, seq.num_computed_tokens + num_new
-            flat_start = len(input_ids)
-            input_ids.extend(seq.token_ids[start:end])
+    def _upload(self, host: _HostInputs) -> _StepInputs:
+        """Two host-to-device copies per step: all int64 inputs, then all int32 ones."""
+        sizes64 = [len(host.input_ids), len(host.positions), len(host.slot_mapping)]
+        flat64 = self._uploader64.upload(
+            [host.input_ids, host.positions, host.slot_mapping, host.logits_indices]
+        )
+        input_ids, positions, slot_mapping, logits_indices = flat64.split(
+            [*sizes64, len(host.logits_indices)]
+        )
+        num_seqs = host.num_seqs
+        flat32 = self._uploader32.upload([host.query_start_loc, host.seq_lens, host.block_tables])
+        query_start_loc, seq_lens, tables = flat32.split([num_seqs + 1, num_seqs, host.block_tables.size])
+        metadata = AttentionMetadata(
+            query_start_loc=query_start_loc,
+            seq_lens=seq_lens,
+            block_tables=tables.view(host.block_tables.shape),
+            slot_mapping=slot_mapping,
+            query_lens_cpu=host.query_lens,
+            seq_lens_cpu=host.seq_lens.tolist(),
+            block_size=self.block_size,
+        )
+        return _StepInputs(input_ids, positions, metadata, logits_indices)
+
+
+@dataclass
+class _HostInputs:
+    """One step's inputs as host arrays, before they go to the device."""
+
+    input_ids: np.ndarray  # int64 [T]
+    positions: np.ndarray  # int64 [T]
+    slot_mapping: np.ndarray  # int64 [T]
+    logits_indices: np.ndarray  # int64: sampled rows first, then prompt-logprob rows
+    query_start_loc: np.ndarray  # int32 [S + 1]
+    seq_lens: np.ndarray  # int32 [S]
+    block_tables: np.ndarray  # int32 [S, max blocks in the batch]
+    query_lens: list[int]
+    sample_seq_indices: list[int]
+    prompt_logits_rows: dict[int, tuple[int, int]]
+
+    @property
+    def num_seqs(self) -> int:
+        return len(self.query_lens)
+
+    @property
+    def is_plain_decode(self) -> bool:
+        """One new token per sequence, each sampled, no prompt logits: graph-replayable."""
+        return (
+            len(self.input_ids) == self.num_seqs == len(self.sample_seq_indices)
+            and not self.prompt_logits_rows
+        )
+
+
+def _host_inputs(batch: ScheduledBatch, block_size: int) -> _HostInputs:
+    if all(
+        num_new == 1 and seq.num_computed_tokens + 1 == seq.num_tokens
+        for seq, num_new in zip(batch.seqs, batch.num_new_tokens)
+    ):
+        return _decode_host_inputs(batch, block_size)
+    return _mixed_host_inputs(batch, block_size)
+
+
+def _block_table_array(batch: ScheduledBatch) -> np.ndarray:
+    tables = [seq.block_table for seq in batch.seqs]
+    block_tables = np.zeros((len(tables), max(map(len, tables))), dtype=np.int32)
+    for row, table in enumerate(tables):
+        block_tables[row, : len(table)] = table
+    return block_tables
+
+
+def _decode_host_inputs(batch: ScheduledBatch, block_size: int) -> _HostInputs:
+    """Every sequence feeds its one newest token and samples: vectorised, no per-token loop."""
+    seqs = batch.seqs
+    num_seqs = len(seqs)
+    positions = np.fromiter((seq.num_computed_tokens for seq in seqs), np.int64, num_seqs)
+    input_ids = np.fromiter((seq.token_ids[seq.num_computed_tokens] for seq in seqs), np.int64, num_seqs)
+    block_tables = _block_table_array(batch)
+    blocks = block_tables[np.arange(num_seqs), positions // block_size].astype(np.int64)
+    return _HostInputs(
+        input_ids=input_ids,
+        positions=positions,
+        slot_mapping=blocks * block_size + positions % block_size,
+        logits_indices=np.arange(num_seqs, dtype=np.int64),
+        query_start_loc=np.arange(num_seqs + 1, dtype=np.int32),
+        seq_lens=(positions + 1).astype(np.int32),
+        block_tables=block_tables,
+        query_lens=[1] * num_seqs,
+        sample_seq_indices=list(range(num_seqs)),
+        prompt_logits_rows={},
+    )
+
+
+def _mixed_host_inputs(batch: ScheduledBatch, block_size: int) -> _HostInputs:
+    input_ids: list[int] = []
+    positions: list[np.ndarray] = []
+    slots: list[np.ndarray] = []
+    query_lens: list[int] = []
+    seq_lens: list[int] = []
+    sample_positions: list[int] = []
+    sample_seq_indices: list[int] = []
+    prompt_positions: list[np.ndarray] = []
+    prompt_logits_rows: dict[int, tuple[int, int]] = {}
+    max_blocks = max(len(seq.block_table) for seq in batch.seqs)
+    block_tables = np.zeros((len(batch.seqs), max_blocks), dtype=np.int32)
+    for batch_index, (seq, num_new) in enumerate(zip(batch.seqs, batch.num_new_tokens)):
+        start, end = seq.num_computed_tokens, seq.num_computed_tokens + num_new
+        flat_start = len(input_ids)
+        input_ids.extend(seq.token_ids[start:end])
+        table = seq.block_table
+        block_tables[batch_index, : len(table)] = table
+        if num_new == 1:  # decode: skip the numpy calls, they dominate at one token
+            positions.append(np.array([start]))
+            slots.append(np.array([table[start // block_size] * block_size + start % block_size]))
+        else:
             seq_positions = np.arange(start, end)
-            table = np.asarray(seq.block_table, dtype=np.int64)
             positions.append(seq_positions)
             slots.append(
-                table[seq_positions // block_size] * block_size + seq_positions % block_size
+                block_tables[batch_index, seq_positions // block_size].astype(np.int64) * block_size
+                + seq_positions % block_size
             )
-            query_lens.append(num_new)
-            seq_lens.append(end)
-            if end == seq.num_tokens:
-                sample_positions.append(flat_start + num_new - 1)
-                sample_seq_indices.append(batch_index)
-            if _wants_prompt_logits(seq, start):
-                # The logits at prompt position p score prompt token p + 1.
-                last = min(end, seq.num_prompt_tokens - 1)
-                prompt_positions.append(np.arange(flat_start, flat_start + last - start))
-                prompt_logits_rows[batch_index] = (0, last - start)
-        num_sample = len(sample_positions)
-        offset = num_sample
-        for batch_index, (_, length) in prompt_logits_rows.items():
-            prompt_logits_rows[batch_index] = (offset, offset + length)
-            offset += length
-        logits_indices = np.concatenate(
-            [np.asarray(sample_positions, dtype=np.int64), *prompt_positions]
-        ).astype(np.int64)
-        max_blocks = max(len(seq.block_table) for seq in batch.seqs)
-        block_tables = np.zeros((len(batch.seqs), max_blocks), dtype=np.int32)
-        for row, seq in enumerate(batch.seqs):
-            block_tables[row, : len(seq.block_table)] = seq.block_table
-        device = self.device
-        metadata = AttentionMetadata(
-            query_start_loc=torch.tensor(
-                np.cumsum([0, *query_lens]), dtype=torch.int32, device=device
-            ),
-            seq_lens=torch.tensor(seq_lens, dtype=torch.int32, device=device),
-            block_tables=torch.from_numpy(block_tables).to(device),
-            slot_mapping=torch.from_numpy(np.concatenate(slots)).to(device),
-            query_lens_cpu=query_lens,
-            seq_lens_cpu=seq_lens,
-            block_size=block_size,
-        )
-        return _StepInputs(
-            input_ids=torch.tensor(input_ids, dtype=torch.long, device=device),
-            positions=torch.from_numpy(np.concatenate(positions)).to(device),
-            metadata=metadata,
-            logits_indices=torch.from_numpy(logits_indices).to(device),
-            sample_seq_indices=sample_seq_indices,
-            prompt_logits_rows=prompt_logits_rows,
-        )
+        query_lens.append(num_new)
+        seq_lens.append(end)
+        if end == seq.num_tokens:
+            sample_positions.append(flat_start + num_new - 1)
+            sample_seq_indices.append(batch_index)
+        if _wants_prompt_logits(seq, start):
+            # The logits at prompt position p score prompt token p + 1.
+            last = min(end, seq.num_prompt_tokens - 1)
+            prompt_positions.append(np.arange(flat_start, flat_start + last - start))
+            prompt_logits_rows[batch_index] = (0, last - start)
+    offset = len(sample_positions)
+    for batch_index, (_, length) in prompt_logits_rows.items():
+        prompt_logits_rows[batch_index] = (offset, offset + length)
+        offset += length
+    logits_indices = np.concatenate([np.asarray(sample_positions, dtype=np.int64), *prompt_positions]).astype(
+        np.int64
+    )
+    return _HostInputs(
+        input_ids=np.asarray(input_ids, dtype=np.int64),
+        positions=np.concatenate(positions).astype(np.int64),
+        slot_mapping=np.concatenate(slots).astype(np.int64),
+        logits_indices=logits_indices,
+        query_start_loc=np.cumsum([0, *query_lens], dtype=np.int32),
+        seq_lens=np.asarray(seq_lens, dtype=np.int32),
+        block_tables=block_tables,
+        query_lens=query_lens,
+        sample_seq_indices=sample_seq_indices,
+        prompt_logits_rows=prompt_logits_rows,
+    )
 
 
 @dataclass
@@ -140,8 +253,6 @@ class _StepInputs:
     positions: torch.Tensor
     metadata: AttentionMetadata
     logits_indices: torch.Tensor
-    sample_seq_indices: list[int]
-    prompt_logits_rows: dict[int, tuple[int, int]]
 
 
 def _wants_prompt_logits(seq, start: int) -> bool:

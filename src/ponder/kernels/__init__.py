@@ -1,6 +1,6 @@
-"""Attention kernels: torch reference ops (Triton versions share their signatures)."""
+"""Attention kernels: torch reference ops, Triton versions with the same signatures, a dispatch."""
 
 from ponder.kernels.attention_metadata import AttentionMetadata
-from ponder.kernels.paged_attention import paged_attention, store_kv
+from ponder.kernels.dispatch import paged_attention, store_kv
 
 __all__ = ["AttentionMetadata", "paged_attention", "store_kv"]

@@ -27,6 +27,8 @@ class AttentionMetadata:
     query_lens_cpu: list[int]  # host copies, so reference code needs no device sync
     seq_lens_cpu: list[int]
     block_size: int
+    # Decode KV partitions; None: chosen from the batch. CUDA graphs fix it at capture time.
+    num_kv_splits: int | None = None
 
     @property
     def num_seqs(self) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ponder.kernels.paged_attention import paged_attention, store_kv
+from ponder.kernels.dispatch import paged_attention, store_kv
 from ponder.layers.forward_context import get_attention_metadata
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ponder.kernels.dispatch import use_triton
+
 
 class RMSNorm(nn.Module):
     def __init__(self, hidden_size: int, eps: float = 1e-6) -> None:
@@ -22,6 +24,13 @@ class RMSNorm(nn.Module):
         self, x: torch.Tensor, residual: torch.Tensor | None = None
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """forward(x) -> norm(x); forward(x, residual) -> (norm(x + residual), x + residual)."""
+        if use_triton(x):
+            # One kernel instead of ~8 elementwise ops: decode steps are launch-bound.
+            from ponder.kernels.triton_rms_norm import fused_add_rms_norm, rms_norm
+
+            if residual is None:
+                return rms_norm(x, self.weight, self.eps)
+            return fused_add_rms_norm(x, residual, self.weight, self.eps)
         if residual is None:
             return self._normalize(x)
         summed = x + residual

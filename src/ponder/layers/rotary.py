@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ponder.errors import UnsupportedModelError
+from ponder.kernels.dispatch import use_triton
 
 SUPPORTED_ROPE_TYPES = ("default", "linear", "llama3")
 
@@ -91,6 +92,10 @@ class RotaryEmbedding(nn.Module):
         self, positions: torch.Tensor, query: torch.Tensor, key: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """positions [T]; query [T, Hq, D], key [T, Hkv, D] -> rotated (query, key)."""
+        if use_triton(query):
+            from ponder.kernels.triton_rotary import apply_rotary
+
+            return apply_rotary(positions, query, key, self.cos_cache, self.sin_cache)
         cos = self.cos_cache[positions].unsqueeze(1).to(query.dtype)  # [T, 1, D/2]
         sin = self.sin_cache[positions].unsqueeze(1).to(query.dtype)
         return self._rotate(query, cos, sin), self._rotate(key, cos, sin)

@@ -1,0 +1,166 @@
+"""The FastAPI app: OpenAI routes over one shared engine, plus health, version and metrics."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from ponder import __version__
+from ponder.errors import PonderError
+from ponder.server import errors
+from ponder.server.chat import ChatCompletions
+from ponder.server.completions import Completions
+from ponder.server.generation import EngineClient, ServingContext
+from ponder.server.http import (
+    APIKeyGuard,
+    ClientGone,
+    EventStream,
+    JSONBody,
+    error_response,
+    named_sse_events,
+    until_disconnected,
+)
+from ponder.server.metrics import CONTENT_TYPE, ServerMetrics
+from ponder.server.protocol import ChatCompletionRequest, CompletionRequest
+from ponder.server.responses_api import Responses
+from ponder.server.responses_protocol import ResponsesRequest
+from ponder.server.settings import ServerSettings
+
+logger = logging.getLogger("ponder.server")
+
+CLIENT_CLOSED_REQUEST = 499  # nginx's code; the client never sees it
+
+
+def build_app(
+    engine: EngineClient, settings: ServerSettings, *, shutdown_engine: bool = True
+) -> FastAPI:
+    """The app for `engine`; `shutdown_engine` stops the engine when the app shuts down."""
+    metrics = ServerMetrics(settings.model_name, engine.stats)
+    context = ServingContext(engine, settings, metrics)
+    chat = ChatCompletions(context)
+    completions = Completions(context)
+    responses = Responses(chat)
+    started = int(time.time())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        context.draining = True
+        shutdown = getattr(engine, "shutdown", None)
+        if shutdown_engine and shutdown is not None:
+            await shutdown()
+
+    app = FastAPI(
+        title="ponder",
+        version=__version__,
+        description="OpenAI-compatible server for reasoning models.",
+        lifespan=lifespan,
+        default_response_class=JSONBody,
+    )
+    app.state.context = context
+    _install_error_handlers(app)
+    app.add_middleware(APIKeyGuard, api_key=settings.api_key)
+
+    @app.get("/health")
+    async def health() -> Response:
+        if context.draining:
+            return error_response(errors.draining())
+        return JSONBody({"status": "ok"})
+
+    @app.get("/version")
+    async def version() -> dict:
+        return {"version": __version__}
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    def model_card(name: str) -> dict:
+        return {
+            "id": name,
+            "object": "model",
+            "created": started,
+            "owned_by": "ponder",
+            "root": settings.model_path or name,
+            "parent": None,
+            "max_model_len": engine.max_model_len,
+        }
+
+    @app.get("/v1/models")
+    async def list_models() -> dict:
+        return {"object": "list", "data": [model_card(n) for n in settings.served_model_names]}
+
+    @app.get("/v1/models/{model:path}")
+    async def get_model(model: str) -> dict:
+        context.check_model(model)
+        return model_card(model)
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
+        run = chat.start(body)
+        if body.stream:
+            return EventStream(chat.stream(run), run.generation.close)
+        return await _respond(request, chat.respond(run), run.generation.close)
+
+    @app.post("/v1/completions")
+    async def create_completion(body: CompletionRequest, request: Request) -> Response:
+        run = completions.start(body)
+        if body.stream:
+            return EventStream(completions.stream(run), run.generation.close)
+        return await _respond(request, completions.respond(run), run.generation.close)
+
+    @app.post("/v1/responses")
+    async def create_response(body: ResponsesRequest, request: Request) -> Response:
+        run = responses.start(body)
+        close = run.chat_run.generation.close
+        if body.stream:
+            return EventStream(responses.stream(run), close, encode=named_sse_events)
+        return await _respond(request, responses.respond(run), close)
+
+    return app
+
+
+async def _respond(request: Request, work, close) -> Response:
+    try:
+        return JSONBody(await until_disconnected(request, work))
+    except ClientGone:
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
+    finally:
+        close()
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def on_api_error(_: Request, error: Exception) -> Response:
+        api_error = errors.from_exception(error)
+        if api_error.status_code >= 500:
+            logger.warning("request failed with %d: %s", api_error.status_code, api_error.message)
+        return error_response(api_error)
+
+    async def on_validation_error(_: Request, error: RequestValidationError) -> Response:
+        return error_response(errors.from_validation_errors(list(error.errors())))
+
+    async def on_http_error(_: Request, error: HTTPException) -> Response:
+        kind = "invalid_request_error" if error.status_code < 500 else "server_error"
+        message = str(error.detail) if error.detail else "error"
+        if error.status_code == 404:
+            message = "Not found: no such route; see /docs for the API"
+        elif error.status_code == 405:
+            message = "Method not allowed on this route"
+        return error_response(
+            errors.APIError(
+                error.status_code, message, type=kind, headers=dict(error.headers or {})
+            )
+        )
+
+    app.add_exception_handler(errors.APIError, on_api_error)
+    app.add_exception_handler(PonderError, on_api_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(HTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_api_error)

@@ -1,0 +1,224 @@
+"""`ponder chat`: an interactive terminal chat; thinking streams dimmed, then the answer.
+
+It runs the model in-process through the same code as the server (or talks to a running server
+with --url), keeps the conversation's history, and sends past answers back without their
+thinking, the way API clients do (so the prefix cache keeps working across turns).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import IO
+
+DIM, RESET = "\x1b[2m", "\x1b[0m"
+HELP = "commands: /reset (forget the conversation), /exit (or Ctrl-D)"
+ChunkSource = Callable[[dict], AsyncIterator[dict]]
+
+
+def add_chat_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", default=None, help="chat with a running server instead")
+    parser.add_argument("--api-key", default=None, help="key for --url")
+    parser.add_argument("--system", default=None, help="system prompt")
+    parser.add_argument("--max-tokens", type=int, default=2048)
+    parser.add_argument("--temperature", type=float, default=0.6)
+    parser.add_argument("--top-p", type=float, default=0.95)
+    parser.add_argument("--reasoning-effort", default=None, help="low, medium, high, …")
+    parser.add_argument("--thinking-budget", type=int, default=None)
+    parser.add_argument("--hide-thinking", action="store_true")
+    parser.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+
+
+@dataclass
+class TurnPrinter:
+    """Writes one assistant turn: dimmed reasoning (or a [thinking] label without color)."""
+
+    out: IO[str]
+    color: bool
+    show_thinking: bool
+    thinking_open: bool = False
+    wrote_answer: bool = False
+
+    def reasoning(self, text: str) -> None:
+        if not self.show_thinking or not text:
+            return
+        if not self.thinking_open:
+            self.thinking_open = True
+            self.out.write(DIM if self.color else "[thinking] ")
+        self.out.write(text)
+        self.out.flush()
+
+    def content(self, text: str) -> None:
+        if not text:
+            return
+        self._close_thinking()
+        self.wrote_answer = True
+        self.out.write(text)
+        self.out.flush()
+
+    def end(self, footer: str) -> None:
+        self._close_thinking()
+        note = f"({footer})"
+        self.out.write(f"\n{DIM}{note}{RESET}\n" if self.color else f"\n{note}\n")
+        self.out.flush()
+
+    def _close_thinking(self) -> None:
+        if self.thinking_open:
+            self.thinking_open = False
+            self.out.write(f"{RESET}\n\n" if self.color else "\n[answer] ")
+
+
+async def chat_loop(
+    source: ChunkSource,
+    request_fields: dict,
+    read_line: Callable[[], str | None],
+    out: IO[str],
+    *,
+    color: bool,
+    show_thinking: bool,
+    system: str | None = None,
+) -> list[dict]:
+    """Read user turns until EOF or /exit; returns the conversation."""
+    history: list[dict] = [{"role": "system", "content": system}] if system else []
+    out.write(f"ponder chat. {HELP}\n")
+    while True:
+        out.write("you> ")
+        out.flush()
+        line = await asyncio.to_thread(read_line)
+        if line is None or line.strip() in ("/exit", "/quit"):
+            out.write("\n")
+            return history
+        text = line.strip()
+        if not text:
+            continue
+        if text == "/reset":
+            history = history[:1] if system else []
+            out.write("(conversation reset)\n")
+            continue
+        history.append({"role": "user", "content": text})
+        printer = TurnPrinter(out, color, show_thinking)
+        out.write("assistant> ")
+        try:
+            answer = await _one_turn(source, {**request_fields, "messages": history}, printer)
+        except Exception as error:  # show it and keep the session alive
+            history.pop()
+            out.write(f"\nerror: {error}\n")
+            continue
+        history.append({"role": "assistant", "content": answer})
+
+
+async def _one_turn(source: ChunkSource, body: dict, printer: TurnPrinter) -> str:
+    answer: list[str] = []
+    usage: dict = {}
+    started = time.monotonic()
+    async for chunk in source(body):
+        if chunk.get("error"):
+            raise RuntimeError(chunk["error"].get("message", chunk["error"]))
+        usage = chunk.get("usage") or usage
+        for choice in chunk.get("choices", ()):
+            delta = choice.get("delta", {})
+            printer.reasoning(delta.get("reasoning") or delta.get("reasoning_content") or "")
+            printer.content(delta.get("content") or "")
+            answer.append(delta.get("content") or "")
+    elapsed = time.monotonic() - started
+    tokens = usage.get("completion_tokens", 0)
+    thinking = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens", 0)
+    printer.end(f"{thinking} thinking + {tokens - thinking} answer tokens, {elapsed:.1f}s")
+    return "".join(answer)
+
+
+def run_chat(args: argparse.Namespace) -> int:
+    color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
+    fields = {
+        "model": args.model or "ponder",
+        "max_tokens": args.max_tokens,
+        "temperature": args.temperature,
+        "top_p": args.top_p,
+        "stream_options": {"include_usage": True},
+    }
+    if args.reasoning_effort:
+        fields["reasoning_effort"] = args.reasoning_effort
+    if args.thinking_budget:
+        fields["thinking_budget"] = args.thinking_budget
+
+    async def main() -> None:
+        if args.url:
+            source = _http_source(args.url, args.api_key)
+            fields["model"] = args.model or await _first_served_model(args.url, args.api_key)
+            await chat_loop(
+                source,
+                fields,
+                _read_line,
+                sys.stdout,
+                color=color,
+                show_thinking=not args.hide_thinking,
+                system=args.system,
+            )
+            return
+        from ponder.cli import engine_kwargs
+        from ponder.engine.async_engine import AsyncEngine
+        from ponder.server.cli import settings_from_args
+        from ponder.server.local_api import LocalAPI
+
+        settings = settings_from_args(args)
+        fields["model"] = settings.model_name
+        engine = AsyncEngine.from_model(args.model, **engine_kwargs(args))
+        try:
+            api = LocalAPI(engine, settings)
+            await chat_loop(
+                api.chat_stream,
+                fields,
+                _read_line,
+                sys.stdout,
+                color=color,
+                show_thinking=not args.hide_thinking,
+                system=args.system,
+            )
+        finally:
+            await engine.shutdown()
+
+    asyncio.run(main())
+    return 0
+
+
+def _read_line() -> str | None:
+    try:
+        return input()
+    except EOFError:
+        return None
+
+
+async def _first_served_model(base_url: str, api_key: str | None) -> str:
+    import httpx
+
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    async with httpx.AsyncClient(timeout=30) as client:
+        response = await client.get(base_url.rstrip("/") + "/v1/models", headers=headers)
+        response.raise_for_status()
+        return response.json()["data"][0]["id"]
+
+
+def _http_source(base_url: str, api_key: str | None) -> ChunkSource:
+    import httpx
+
+    url = base_url.rstrip("/") + "/v1/chat/completions"
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+    async def source(body: dict) -> AsyncIterator[dict]:
+        async with httpx.AsyncClient(timeout=None) as client:
+            async with client.stream(
+                "POST", url, json={**body, "stream": True}, headers=headers
+            ) as response:
+                if response.status_code != 200:
+                    await response.aread()
+                    raise RuntimeError(response.json().get("error", {}).get("message"))
+                async for line in response.aiter_lines():
+                    if line.startswith("data: ") and line != "data: [DONE]":
+                        yield json.loads(line[len("data: ") :])
+
+    return source

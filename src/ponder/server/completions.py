@@ -1,0 +1,131 @@
+"""/v1/completions: raw prompts (text or token ids, one or many), raw text back, echo, logprobs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from ponder.server import errors
+from ponder.server.generation import Generation, ServingContext
+from ponder.server.logprobs import TokenText, completion_logprobs, merge_completion_logprobs
+from ponder.server.prompts import Prompt, check_context_length, completion_prompts
+from ponder.server.protocol import CompletionRequest, unsupported_features
+from ponder.server.sampling import build_sampling_params, plan_reasoning
+from ponder.server.usage import UsageCounter
+
+
+@dataclass
+class CompletionRun:
+    request: CompletionRequest
+    generation: Generation
+    prompts: list[Prompt]
+    response_id: str
+    created: int = field(default_factory=lambda: int(time.time()))
+    usage: UsageCounter = field(default_factory=UsageCounter)
+    # per choice: characters of text so far (logprob text offsets), whether the echo went out
+    text_offsets: dict[int, int] = field(default_factory=dict)
+    echoed: set[int] = field(default_factory=set)
+
+
+class Completions:
+    def __init__(self, context: ServingContext):
+        self.context = context
+        self.token_text = TokenText(context.engine.tokenizer)
+
+    def start(self, request: CompletionRequest) -> CompletionRun:
+        context = self.context
+        context.check_model(request.model)
+        for param, message in unsupported_features(request):
+            raise errors.unsupported(param, message)
+        plan = plan_reasoning(request, context.settings, context.is_reasoning_model)
+        prompts = completion_prompts(context.engine.tokenizer, request.prompt)
+        for prompt in prompts:
+            check_context_length(
+                prompt, request.output_limit, context.engine.max_model_len, "prompt"
+            )
+        params = build_sampling_params(request, plan)
+        response_id = context.new_id("cmpl")
+        generation = context.start(response_id, prompts, params, request.priority)
+        return CompletionRun(request, generation, prompts, response_id)
+
+    async def stream(self, run: CompletionRun) -> AsyncIterator[dict]:
+        options = run.request.stream_options
+        include_usage = bool(options and options.include_usage)
+        async for prompt_index, output in run.generation.outputs():
+            run.usage.add(prompt_index, output)
+            for completion in output.outputs:
+                choice = self._choice(run, prompt_index, output, completion)
+                if choice["text"] or choice["logprobs"] or choice["finish_reason"]:
+                    chunk = {**self._envelope(run), "choices": [choice]}
+                    if include_usage:
+                        chunk["usage"] = None
+                    yield chunk
+        if include_usage:
+            yield {**self._envelope(run), "choices": [], "usage": run.usage.as_dict()}
+
+    async def respond(self, run: CompletionRun) -> dict:
+        choices: dict[int, dict] = {}
+        async for prompt_index, output in run.generation.outputs():
+            run.usage.add(prompt_index, output)
+            for completion in output.outputs:
+                part = self._choice(run, prompt_index, output, completion)
+                whole = choices.setdefault(part["index"], {**part, "text": "", "logprobs": None})
+                whole["text"] += part["text"]
+                if part["logprobs"] is not None:
+                    whole["logprobs"] = merge_completion_logprobs(
+                        whole["logprobs"], part["logprobs"]
+                    )
+                whole["finish_reason"] = part["finish_reason"]
+                whole["stop_reason"] = part["stop_reason"]
+        return {
+            **self._envelope(run),
+            "choices": [choices[index] for index in sorted(choices)],
+            "usage": run.usage.as_dict(),
+        }
+
+    def _choice(self, run: CompletionRun, prompt_index: int, output, completion) -> dict:
+        request = run.request
+        index = prompt_index * request.n + completion.index
+        text = completion.text
+        logprobs = None
+        offset = run.text_offsets.get(index, 0)
+        if request.echo and index not in run.echoed:
+            run.echoed.add(index)
+            prompt = run.prompts[prompt_index]
+            echo_text = prompt.text
+            if echo_text is None:
+                echo_text = self.context.engine.tokenizer.decode(prompt.token_ids)
+            if request.logprobs is not None:
+                positions = output.prompt_logprobs or [None] * len(prompt.token_ids)
+                logprobs = completion_logprobs(
+                    prompt.token_ids, positions, request.logprobs, self.token_text, offset
+                )
+            text = echo_text + text
+            offset += len(echo_text)
+        if request.logprobs is not None and completion.token_ids:
+            generated = completion_logprobs(
+                completion.token_ids,
+                completion.logprobs or [{}] * len(completion.token_ids),
+                request.logprobs,
+                self.token_text,
+                offset,
+            )
+            logprobs = merge_completion_logprobs(logprobs, generated)
+        run.text_offsets[index] = run.text_offsets.get(index, 0) + len(text)
+        return {
+            "index": index,
+            "text": text,
+            "logprobs": logprobs,
+            "finish_reason": completion.finish_reason,
+            "stop_reason": completion.stop_reason,
+        }
+
+    def _envelope(self, run: CompletionRun) -> dict:
+        return {
+            "id": run.response_id,
+            "object": "text_completion",
+            "created": run.created,
+            "model": run.request.model,
+            "system_fingerprint": None,
+        }

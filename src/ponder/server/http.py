@@ -1,0 +1,148 @@
+"""HTTP plumbing under the routes: safe JSON, SSE, disconnect watching, and the API-key guard."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from ponder.server import errors
+
+
+def dumps(value: Any) -> bytes:
+    """JSON as UTF-8; text that UTF-8 cannot carry (lone surrogates) goes out \\u-escaped."""
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
+class JSONBody(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content)
+
+
+def error_response(error: errors.APIError) -> JSONBody:
+    return JSONBody(error.body(), status_code=error.status_code, headers=error.headers)
+
+
+async def sse_events(chunks: AsyncIterator[dict]) -> AsyncIterator[bytes]:
+    """Server-sent events; a failure mid-stream becomes an error event, then [DONE]."""
+    try:
+        async for chunk in chunks:
+            yield b"data: " + dumps(chunk) + b"\n\n"
+    except Exception as error:  # the status line is gone: report it in-band, as vLLM does
+        yield b"data: " + dumps(errors.from_exception(error).body()) + b"\n\n"
+    yield b"data: [DONE]\n\n"
+
+
+async def named_sse_events(events: AsyncIterator[dict]) -> AsyncIterator[bytes]:
+    """Server-sent events named by their `type` (the Responses API style; no [DONE])."""
+    try:
+        async for event in events:
+            yield b"event: " + event["type"].encode() + b"\ndata: " + dumps(event) + b"\n\n"
+    except Exception as error:
+        body = errors.from_exception(error).body()["error"]
+        yield b"event: error\ndata: " + dumps({"type": "error", **body}) + b"\n\n"
+
+
+class EventStream(StreamingResponse):
+    """An SSE response that always runs `on_close` (abort + release), however it ends."""
+
+    def __init__(
+        self,
+        chunks: AsyncIterator[dict],
+        on_close: Callable[[], None],
+        encode: Callable[[AsyncIterator[dict]], AsyncIterator[bytes]] = sse_events,
+    ):
+        super().__init__(
+            encode(chunks),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+        self._chunks = chunks
+        self._on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._on_close()
+            await _close_quietly(self.body_iterator)
+            await _close_quietly(self._chunks)
+
+
+class ClientGone(Exception):
+    """The client disconnected before its (non-streaming) response was ready."""
+
+
+async def until_disconnected(request: Request, work: Awaitable[Any]) -> Any:
+    """Await `work`, cancelling it if the client disconnects first."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_wait_for_disconnect(request))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    try:
+        await task
+    except BaseException:  # cancelled, or it failed while being cancelled: either way, gone
+        pass
+    raise ClientGone()
+
+
+async def _wait_for_disconnect(request: Request) -> None:
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def _close_quietly(iterator: Any) -> None:
+    close = getattr(iterator, "aclose", None)
+    if close is not None:
+        try:
+            await close()
+        except Exception:
+            pass
+
+
+class APIKeyGuard:
+    """ASGI middleware: /v1 routes need `Authorization: Bearer <key>` (before body parsing, so
+    an unauthenticated client learns nothing from validation errors)."""
+
+    def __init__(self, app: Callable, api_key: str | None):
+        self.app = app
+        self.api_key = api_key
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            self.api_key
+            and scope["type"] == "http"
+            and scope["path"].startswith("/v1")
+            and scope.get("method") != "OPTIONS"
+            and not self._authorized(scope)
+        ):
+            await error_response(errors.invalid_api_key())(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _authorized(self, scope: Scope) -> bool:
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization":
+                scheme, _, token = value.decode("latin-1").partition(" ")
+                return scheme.lower() == "bearer" and secrets.compare_digest(
+                    token.strip().encode(), self.api_key.encode()
+                )
+        return False

@@ -1,0 +1,62 @@
+"""The OpenAI routes as coroutines without HTTP, for `ponder chat` and `ponder batch`: the same
+validation, templates, reasoning split and response bodies as the server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from pydantic import BaseModel, ValidationError
+
+from ponder.server import errors
+from ponder.server.chat import ChatCompletions
+from ponder.server.completions import Completions
+from ponder.server.generation import EngineClient, ServingContext
+from ponder.server.protocol import ChatCompletionRequest, CompletionRequest
+from ponder.server.settings import ServerSettings
+
+CHAT_URL = "/v1/chat/completions"
+COMPLETIONS_URL = "/v1/completions"
+SUPPORTED_URLS = (CHAT_URL, COMPLETIONS_URL)
+
+
+class LocalAPI:
+    def __init__(self, engine: EngineClient, settings: ServerSettings):
+        self.context = ServingContext(engine, settings)
+        self.chat = ChatCompletions(self.context)
+        self.completions = Completions(self.context)
+
+    async def call(self, url: str, body: object) -> tuple[int, dict]:
+        """(HTTP status, response body) for a non-streaming request to `url`."""
+        try:
+            if isinstance(body, dict) and body.get("stream"):
+                raise errors.APIError(400, "stream must be false in a batch", param="stream")
+            if url == CHAT_URL:
+                chat_request = _parse(ChatCompletionRequest, body)
+                return 200, await self.chat.respond(self.chat.start(chat_request))
+            if url == COMPLETIONS_URL:
+                request = _parse(CompletionRequest, body)
+                return 200, await self.completions.respond(self.completions.start(request))
+            error = errors.APIError(
+                404, f"url must be one of {', '.join(SUPPORTED_URLS)}; got {url!r}", param="url"
+            )
+        except Exception as exc:
+            error = errors.from_exception(exc)
+        return error.status_code, error.body()
+
+    async def chat_stream(self, body: dict) -> AsyncIterator[dict]:
+        """Chat completion chunks, as the server would stream them; raises APIError."""
+        request = _parse(ChatCompletionRequest, {**body, "stream": True})
+        run = self.chat.start(request)
+        try:
+            async for chunk in self.chat.stream(run):
+                yield chunk
+        finally:
+            run.generation.close()
+
+
+def _parse(model: type[BaseModel], body: object) -> BaseModel:
+    try:
+        request = model.model_validate(body)
+    except ValidationError as error:
+        raise errors.from_validation_errors(list(error.errors())) from None
+    return request

@@ -1,0 +1,158 @@
+"""Training data: task items as chat examples, tokenised, packed into fixed-length rows.
+
+Each example is one user question and the assistant turn that answers it; only the assistant
+turn is learned (prompt labels are -100). Examples are packed several to a row; position ids
+restart at every example, which makes transformers build a block-diagonal causal mask, so an
+example never attends to its neighbours and sees the same positions it will see when served.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from tokenizers import Tokenizer
+from torch.utils.data import IterableDataset, get_worker_info
+
+from ponder.tasks import DIFFICULTIES, FAMILIES, TaskItem, random_item
+from ponder.train.chat_format import IM_END, answer_text, completion_text, prompt_text
+from ponder.train.config import TrainConfig
+
+IGNORE_INDEX = -100
+_POOL_SIZE = 32  # examples waiting to be packed; a larger pool wastes fewer pad tokens
+_ENCODE_CHUNK = 64
+
+
+@dataclass(frozen=True)
+class EncodedExample:
+    input_ids: list[int]
+    labels: list[int]  # IGNORE_INDEX on the prompt
+
+
+@dataclass(frozen=True)
+class PackedRow:
+    input_ids: list[int]
+    labels: list[int]
+    position_ids: list[int]
+
+
+def example_texts(item: TaskItem, *, thinking: bool = True) -> tuple[str, str]:
+    """(prompt, completion) for one item; without thinking the answer comes straight away."""
+    if thinking:
+        return prompt_text(item.question), completion_text(item.solution, item.answer)
+    return prompt_text(item.question, enable_thinking=False), answer_text(item.answer) + IM_END
+
+
+def encode_examples(tokenizer: Tokenizer, pairs: list[tuple[str, str]]) -> list[EncodedExample]:
+    """Prompt and completion are encoded apart, exactly as a server tokenises the prompt."""
+    prompts = tokenizer.encode_batch([prompt for prompt, _ in pairs], add_special_tokens=False)
+    completions = tokenizer.encode_batch([done for _, done in pairs], add_special_tokens=False)
+    examples = []
+    for prompt, completion in zip(prompts, completions, strict=True):
+        examples.append(
+            EncodedExample(
+                input_ids=prompt.ids + completion.ids,
+                labels=[IGNORE_INDEX] * len(prompt.ids) + completion.ids,
+            )
+        )
+    return examples
+
+
+class MixSampler:
+    """Draws (family, difficulty) pairs by the configured weights."""
+
+    def __init__(self, family_weights: dict[str, float], difficulty_weights: dict[str, float]):
+        families = family_weights or {family: 1.0 for family in FAMILIES}
+        self.families = [f for f in FAMILIES if families.get(f, 0) > 0]
+        self.family_weights = [families[f] for f in self.families]
+        self.difficulties = [d for d in DIFFICULTIES if difficulty_weights.get(d, 0) > 0]
+        self.difficulty_weights = [difficulty_weights[d] for d in self.difficulties]
+
+    def draw(self, rng: random.Random) -> tuple[str, str]:
+        family = rng.choices(self.families, self.family_weights)[0]
+        difficulty = rng.choices(self.difficulties, self.difficulty_weights)[0]
+        return family, difficulty
+
+
+def example_stream(
+    config: TrainConfig, tokenizer: Tokenizer, rng: random.Random, *, split: str = "train"
+) -> Iterator[EncodedExample]:
+    """An endless stream of encoded examples drawn from the configured mix."""
+    sampler = MixSampler(config.family_weights, config.difficulty_weights)
+    while True:
+        pairs = []
+        for _ in range(_ENCODE_CHUNK):
+            family, difficulty = sampler.draw(rng)
+            item = random_item(family, difficulty, rng, split=split)
+            pairs.append(example_texts(item, thinking=rng.random() >= config.no_think_fraction))
+        yield from encode_examples(tokenizer, pairs)
+
+
+def pack_rows(examples: Iterator[EncodedExample], seq_len: int, pad_id: int) -> Iterator[PackedRow]:
+    """Fill rows of ``seq_len`` tokens first-fit from a small pool; pad what is left over."""
+    pool: list[EncodedExample] = []
+    while True:
+        while len(pool) < _POOL_SIZE:
+            example = next(examples)
+            if len(example.input_ids) <= seq_len:  # longer ones cannot be learned whole: skip
+                pool.append(example)
+        input_ids: list[int] = []
+        labels: list[int] = []
+        position_ids: list[int] = []
+        index = 0
+        while index < len(pool):
+            example = pool[index]
+            if len(input_ids) + len(example.input_ids) > seq_len:
+                index += 1
+                continue
+            input_ids += example.input_ids
+            labels += example.labels
+            position_ids += range(len(example.input_ids))
+            pool.pop(index)
+        padding = seq_len - len(input_ids)
+        yield PackedRow(
+            input_ids=input_ids + [pad_id] * padding,
+            labels=labels + [IGNORE_INDEX] * padding,
+            position_ids=position_ids + list(range(padding)),
+        )
+
+
+class PackedTaskDataset(IterableDataset):
+    """Endless packed rows; each DataLoader worker draws its own stream from (seed, key, worker)."""
+
+    def __init__(self, config: TrainConfig, tokenizer_file: str, *, stream_key: int = 0,
+                 split: str = "train"):
+        super().__init__()
+        self.config = config
+        self.tokenizer_file = tokenizer_file
+        self.stream_key = stream_key  # the step a run resumes from, so resumed data is fresh
+        self.split = split
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        worker = get_worker_info()
+        worker_id = worker.id if worker is not None else 0
+        rng = random.Random(f"{self.config.seed}|{self.stream_key}|{self.split}|{worker_id}")
+        tokenizer = Tokenizer.from_file(self.tokenizer_file)
+        pad_id = tokenizer.token_to_id("<|endoftext|>")
+        stream = example_stream(self.config, tokenizer, rng, split=self.split)
+        for row in pack_rows(stream, self.config.seq_len, pad_id):
+            yield {
+                "input_ids": torch.tensor(row.input_ids, dtype=torch.long),
+                "labels": torch.tensor(row.labels, dtype=torch.long),
+                "position_ids": torch.tensor(row.position_ids, dtype=torch.long),
+            }
+
+
+def tokenizer_corpus(items_per_cell: int, seed: int) -> Iterator[str]:
+    """Texts to learn the BPE vocabulary from: questions, worked solutions, answers, roles."""
+    rng = random.Random(f"tokenizer|{seed}")
+    yield from ("user", "assistant", "system")
+    for family in FAMILIES:
+        for difficulty in DIFFICULTIES:
+            for _ in range(items_per_cell):
+                item = random_item(family, difficulty, rng, split="train")
+                yield item.question
+                yield item.solution
+                yield answer_text(item.answer)

@@ -1,0 +1,161 @@
+"""`ponder chat`: thinking dimmed then the answer, history without thinking, /reset; and the real
+command in a pseudo-terminal."""
+
+import asyncio
+import io
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+
+from ponder.server.chat_cli import DIM, RESET, chat_loop
+from tests.server.harness import thinking_checkpoint
+
+
+def scripted_source(calls: list[list[dict]]):
+    async def source(body: dict):
+        calls.append([dict(m) for m in body["messages"]])
+        for delta in (
+            {"role": "assistant", "content": ""},
+            {"reasoning": "hmm, "},
+            {"reasoning": "four"},
+            {"content": "It is "},
+            {"content": "4."},
+        ):
+            yield {"choices": [{"index": 0, "delta": delta}]}
+        usage = {"completion_tokens": 9, "completion_tokens_details": {"reasoning_tokens": 5}}
+        yield {"choices": [], "usage": usage}
+
+    return source
+
+
+def run_loop(lines: list[str], color: bool, show_thinking: bool = True, system=None):
+    calls: list[list[dict]] = []
+    pending = iter(lines)
+    out = io.StringIO()
+    history = asyncio.run(
+        chat_loop(
+            scripted_source(calls),
+            {"model": "m"},
+            lambda: next(pending, None),
+            out,
+            color=color,
+            show_thinking=show_thinking,
+            system=system,
+        )
+    )
+    return out.getvalue(), calls, history
+
+
+def test_thinking_is_dimmed_then_the_answer_follows():
+    text, _, _ = run_loop(["2+2?"], color=True)
+    assert f"{DIM}hmm, four{RESET}\n\nIt is 4." in text
+    assert "5 thinking + 4 answer tokens" in text
+
+
+def test_without_color_thinking_is_labelled_and_can_be_hidden():
+    text, _, _ = run_loop(["2+2?"], color=False)
+    assert "\x1b[" not in text
+    assert "[thinking] hmm, four\n[answer] It is 4." in text
+    hidden, _, _ = run_loop(["2+2?"], color=False, show_thinking=False)
+    assert "hmm" not in hidden and "It is 4." in hidden
+
+
+def test_history_keeps_answers_without_thinking_and_reset_forgets():
+    _, calls, history = run_loop(
+        ["one", "two", "/reset", "three", "/exit"], color=False, system="be brief"
+    )
+    assert [len(call) for call in calls] == [2, 4, 2]
+    assert calls[1][2] == {"role": "assistant", "content": "It is 4."}
+    assert calls[2][0] == {"role": "system", "content": "be brief"}
+    assert history[-1] == {"role": "assistant", "content": "It is 4."}
+
+
+def test_chat_command_in_a_pseudo_terminal(qwen3_ckpt, tmp_path):
+    model = thinking_checkpoint(qwen3_ckpt, tmp_path / "thinking")
+    command = [
+        sys.executable,
+        "-m",
+        "ponder.server",
+        "chat",
+        str(model),
+        "--max-tokens",
+        "12",
+        "--thinking-budget",
+        "4",
+        "--temperature",
+        "0",
+        "--block-size",
+        "4",
+        "--kv-cache-memory",
+        "16MiB",
+    ]
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        command,
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        env={**os.environ, "TERM": "xterm"},
+        close_fds=True,
+    )
+    os.close(terminal)
+    screen = b""
+
+    def read_until(marker: bytes, count: int = 1, timeout_s: float = 60) -> None:
+        nonlocal screen
+        deadline = time.monotonic() + timeout_s
+        while screen.count(marker) < count:
+            assert time.monotonic() < deadline, screen.decode(errors="replace")
+            ready, _, _ = select.select([controller], [], [], 0.1)
+            if ready:
+                try:
+                    screen += os.read(controller, 4096)
+                except OSError:
+                    break
+
+    try:
+        read_until(b"you> ")
+        os.write(controller, b"hello there\n")
+        read_until(b"you> ", count=2)
+        os.write(controller, b"and again\n")
+        read_until(b"you> ", count=3)
+        os.write(controller, b"/exit\n")
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(controller)
+    assert screen.count(DIM.encode()) >= 4  # thinking and footer of both turns, dimmed
+    assert screen.count(b"4 thinking + ") == 2  # the budget held in both turns
+
+
+def test_chat_against_a_running_server(qwen3_ckpt):
+    from ponder.engine.tokenizer import Tokenizer
+    from ponder.server.chat_cli import _first_served_model, _http_source
+    from tests.server.harness import ScriptedEngine, serve
+    from tests.server.test_reasoning_http import SCRIPT
+
+    engine = ScriptedEngine(Tokenizer.from_dir(qwen3_ckpt), SCRIPT)
+    with serve(engine) as server:
+        pending = iter(["2+2?", "/exit"])
+        out = io.StringIO()
+
+        async def run():
+            model = await _first_served_model(server.url, None)
+            fields = {"model": model, "stream_options": {"include_usage": True}}
+            return await chat_loop(
+                _http_source(server.url, None),
+                fields,
+                lambda: next(pending, None),
+                out,
+                color=True,
+                show_thinking=True,
+            )
+
+        history = asyncio.run(run())
+    assert history[-1] == {"role": "assistant", "content": "The answer is 4."}
+    assert f"{DIM}Let me see.{RESET}\n\nThe answer is 4." in out.getvalue()
+    assert engine.requests[-1].prompt["prompt"].count("<|im_start|>user\n2+2?") == 1
