@@ -99,7 +99,7 @@ def test_killed_batch_resumes_with_each_custom_id_once(qwen3_ckpt, tmp_path):
     command = [
         sys.executable,
         "-m",
-        "ponder.server",
+        "ponder.cli",
         "batch",
         str(source),
         "-o",

@@ -110,7 +110,7 @@ def test_sigterm_drains_in_flight_requests_then_exits(qwen3_ckpt):
     command = [
         sys.executable,
         "-m",
-        "ponder.server",
+        "ponder.cli",
         "serve",
         str(qwen3_ckpt),
         "--port",

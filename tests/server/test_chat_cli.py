@@ -78,7 +78,7 @@ def test_chat_command_in_a_pseudo_terminal(qwen3_ckpt, tmp_path):
     command = [
         sys.executable,
         "-m",
-        "ponder.server",
+        "ponder.cli",
         "chat",
         str(model),
         "--max-tokens",
