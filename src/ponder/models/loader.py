@@ -23,20 +23,20 @@ DTYPES: dict[str, torch.dtype] = {
 
 
 def resolve_dtype(arch: ArchConfig, requested: str, device: torch.device | str) -> torch.dtype:
-    """ "auto" -> the checkpoint's dtype (float32 if unstated); float16 on CPU -> float32."""
+    """ "auto" -> the checkpoint's dtype (float32 if unstated), but float32 on CPU; float16 on CPU
+    -> float32 always."""
+    on_cpu = torch.device(device).type == "cpu"
     if requested == "auto":
-        dtype = DTYPES.get(str(arch.torch_dtype).removeprefix("torch."), torch.float32)
-    elif requested in DTYPES:
-        dtype = DTYPES[requested]
-    else:
+        if on_cpu:  # half-precision matmuls are slow (or missing) on most CPUs
+            return torch.float32
+        return DTYPES.get(str(arch.torch_dtype).removeprefix("torch."), torch.float32)
+    if requested not in DTYPES:
         raise InvalidRequestError(
             f"dtype {requested!r} is not supported; use one of: auto, {', '.join(DTYPES)}",
             param="dtype",
         )
-    # CPU float16 kernels are slow or missing; float32 is the safe CPU choice.
-    if dtype == torch.float16 and torch.device(device).type == "cpu":
-        return torch.float32
-    return dtype
+    dtype = DTYPES[requested]
+    return torch.float32 if dtype == torch.float16 and on_cpu else dtype
 
 
 def kv_heads_per_rank(arch: ArchConfig, tp_size: int = 1) -> int:
@@ -83,9 +83,7 @@ def checkpoint_files(model_dir: Path) -> list[Path]:
             weight_map = json.loads(index_path.read_text(encoding="utf-8"))["weight_map"]
             names = sorted(set(weight_map.values()))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-            raise ModelLoadError(
-                f"{index_path} is not a valid safetensors index: {error}"
-            ) from None
+            raise ModelLoadError(f"{index_path} is not a valid safetensors index: {error}") from None
         files = [model_dir / name for name in names]
         for file in files:
             if not file.is_file():
