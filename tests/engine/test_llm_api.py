@@ -23,9 +23,7 @@ def test_seeded_sampling_is_the_same_alone_and_in_a_batch(llm):
     params = SamplingParams(temperature=1.0, top_p=0.9, max_tokens=10, seed=42, ignore_eos=True)
     alone = llm.generate(["The quick brown fox"], params)[0].outputs[0].token_ids
     noise = SamplingParams(temperature=1.0, max_tokens=10, ignore_eos=True)
-    mixed = llm.generate(
-        ["Hello", "The quick brown fox", "Numbers like 0 1 2"], [noise, params, noise]
-    )
+    mixed = llm.generate(["Hello", "The quick brown fox", "Numbers like 0 1 2"], [noise, params, noise])
     assert mixed[1].outputs[0].token_ids == alone
     other_seed = SamplingParams(temperature=1.0, top_p=0.9, max_tokens=10, seed=43, ignore_eos=True)
     assert llm.generate(["The quick brown fox"], other_seed)[0].outputs[0].token_ids != alone
@@ -47,9 +45,7 @@ def test_max_tokens_min_tokens_and_length_finish(llm):
 def test_stop_token_ids_end_the_output(llm):
     base = SamplingParams(temperature=0, max_tokens=6, ignore_eos=True)
     tokens = llm.generate(["Hello"], base)[0].outputs[0].token_ids
-    params = SamplingParams(
-        temperature=0, max_tokens=6, ignore_eos=True, stop_token_ids=[tokens[2]]
-    )
+    params = SamplingParams(temperature=0, max_tokens=6, ignore_eos=True, stop_token_ids=[tokens[2]])
     out = llm.generate(["Hello"], params)[0].outputs[0]
     assert out.token_ids == tokens[: tokens.index(tokens[2]) + 1]
     assert out.finish_reason == "stop" and out.stop_reason == tokens[2]
@@ -69,9 +65,7 @@ def test_stop_string_is_cut_from_the_text(llm):
 
 
 def test_chat_applies_the_template(llm):
-    out = llm.chat(
-        [{"role": "user", "content": "Hi"}], SamplingParams(max_tokens=4, temperature=0)
-    )[0]
+    out = llm.chat([{"role": "user", "content": "Hi"}], SamplingParams(max_tokens=4, temperature=0))[0]
     assert out.prompt.startswith("<|im_start|>user\nHi<|im_end|>")
     assert out.prompt.endswith("<|im_start|>assistant\n")
 
@@ -133,3 +127,13 @@ def test_missing_files_and_unknown_architecture_are_clear_errors(tmp_path, qwen3
 def test_kv_pool_smaller_than_max_model_len_is_rejected(qwen3_ckpt):
     with pytest.raises(InvalidRequestError, match="max_model_len"):
         LLM(str(qwen3_ckpt), block_size=4, num_kv_blocks=2, max_model_len=64)
+
+
+def test_stop_strings_wait_for_min_tokens(llm):
+    base = SamplingParams(temperature=0, max_tokens=16, ignore_eos=True)
+    text = llm.generate(["The answer is"], base)[0].outputs[0].text
+    stop = text[1:3]  # would match within the first tokens
+    params = SamplingParams(temperature=0, max_tokens=16, ignore_eos=True, stop=[stop], min_tokens=8)
+    out = llm.generate(["The answer is"], params)[0].outputs[0]
+    assert len(out.token_ids) >= 8
+    assert out.text.startswith(text[: text.index(stop) + len(stop)])

@@ -287,7 +287,7 @@ class LLMEngine:
             stop=params.stop_list,
             include_stop_str_in_output=params.include_stop_str_in_output,
         )
-        detokenizer.stops_enabled = thought is None or not thought.in_thought
+        detokenizer.stops_enabled = _stops_apply(thought, num_output_tokens=0, params=params)
         return Sequence(
             seq_id=next(self._seq_ids),
             request=request,
@@ -352,9 +352,8 @@ class LLMEngine:
                 if seq.confidences is not None:
                     seq.confidences.append(None)
                 self._append_token(seq, forced_id)
-            if seq.thought is not None:
-                # Only after the closing marker's own text is decoded: stops match the answer.
-                seq.detokenizer.stops_enabled = not seq.thought.in_thought
+            # Updated only after the closing marker's own text is decoded: stops match the answer.
+            seq.detokenizer.stops_enabled = _stops_apply(seq.thought, seq.num_output_tokens, seq.params)
             if seq.finish_reason is not None:
                 seq.status = SequenceStatus.FINISHED
                 self.scheduler.remove(seq)
@@ -413,6 +412,12 @@ def _resolve_max_model_len(requested: int | None, arch) -> int:
             param="max_model_len",
         )
     return requested
+
+
+def _stops_apply(thought: ThoughtState | None, num_output_tokens: int, params: SamplingParams) -> bool:
+    """Stop strings are matched in the answer, and only once min_tokens are out (as in vLLM)."""
+    in_thought = thought is not None and thought.in_thought
+    return not in_thought and num_output_tokens >= params.min_tokens
 
 
 def _tokenizer_eos(tokenizer: Tokenizer) -> frozenset[int]:
