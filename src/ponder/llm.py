@@ -9,8 +9,9 @@ from tqdm.auto import tqdm
 
 from ponder.assets import default_model_dir
 from ponder.config import CacheConfig, EngineConfig, ModelConfig, SchedulerConfig
-from ponder.engine.llm_engine import LLMEngine, PromptInput
+from ponder.engine.llm_engine import LLMEngine
 from ponder.engine.outputs import RequestOutput
+from ponder.engine.prompt_input import PromptInput
 from ponder.engine.sampling_params import SamplingParams
 from ponder.errors import InvalidRequestError
 

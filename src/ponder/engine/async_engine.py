@@ -9,8 +9,9 @@ import threading
 import uuid
 from collections.abc import AsyncIterator
 
-from ponder.engine.llm_engine import EngineStats, LLMEngine, PromptInput
+from ponder.engine.llm_engine import EngineStats, LLMEngine
 from ponder.engine.outputs import RequestOutput
+from ponder.engine.prompt_input import PromptInput
 from ponder.engine.request import Request
 from ponder.engine.sampling_params import SamplingParams
 from ponder.errors import InvalidRequestError, PonderError, RequestNotFoundError

@@ -5,8 +5,6 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Mapping
-from collections.abc import Sequence as Seq
 from dataclasses import dataclass
 
 import torch
@@ -18,6 +16,7 @@ from ponder.engine.kv_sizing import num_kv_blocks
 from ponder.engine.model_runner import ModelRunner
 from ponder.engine.output_builder import build_output
 from ponder.engine.outputs import Logprob, RequestMetrics, RequestOutput
+from ponder.engine.prompt_input import PromptInput, tokenize_prompt
 from ponder.engine.request import Request, Sequence, SequenceStatus
 from ponder.engine.sampler import Sampler, SamplerOutput, SamplingRow, prompt_logprobs
 from ponder.engine.sampling_params import SamplingParams
@@ -30,8 +29,6 @@ from ponder.models.hf_config import read_arch_config
 from ponder.models.loader import load_model, resolve_dtype
 
 logger = logging.getLogger("ponder.engine")
-
-PromptInput = str | Seq[int] | Mapping[str, object]
 
 
 @dataclass
@@ -117,7 +114,7 @@ class LLMEngine:
                 "thinking_budget needs a reasoning model with <think> and </think> tokens",
                 param="thinking_budget",
             )
-        text, token_ids = self._tokenize(prompt)
+        text, token_ids = tokenize_prompt(prompt, self.tokenizer, self.arch.vocab_size)
         if len(token_ids) >= self.max_model_len:
             raise PromptTooLongError(
                 f"the prompt has {len(token_ids)} tokens, but max_model_len is {self.max_model_len}"
@@ -244,37 +241,6 @@ class LLMEngine:
         self.kv.reset_prefix_cache()
 
     # ---- internals ---------------------------------------------------------------------
-
-    def _tokenize(self, prompt: PromptInput) -> tuple[str | None, list[int]]:
-        if isinstance(prompt, str):
-            text, token_ids = prompt, self.tokenizer.encode(prompt)
-        elif isinstance(prompt, Mapping):
-            if "prompt_token_ids" in prompt:
-                text, token_ids = prompt.get("prompt"), prompt["prompt_token_ids"]
-            elif isinstance(prompt.get("prompt"), str):
-                text = prompt["prompt"]
-                token_ids = self.tokenizer.encode(text)
-            else:
-                raise InvalidRequestError(
-                    "a prompt dict needs 'prompt' (str) or 'prompt_token_ids' (list of int)",
-                    param="prompt",
-                )
-        elif isinstance(prompt, Seq) and not isinstance(prompt, bytes):
-            text, token_ids = None, prompt
-        else:
-            raise InvalidRequestError(
-                f"prompt must be a string, a list of token ids or a dict, got {type(prompt).__name__}",
-                param="prompt",
-            )
-        token_ids = list(token_ids) if isinstance(token_ids, Seq) else token_ids
-        if not isinstance(token_ids, list) or not token_ids:
-            raise InvalidRequestError("the prompt must not be empty", param="prompt")
-        vocab_size = self.arch.vocab_size
-        if not all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t < vocab_size for t in token_ids):
-            raise InvalidRequestError(
-                f"prompt token ids must be integers in [0, {vocab_size})", param="prompt_token_ids"
-            )
-        return text, token_ids
 
     def _new_sequence(self, request: Request, index: int, token_ids: list[int]) -> Sequence:
         params = request.params
