@@ -128,13 +128,19 @@ def _add_bench(subparsers) -> None:
     add_bench_parser(subparsers)
 
 
+def _add_eval(subparsers) -> None:
+    from ponder.eval.cli import add_eval_parser
+
+    add_eval_parser(subparsers)
+
+
 def _add_train(subparsers) -> None:
     from ponder.train.cli import add_train_parser
 
     add_train_parser(subparsers)
 
 
-_SUBCOMMANDS: list[Callable] = [_add_generate, _add_server_commands, _add_bench, _add_train]
+_SUBCOMMANDS: list[Callable] = [_add_generate, _add_server_commands, _add_bench, _add_eval, _add_train]
 
 
 def build_parser() -> argparse.ArgumentParser:

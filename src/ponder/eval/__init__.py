@@ -1,0 +1,1 @@
+"""`ponder eval`: accuracy, tokens and wall time of reasoning strategies on the built-in task suite."""

@@ -1,0 +1,188 @@
+"""Runs a strategy: on the server's AsyncEngine (`run_strategy`) or offline on LLMEngines
+(`OfflineReasoner`, behind `LLM.reason` and `ponder eval`)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ponder.engine.sampling_params import SamplingParams
+from ponder.errors import InvalidRequestError
+from ponder.reasoning.inline_engine import InlineEngine
+from ponder.reasoning.reward_model import RewardModels
+from ponder.reasoning.session import AsyncEngineSession, EngineSession
+from ponder.reasoning.spec_parser import parse_strategy_spec
+from ponder.reasoning.specs import StrategySpec
+from ponder.reasoning.strategies import RUNNERS, ReasoningPrompt, StrategyResult, StrategyRun, Verifier
+from ponder.reasoning.strategies.base import RewardScorer, check_sampling
+
+if TYPE_CHECKING:
+    from ponder.engine.async_engine import AsyncEngine
+    from ponder.engine.llm_engine import LLMEngine
+
+PromptLike = ReasoningPrompt | str | Sequence[int] | Sequence[Mapping[str, Any]] | Mapping[str, Any]
+
+
+def as_reasoning_prompt(prompt: PromptLike, *, chat: bool = True) -> ReasoningPrompt:
+    """A string (a user message when chat, else raw text), messages, token ids, or an engine
+    prompt dict ({"prompt": ...} / {"prompt_token_ids": ...}, optionally with "messages")."""
+    if isinstance(prompt, ReasoningPrompt):
+        return prompt
+    if isinstance(prompt, str):
+        if chat:
+            return ReasoningPrompt(messages=({"role": "user", "content": prompt},))
+        return ReasoningPrompt(text=prompt)
+    if isinstance(prompt, Mapping):
+        token_ids = prompt.get("prompt_token_ids")
+        messages = prompt.get("messages")
+        return ReasoningPrompt(
+            messages=tuple(messages) if messages is not None else None,
+            text=prompt.get("prompt"),
+            token_ids=tuple(token_ids) if token_ids is not None else None,
+        )
+    if isinstance(prompt, Sequence) and prompt and all(isinstance(m, Mapping) for m in prompt):
+        return ReasoningPrompt(messages=tuple(prompt))
+    if isinstance(prompt, Sequence) and prompt and all(isinstance(t, int) for t in prompt):
+        return ReasoningPrompt(token_ids=tuple(prompt))
+    raise InvalidRequestError(
+        "a prompt must be a string, a list of messages, a list of token ids or a prompt dict",
+        param="prompt",
+    )
+
+
+def check_strategy_params(spec: StrategySpec, params: SamplingParams) -> None:
+    """Checks that need the request's sampling parameters; the server calls it before starting."""
+    check_sampling(spec, params)
+    if params.n != 1:
+        raise InvalidRequestError(
+            "n must be 1 with a reasoning_strategy: the strategy decides how many branches run",
+            param="n",
+        )
+
+
+async def run_on_sessions(
+    session: EngineSession,
+    prompt: PromptLike,
+    params: SamplingParams,
+    spec: StrategySpec | Mapping[str, Any] | str,
+    *,
+    models: Mapping[str, EngineSession] | None = None,
+    verifier: Verifier | None = None,
+    reward_models: RewardScorer | None = None,
+    chat: bool = True,
+) -> StrategyResult:
+    spec = parse_strategy_spec(spec)
+    check_strategy_params(spec, params)
+    run = StrategyRun(
+        session=session,
+        prompt=as_reasoning_prompt(prompt, chat=chat),
+        params=params,
+        spec=spec,
+        models=dict(models or {}),
+        verifier=verifier,
+        reward_scorer=reward_models,
+    )
+    try:
+        return await RUNNERS[spec.type](run)
+    finally:
+        for each in run.sessions:
+            each.close()  # whatever still runs (a failed or cancelled run) frees its KV now
+
+
+async def run_strategy(
+    engine: AsyncEngine,
+    prompt: PromptLike,
+    params: SamplingParams,
+    spec: StrategySpec | Mapping[str, Any] | str,
+    *,
+    models: Mapping[str, AsyncEngine] | None = None,
+    reward_models: RewardScorer | None = None,
+    verifier: Verifier | None = None,
+) -> StrategyResult:
+    """The server's entry point: one strategy run for one prompt on a shared AsyncEngine.
+
+    `prompt` is what the server already rendered ({"prompt_token_ids": [...]} and, for
+    ensembles over models with other tokenizers, "messages"). `models` names other hosted
+    engines for ensemble/cascade. Raises InvalidRequestError (param "reasoning_strategy.*",
+    "temperature" or "n") before any engine work when the request is invalid; cancelling the
+    awaiting task aborts every request of the run.
+    """
+    others = {name: AsyncEngineSession(each, name) for name, each in (models or {}).items()}
+    return await run_on_sessions(
+        AsyncEngineSession(engine),
+        prompt,
+        params,
+        spec,
+        models=others,
+        verifier=verifier,
+        reward_models=reward_models,
+        chat=False,
+    )
+
+
+class OfflineReasoner:
+    """Runs strategies on LLMEngines in this thread; many prompts at once share the engine's
+    batches, and every run is deterministic for seeded parameters."""
+
+    def __init__(
+        self,
+        engine: LLMEngine,
+        *,
+        models: Mapping[str, LLMEngine] | None = None,
+        reward_models: RewardScorer | None = None,
+    ):
+        self.inline = InlineEngine(engine)
+        self.models = {name: InlineEngine(each, name) for name, each in (models or {}).items()}
+        self.reward_models = reward_models or RewardModels(allow_paths=True)
+
+    async def run(
+        self,
+        prompt: PromptLike,
+        params: SamplingParams,
+        spec: StrategySpec | Mapping[str, Any] | str,
+        *,
+        verifier: Verifier | None = None,
+        chat: bool = True,
+    ) -> StrategyResult:
+        session = self.inline.session()
+        others = {name: inline.session() for name, inline in self.models.items()}
+        try:
+            return await run_on_sessions(
+                session,
+                prompt,
+                params,
+                spec,
+                models=others,
+                verifier=verifier,
+                reward_models=self.reward_models,
+                chat=chat,
+            )
+        finally:
+            self.inline.release(session)
+            for name, other in others.items():
+                self.models[name].release(other)
+
+    def run_all(
+        self,
+        prompts: Sequence[PromptLike],
+        params: SamplingParams,
+        spec: StrategySpec | Mapping[str, Any] | str,
+        *,
+        verifier: Verifier | None = None,
+        chat: bool = True,
+        concurrency: int = 64,
+    ) -> list[StrategyResult]:
+        """Results in prompt order; at most `concurrency` problems in flight at once."""
+        spec = parse_strategy_spec(spec)  # invalid specs fail before anything runs
+
+        async def run_all() -> list[StrategyResult]:
+            slots = asyncio.Semaphore(max(1, concurrency))
+
+            async def one(prompt: PromptLike) -> StrategyResult:
+                async with slots:
+                    return await self.run(prompt, params, spec, verifier=verifier, chat=chat)
+
+            return list(await asyncio.gather(*(one(prompt) for prompt in prompts)))
+
+        return asyncio.run(run_all())

@@ -1,0 +1,217 @@
+"""EngineSession: how a strategy drives an engine: submit requests, watch their branches grow,
+stop a branch, cancel a request. One strategy run owns one session per model it uses.
+
+Two implementations share this contract: `AsyncEngineSession` over the server's AsyncEngine, and
+`ponder.reasoning.inline_engine.InlineSession`, which steps an LLMEngine itself so offline runs
+are deterministic (a strategy reacts to every step before the next one runs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import uuid
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ponder.engine.outputs import RequestOutput
+from ponder.engine.sampling_params import RequestOutputKind, SamplingParams
+
+if TYPE_CHECKING:
+    from ponder.engine.async_engine import AsyncEngine, RequestStream
+    from ponder.engine.tokenizer import Tokenizer
+
+BRANCH = "branch"  # a sample of the problem: its tokens are reasoning or answer
+PROBE = "probe"  # a short read-out forked from a live thought: its tokens are probe cost
+
+
+@dataclass(eq=False)
+class BranchState:
+    """Everything one sample has produced so far (accumulated from delta outputs)."""
+
+    request_id: str
+    index: int
+    kind: str
+    prompt_token_ids: list[int]
+    token_ids: list[int] = field(default_factory=list)
+    text: str = ""
+    confidences: list[float | None] = field(default_factory=list)
+    cumulative_logprob: float = 0.0
+    num_reasoning_tokens: int = 0
+    finish_reason: str | None = None
+    stopped: bool = False  # ended early by the strategy (its tokens still count)
+
+    @property
+    def finished(self) -> bool:
+        return self.finish_reason is not None
+
+    @property
+    def num_tokens(self) -> int:
+        return len(self.token_ids)
+
+    @property
+    def mean_logprob(self) -> float:
+        return self.cumulative_logprob / max(1, self.num_tokens)
+
+
+@dataclass(eq=False)
+class RequestHandle:
+    request_id: str
+    kind: str
+    branches: list[BranchState]
+
+    @property
+    def finished(self) -> bool:
+        return all(branch.finished for branch in self.branches)
+
+    @property
+    def live(self) -> list[BranchState]:
+        return [branch for branch in self.branches if not branch.finished]
+
+
+class EngineSession(ABC):
+    def __init__(self, tokenizer: Tokenizer, name: str):
+        self.tokenizer = tokenizer
+        self.name = name
+        self.handles: list[RequestHandle] = []
+        self._by_id: dict[str, RequestHandle] = {}
+        self._prefix = uuid.uuid4().hex[:12]
+        self._counter = itertools.count()
+        self.think_end_id = tokenizer.token_to_id("</think>")
+
+    # ---- what strategies call ----------------------------------------------------------
+
+    def submit(
+        self, prompt_token_ids: list[int], params: SamplingParams, kind: str = BRANCH
+    ) -> RequestHandle:
+        """Start one engine request; its n branches share the prompt's prefill and KV."""
+        request_id = f"reason-{self._prefix}-{next(self._counter)}"
+        params = dataclasses.replace(params, output_kind=RequestOutputKind.DELTA)
+        prompt = list(prompt_token_ids)
+        self._start(request_id, prompt, params)  # raises typed errors before any bookkeeping
+        branches = [BranchState(request_id, i, kind, prompt) for i in range(params.n)]
+        handle = RequestHandle(request_id, kind, branches)
+        self.handles.append(handle)
+        self._by_id[request_id] = handle
+        return handle
+
+    def stop_branch(self, branch: BranchState) -> None:
+        """End one branch now and free its KV; the request's other branches go on."""
+        if branch.finished or branch.stopped:
+            return
+        branch.stopped = True
+        self._stop(branch.request_id, branch.index)
+
+    def cancel(self, handle: RequestHandle) -> None:
+        """End every unfinished branch of a request (frees its KV)."""
+        live = handle.live
+        if not live:
+            return
+        for branch in live:
+            branch.stopped = True
+            branch.finish_reason = "abort"
+        self._abort(handle.request_id)
+
+    def close(self) -> None:
+        for handle in self.handles:
+            self.cancel(handle)
+
+    @property
+    def in_flight(self) -> bool:
+        return any(not handle.finished for handle in self.handles)
+
+    async def wait(self) -> list[BranchState]:
+        """Wait for the next outputs of this session's requests; returns the branches that grew."""
+        if not self.in_flight:
+            raise RuntimeError("wait() with no request in flight would never return")
+        changed: dict[int, BranchState] = {}
+        for output in await self._next_outputs():
+            for branch in self.apply(output):
+                changed[id(branch)] = branch
+        return list(changed.values())
+
+    async def run_to_end(self, handle: RequestHandle) -> RequestHandle:
+        while not handle.finished:
+            await self.wait()
+        return handle
+
+    # ---- bookkeeping -------------------------------------------------------------------
+
+    def apply(self, output: RequestOutput) -> list[BranchState]:
+        handle = self._by_id.get(output.request_id)
+        if handle is None:
+            return []
+        changed = []
+        for completion in output.outputs:
+            branch = handle.branches[completion.index]
+            branch.token_ids.extend(completion.token_ids)
+            branch.text += completion.text
+            if completion.confidences is not None:
+                branch.confidences.extend(completion.confidences)
+            if completion.cumulative_logprob is not None:
+                branch.cumulative_logprob = completion.cumulative_logprob
+            branch.num_reasoning_tokens = completion.num_reasoning_tokens
+            if completion.finish_reason is not None:
+                branch.finish_reason = completion.finish_reason
+            changed.append(branch)
+        if output.finished:
+            for branch in handle.live:  # branches that never started, or an aborted request
+                branch.finish_reason = "abort"
+        return changed
+
+    # ---- what an implementation provides -----------------------------------------------
+
+    @abstractmethod
+    def _start(self, request_id: str, prompt_token_ids: list[int], params: SamplingParams) -> None:
+        """Queue the request (validating it: typed errors propagate)."""
+
+    @abstractmethod
+    def _stop(self, request_id: str, index: int) -> None: ...
+
+    @abstractmethod
+    def _abort(self, request_id: str) -> None: ...
+
+    @abstractmethod
+    async def _next_outputs(self) -> list[RequestOutput]:
+        """At least one output of this session's requests (or an engine error raised)."""
+
+
+class AsyncEngineSession(EngineSession):
+    """A session over AsyncEngine (the server's engine): many sessions share its engine loop."""
+
+    def __init__(self, engine: AsyncEngine, name: str = "default"):
+        super().__init__(engine.tokenizer, name)
+        self.engine = engine
+        self._queue: asyncio.Queue[RequestOutput | BaseException] = asyncio.Queue()
+        self._streams: dict[str, tuple[RequestStream, asyncio.Task]] = {}
+
+    def _start(self, request_id: str, prompt_token_ids: list[int], params: SamplingParams) -> None:
+        stream = self.engine.add_request(request_id, {"prompt_token_ids": prompt_token_ids}, params)
+        self._streams[request_id] = (stream, asyncio.create_task(self._pump(stream)))
+
+    async def _pump(self, stream: RequestStream) -> None:
+        try:
+            async for output in stream:
+                self._queue.put_nowait(output)
+        except Exception as error:  # handed to the strategy, which re-raises it
+            self._queue.put_nowait(error)
+
+    def _stop(self, request_id: str, index: int) -> None:
+        self.engine.stop_branch(request_id, index)
+
+    def _abort(self, request_id: str) -> None:
+        stream, task = self._streams.pop(request_id, (None, None))
+        if stream is not None:
+            stream.abort()
+            task.cancel()  # an aborted stream gets no more outputs: do not wait for them
+
+    async def _next_outputs(self) -> list[RequestOutput]:
+        items = [await self._queue.get()]
+        while not self._queue.empty():
+            items.append(self._queue.get_nowait())
+        for item in items:
+            if isinstance(item, BaseException):
+                raise item
+        return items  # type: ignore[return-value]

@@ -1,0 +1,206 @@
+"""What each test-time scaling strategy can be asked to do: one frozen dataclass per strategy.
+
+Field metadata carries the allowed range or choices; `ponder.reasoning.spec_parser` validates a
+JSON-like dict against these classes, so the server, `LLM.reason` and `ponder eval` accept the
+same fields with the same errors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ponder.errors import InvalidRequestError
+
+MAX_BRANCHES = 256  # the engine's default max_num_seqs: more could not run at once
+PARAM_PREFIX = "reasoning_strategy"
+DEFAULT_PROBE_TEXT = "\n</think>\n\n\\boxed{"
+
+
+def _range(low: float, high: float | None = None) -> dict[str, Any]:
+    return {"min": low, "max": high}
+
+
+def _choices(*choices: str) -> dict[str, Any]:
+    return {"choices": choices}
+
+
+def _fail(name: str, message: str) -> None:
+    raise InvalidRequestError(message, param=f"{PARAM_PREFIX}.{name}")
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    type: ClassVar[str] = ""
+    samples_many: ClassVar[bool] = False  # several samples of one prompt: needs temperature > 0
+
+    def validate(self) -> None:
+        """Checks across fields; single fields are checked by the parser."""
+
+    def to_dict(self) -> dict[str, Any]:
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {"type": self.type, **{k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}}
+
+
+@dataclass(frozen=True)
+class GreedySpec(StrategySpec):
+    """One thought at temperature 0: the baseline."""
+
+    type: ClassVar[str] = "greedy"
+
+
+@dataclass(frozen=True)
+class SingleSpec(StrategySpec):
+    """One thought with the request's own sampling parameters."""
+
+    type: ClassVar[str] = "single"
+
+
+@dataclass(frozen=True)
+class SelfConsistencySpec(StrategySpec):
+    """n branches forked from one prefill; the most common answer wins."""
+
+    type: ClassVar[str] = "self_consistency"
+    samples_many: ClassVar[bool] = True
+    n: int = field(default=16, metadata=_range(1, MAX_BRANCHES))
+    vote: str = field(default="majority", metadata=_choices("majority", "confidence"))
+    window: int = field(default=64, metadata=_range(1))  # tokens per confidence group
+    confidence_top_k: int = field(default=20, metadata=_range(1, 100))
+
+
+@dataclass(frozen=True)
+class BestOfNSpec(StrategySpec):
+    """n branches; the one with the best score wins."""
+
+    type: ClassVar[str] = "best_of_n"
+    samples_many: ClassVar[bool] = True
+    n: int = field(default=8, metadata=_range(1, MAX_BRANCHES))
+    scorer: str = field(
+        default="mean_logprob",
+        metadata=_choices("mean_logprob", "confidence", "verifier", "reward_model"),
+    )
+    reward_model: str | None = None  # a name the host registered, or (offline) a checkpoint dir
+    window: int = field(default=64, metadata=_range(1))
+    confidence_top_k: int = field(default=20, metadata=_range(1, 100))
+
+    def validate(self) -> None:
+        if self.scorer == "reward_model" and not self.reward_model:
+            _fail("reward_model", "scorer 'reward_model' needs reward_model: a model name or path")
+
+
+@dataclass(frozen=True)
+class ConfidenceSpec(StrategySpec):
+    """DeepConf online: warm-up branches set a confidence threshold; later branches whose sliding
+    group confidence falls below it are stopped; all stop once the vote reaches consensus."""
+
+    type: ClassVar[str] = "confidence"
+    samples_many: ClassVar[bool] = True
+    n: int = field(default=16, metadata=_range(2, MAX_BRANCHES))  # budget of branches in all
+    warmup: int = field(default=4, metadata=_range(1, MAX_BRANCHES))
+    wave: int | None = field(default=None, metadata=_range(1, MAX_BRANCHES))  # None: all at once
+    window: int = field(default=64, metadata=_range(1))
+    keep_top: float = field(default=0.9, metadata=_range(0.0, 1.0))  # warm-up share above threshold
+    consensus: float = field(default=0.95, metadata=_range(0.0, 1.0))
+    min_votes: int = field(default=2, metadata=_range(1, MAX_BRANCHES))
+    confidence_top_k: int = field(default=20, metadata=_range(1, 100))
+
+    def validate(self) -> None:
+        if self.warmup >= self.n:
+            _fail("warmup", f"warmup ({self.warmup}) must be smaller than n ({self.n})")
+
+
+@dataclass(frozen=True)
+class AnswerStabilitySpec(StrategySpec):
+    """Dynasor: every probe_every thinking tokens a short probe forked from the live thought reads
+    its current answer; once `agree` probes in a row agree, the thought is closed and answered."""
+
+    type: ClassVar[str] = "answer_stability"
+    n: int = field(default=1, metadata=_range(1, MAX_BRANCHES))  # thoughts; >1 votes over them
+    probe_every: int = field(default=64, metadata=_range(1))
+    agree: int = field(default=3, metadata=_range(1, 64))
+    min_thinking: int = field(default=0, metadata=_range(0))  # first probe not before this
+    probe_text: str = DEFAULT_PROBE_TEXT
+    probe_max_tokens: int = field(default=32, metadata=_range(1, 1024))
+
+    def validate(self) -> None:
+        if not self.probe_text:
+            _fail("probe_text", "probe_text must not be empty")
+
+
+@dataclass(frozen=True)
+class BudgetSpec(StrategySpec):
+    """Thinking budget and budget forcing: close the thought at thinking_budget tokens; reopen a
+    thought that closed before min_thinking tokens by appending the continuation cue."""
+
+    type: ClassVar[str] = "budget"
+    thinking_budget: int | None = field(default=None, metadata=_range(1))
+    min_thinking: int = field(default=0, metadata=_range(0))
+    continuation: str = "Wait"
+    max_extensions: int = field(default=2, metadata=_range(0, 64))
+
+    def validate(self) -> None:
+        if self.thinking_budget is not None and self.min_thinking > self.thinking_budget:
+            _fail(
+                "min_thinking",
+                f"min_thinking ({self.min_thinking}) must not exceed thinking_budget "
+                f"({self.thinking_budget})",
+            )
+        if self.min_thinking and not self.continuation:
+            _fail("continuation", "continuation must not be empty when min_thinking is set")
+
+
+@dataclass(frozen=True)
+class RefineSpec(StrategySpec):
+    """Multi-pass refinement: an attempt and a check of it go back into the context as memory."""
+
+    type: ClassVar[str] = "refine"
+    passes: int = field(default=3, metadata=_range(1, 16))
+    check: str = field(default="confidence", metadata=_choices("verifier", "confidence"))
+    min_confidence: float = field(default=0.0, metadata=_range(0.0))  # accept at or above
+    window: int = field(default=64, metadata=_range(1))
+    confidence_top_k: int = field(default=20, metadata=_range(1, 100))
+
+
+@dataclass(frozen=True)
+class EnsembleSpec(StrategySpec):
+    """n branches on each model; one vote over all of them."""
+
+    type: ClassVar[str] = "ensemble"
+    samples_many: ClassVar[bool] = True
+    models: tuple[str, ...] = field(default=(), metadata={"min_items": 1})
+    n: int = field(default=4, metadata=_range(1, MAX_BRANCHES))
+    vote: str = field(default="majority", metadata=_choices("majority", "confidence"))
+    window: int = field(default=64, metadata=_range(1))
+    confidence_top_k: int = field(default=20, metadata=_range(1, 100))
+
+
+@dataclass(frozen=True)
+class CascadeSpec(StrategySpec):
+    """Models in order (small first): the next one runs only when the vote's share is too low."""
+
+    type: ClassVar[str] = "cascade"
+    samples_many: ClassVar[bool] = True
+    models: tuple[str, ...] = field(default=(), metadata={"min_items": 2})
+    n: int = field(default=4, metadata=_range(1, MAX_BRANCHES))
+    accept_share: float = field(default=0.75, metadata=_range(0.0, 1.0))
+    vote: str = field(default="majority", metadata=_choices("majority", "confidence"))
+    window: int = field(default=64, metadata=_range(1))
+    confidence_top_k: int = field(default=20, metadata=_range(1, 100))
+
+
+SPEC_TYPES: dict[str, type[StrategySpec]] = {
+    spec.type: spec
+    for spec in (
+        GreedySpec,
+        SingleSpec,
+        SelfConsistencySpec,
+        BestOfNSpec,
+        ConfidenceSpec,
+        AnswerStabilitySpec,
+        BudgetSpec,
+        RefineSpec,
+        EnsembleSpec,
+        CascadeSpec,
+    )
+}

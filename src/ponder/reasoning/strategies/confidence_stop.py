@@ -1,0 +1,128 @@
+"""Confidence early stop (DeepConf online), on branches forked from one prefilled prompt.
+
+1. Warm-up: `warmup` branches run to the end. Each gets its lowest group confidence (the mean
+   token confidence of its weakest window of `window` tokens). The threshold is the percentile
+   of those that keeps the top `keep_top` share of them.
+2. The other branches (all at once, or in waves of `wave`) are watched token by token: a branch
+   whose current group confidence falls below the threshold is stopped mid-generation and its
+   KV freed; it does not vote.
+3. Votes are weighted by confidence. As soon as the leading answer holds `consensus` of the
+   weight (with at least `min_votes` voters), every branch still running is stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ponder.reasoning.confidence import SlidingGroupConfidence, percentile
+from ponder.reasoning.session import BranchState, RequestHandle
+from ponder.reasoning.specs import ConfidenceSpec
+from ponder.reasoning.strategies.base import (
+    BranchRecord,
+    StrategyResult,
+    StrategyRun,
+    branch_params,
+    chosen_by_vote,
+    finish,
+    record,
+    require_sampling,
+    vote_over,
+)
+from ponder.reasoning.voting import VoteResult
+
+_WAVE_SEED_STRIDE = 1_000_003  # later waves must not replay the warm-up's seeded samples
+
+
+@dataclasses.dataclass
+class _State:
+    threshold: float
+    voters: list[BranchRecord] = dataclasses.field(default_factory=list)
+    records: list[BranchRecord] = dataclasses.field(default_factory=list)
+    outcome: VoteResult | None = None
+    waves: int = 0
+
+    def reached_consensus(self, spec: ConfidenceSpec) -> bool:
+        return (
+            self.outcome is not None
+            and self.outcome.answer is not None
+            and len([v for v in self.voters if v.answer is not None]) >= spec.min_votes
+            and self.outcome.share >= spec.consensus
+        )
+
+
+async def run_confidence(run: StrategyRun) -> StrategyResult:
+    spec: ConfidenceSpec = run.spec
+    require_sampling(run)
+    session = run.session
+    params = branch_params(run.params, confidence_top_k=spec.confidence_top_k)
+    warm = await session.run_to_end(session.submit(run.prompt_ids(), branch_params(params, n=spec.warmup)))
+    warm_records = [record(branch, session.name, spec.window) for branch in warm.branches]
+    threshold = percentile([r.confidence or 0.0 for r in warm_records], 100.0 * (1.0 - spec.keep_top))
+    state = _State(threshold=threshold)
+    for branch_record in warm_records:
+        _admit(state, branch_record, spec)
+    remaining = spec.n - spec.warmup
+    while remaining > 0 and not state.reached_consensus(spec):
+        size = min(spec.wave or remaining, remaining)
+        remaining -= size
+        state.waves += 1
+        seed = None if params.seed is None else params.seed + state.waves * _WAVE_SEED_STRIDE
+        handle = session.submit(run.prompt_ids(), branch_params(params, n=size, seed=seed))
+        await _watch(run, handle, state, spec)
+    if not state.voters:  # everything fell below the threshold: vote over what finished
+        for branch_record in state.records:
+            branch_record.discarded = branch_record.stopped
+        state.voters = [r for r in state.records if not r.discarded]
+    outcome = vote_over(state.voters, "confidence")
+    chosen = _chosen(state.voters, outcome)
+    return finish(
+        run,
+        chosen,
+        state.records,
+        answer=outcome.answer,
+        vote=outcome,
+        threshold=threshold,
+        waves=state.waves,
+        consensus_reached=state.reached_consensus(spec),
+    )
+
+
+async def _watch(run: StrategyRun, handle: RequestHandle, state: _State, spec: ConfidenceSpec) -> None:
+    session = run.session
+    groups = {id(branch): SlidingGroupConfidence(spec.window) for branch in handle.branches}
+    seen = {id(branch): 0 for branch in handle.branches}
+    while not handle.finished:
+        for branch in await session.wait():
+            if id(branch) not in groups:
+                continue
+            group = groups[id(branch)]
+            group.extend(branch.confidences[seen[id(branch)] :])
+            seen[id(branch)] = len(branch.confidences)
+            if not branch.finished:
+                if group.full and group.current < state.threshold:
+                    session.stop_branch(branch)
+                continue
+            _finished(state, branch, session.name, spec)
+            del groups[id(branch)]
+            if state.reached_consensus(spec):
+                session.cancel(handle)
+    for branch in handle.branches:  # cancelled ones never reported back on their own
+        if id(branch) in groups:
+            _finished(state, branch, session.name, spec)
+
+
+def _finished(state: _State, branch: BranchState, model: str, spec: ConfidenceSpec) -> None:
+    _admit(state, record(branch, model, spec.window), spec)
+
+
+def _admit(state: _State, branch_record: BranchRecord, spec: ConfidenceSpec) -> None:
+    state.records.append(branch_record)
+    too_weak = (branch_record.confidence or 0.0) < state.threshold
+    branch_record.discarded = branch_record.stopped or too_weak
+    if not branch_record.discarded:
+        state.voters.append(branch_record)
+        state.outcome = vote_over(state.voters, "confidence")
+
+
+def _chosen(voters: list[BranchRecord], outcome: VoteResult) -> BranchRecord | None:
+    return chosen_by_vote(voters, outcome) or max(voters, key=lambda r: r.num_tokens, default=None)

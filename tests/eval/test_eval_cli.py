@@ -1,0 +1,71 @@
+"""`ponder eval` end to end on a tiny random checkpoint: table, JSON, PNG, errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from ponder.eval.cli import add_eval_parser
+
+
+def run_cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="ponder")
+    add_eval_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+def test_eval_writes_table_json_and_plot(qwen3_ckpt, tmp_path, capsys):
+    json_path, png_path = tmp_path / "eval.json", tmp_path / "eval.png"
+    code = run_cli(
+        [
+            "eval",
+            "--model",
+            str(qwen3_ckpt),
+            "--tasks",
+            "counting,ordering",
+            "--difficulty",
+            "easy",
+            "--limit",
+            "2",
+            "--max-tokens",
+            "12",
+            "--strategy",
+            "greedy",
+            "--strategy",
+            "self_consistency:n=3,label=sc3",
+            "--json",
+            str(json_path),
+            "--plot",
+            str(png_path),
+            "--no-progress",
+            "--kv-cache-memory",
+            "16MiB",
+            "--block-size",
+            "4",
+        ]
+    )
+    assert code == 0
+    table = capsys.readouterr().out
+    assert "greedy" in table and "sc3" in table and "counting" in table
+    report = json.loads(json_path.read_text())
+    assert report["split"] == "test" and [s["label"] for s in report["strategies"]] == ["greedy", "sc3"]
+    greedy, sc3 = report["strategies"]
+    assert len(greedy["items"]) == 4 and {i["family"] for i in greedy["items"]} == {"counting", "ordering"}
+    assert all(i["num_branches"] == 3 for i in sc3["items"])
+    # The engine's own count of generated tokens matches what the strategies report.
+    assert sc3["engine"]["generation_tokens"] == sum(i["generated_tokens"] for i in sc3["items"])
+    # Three branches per problem prefill its prompt once: as much prefill as greedy's one branch.
+    assert sc3["engine"]["prompt_tokens_computed"] == greedy["engine"]["prompt_tokens_computed"] > 0
+    overall = [row for row in sc3["summary"] if row["family"] == "all"][0]
+    assert overall["num_items"] == 4 and overall["wall_time_s"] > 0
+    assert png_path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_eval_rejects_unknown_family(qwen3_ckpt):
+    from ponder.errors import InvalidRequestError
+
+    with pytest.raises(InvalidRequestError, match="unknown nope"):
+        run_cli(["eval", "--model", str(qwen3_ckpt), "--tasks", "nope"])

@@ -1,0 +1,82 @@
+"""`ponder eval` pieces without a model: --strategy parsing, summaries, table, plot."""
+
+from __future__ import annotations
+
+import pytest
+
+from ponder.errors import InvalidRequestError
+from ponder.eval.plot import plot_accuracy_vs_tokens
+from ponder.eval.report import format_table, summarize
+from ponder.eval.runner import ItemResult, StrategyEval
+from ponder.eval.strategy_args import parse_strategy_arg
+from ponder.reasoning.specs import AnswerStabilitySpec, ConfidenceSpec, EnsembleSpec, SelfConsistencySpec
+
+
+def test_strategy_arguments():
+    assert parse_strategy_arg("self_consistency:n=16") == ("self_consistency:n=16", SelfConsistencySpec(n=16))
+    label, spec = parse_strategy_arg("confidence:n=16,warmup=4,keep_top=0.5,wave=none,label=deepconf")
+    assert label == "deepconf" and spec == ConfidenceSpec(n=16, warmup=4, keep_top=0.5, wave=None)
+    assert parse_strategy_arg("ensemble:models=small|big")[1] == EnsembleSpec(models=("small", "big"))
+    label, spec = parse_strategy_arg('{"type": "answer_stability", "probe_text": "x", "label": "dyn"}')
+    assert label == "dyn" and spec == AnswerStabilitySpec(probe_text="x")
+    assert parse_strategy_arg('{"type": "greedy"}')[0] == "greedy"
+
+
+@pytest.mark.parametrize(
+    ("text", "param"),
+    [
+        ("self_consistency:n", "strategy"),
+        ("{not json", "strategy"),
+        ("self_consistency:n=0", "reasoning_strategy.n"),
+        ("nonsense", "reasoning_strategy.type"),
+    ],
+)
+def test_bad_strategy_arguments(text, param):
+    with pytest.raises(InvalidRequestError) as caught:
+        parse_strategy_arg(text)
+    assert caught.value.param == param
+
+
+def item(family: str, correct: bool, generated: int, reasoning: int, stopped: int = 0) -> ItemResult:
+    return ItemResult(
+        family=family,
+        difficulty="hard",
+        item_id=f"{family}{generated}",
+        gold="1",
+        answer="1" if correct else "2",
+        correct=correct,
+        reasoning_tokens=reasoning,
+        answer_tokens=generated - reasoning,
+        probe_tokens=0,
+        generated_tokens=generated,
+        num_branches=4,
+        num_stopped_branches=stopped,
+        latency_s=0.5,
+        finish_reason="stop",
+    )
+
+
+def test_summary_rows_and_table(tmp_path):
+    evaluation = StrategyEval(
+        label="sc",
+        spec={"type": "self_consistency"},
+        items=[
+            item("counting", True, 100, 80),
+            item("counting", False, 300, 240, 2),
+            item("boxes", True, 50, 40),
+        ],
+        wall_time_s=12.5,
+    )
+    rows = summarize(evaluation)
+    counting, boxes, overall = rows
+    assert (counting.family, counting.num_items, counting.accuracy) == ("counting", 2, 0.5)
+    assert counting.mean_generated_tokens == 200 and counting.mean_reasoning_tokens == 160
+    assert counting.mean_stopped_branches == 1 and counting.wall_time_s is None
+    assert boxes.accuracy == 1.0
+    assert overall.family == "all" and overall.accuracy == pytest.approx(2 / 3)
+    assert overall.mean_generated_tokens == pytest.approx(150) and overall.wall_time_s == 12.5
+    table = format_table(rows)
+    assert "acc%" in table and "66.7" in table and "12.5" in table
+    assert len(table.splitlines()) == 2 + len(rows)
+    png = plot_accuracy_vs_tokens(rows, tmp_path / "plot.png", title="test")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

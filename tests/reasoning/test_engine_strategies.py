@@ -1,0 +1,193 @@
+"""Strategies on a real (tiny, random) engine: one prefill for n branches, stopped branches free
+their KV, probes reuse the thought's KV, seeded runs repeat exactly, the server entry point."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from ponder import LLM, InvalidRequestError, SamplingParams
+from ponder.engine.async_engine import AsyncEngine
+from ponder.engine.llm_engine import LLMEngine
+from ponder.llm import build_engine_config
+from ponder.reasoning.controller import OfflineReasoner, run_strategy
+from ponder.reasoning.inline_engine import InlineEngine
+
+PROMPT = "Let me think step by step. First add 12 and 30 to get 42, then subtract"
+THINKING_PROMPT = "The answer is 42. <think>\n"  # ends inside a thought: every token is reasoning
+
+
+def make_engine(ckpt, **knobs) -> LLMEngine:
+    return LLMEngine(build_engine_config(str(ckpt), block_size=4, kv_cache_memory=1 << 24, **knobs))
+
+
+def sampled(**overrides) -> SamplingParams:
+    return SamplingParams(
+        **{"temperature": 1.0, "max_tokens": 24, "seed": 5, "ignore_eos": True, **overrides}
+    )
+
+
+def test_n_branches_prefill_the_prompt_once(qwen3_ckpt):
+    engine = make_engine(qwen3_ckpt)
+    prompt_ids = engine.tokenizer.encode(PROMPT)
+    [result] = OfflineReasoner(engine).run_all([prompt_ids], sampled(), {"type": "self_consistency", "n": 8})
+    stats = engine.stats()
+    assert stats.prompt_tokens_computed == len(prompt_ids)
+    assert result.usage.num_branches == 8
+    assert stats.generation_tokens == result.usage.generated_tokens == 8 * 24
+    assert stats.kv_blocks_used == 0
+
+
+def test_stopping_a_branch_frees_its_blocks_at_once(qwen3_ckpt):
+    engine = make_engine(qwen3_ckpt)
+    inline = InlineEngine(engine)
+
+    async def scenario():
+        session = inline.session()
+        handle = session.submit(engine.tokenizer.encode(PROMPT), sampled(n=4, max_tokens=40))
+        while min(b.num_tokens for b in handle.branches) < 12:
+            await session.wait()
+        before = engine.stats().kv_blocks_used
+        session.stop_branch(handle.branches[1])
+        session.stop_branch(handle.branches[2])
+        after_stop = engine.stats().kv_blocks_used
+        await session.run_to_end(handle)
+        inline.release(session)
+        return handle, before, after_stop
+
+    handle, before, after_stop = asyncio.run(scenario())
+    # Each stopped branch held at least its own two full blocks of 12 generated tokens.
+    assert after_stop <= before - 2 * 2
+    assert [b.finish_reason for b in handle.branches] == ["length", "abort", "abort", "length"]
+    assert handle.branches[1].stopped and handle.branches[1].num_tokens < 40
+    assert engine.stats().kv_blocks_used == 0
+
+
+def test_confidence_early_stop_stops_branches_and_frees_everything(qwen3_ckpt):
+    engine = make_engine(qwen3_ckpt)
+    spec = {"type": "confidence", "n": 8, "warmup": 2, "window": 4, "keep_top": 0.0, "consensus": 1.0}
+    [result] = OfflineReasoner(engine).run_all([PROMPT], sampled(max_tokens=32), spec, chat=False)
+    stopped = [b for b in result.branches if b.stopped]
+    assert stopped and all(b.num_tokens < 32 for b in stopped)
+    assert result.usage.num_stopped_branches == len(stopped)
+    assert result.usage.generated_tokens == engine.stats().generation_tokens
+    assert engine.stats().kv_blocks_used == 0
+
+
+def test_probes_reuse_the_live_thoughts_kv(qwen3_ckpt):
+    engine = make_engine(qwen3_ckpt)
+    spec = {"type": "answer_stability", "probe_every": 8, "agree": 50, "probe_max_tokens": 3}
+    params = SamplingParams(temperature=0, max_tokens=48, ignore_eos=True)
+    [result] = OfflineReasoner(engine).run_all([THINKING_PROMPT], params, spec, chat=False)
+    stats = engine.stats()
+    assert result.usage.num_probes >= 4 and result.usage.probe_tokens > 0
+    # Every probe after the first finds at least the thought's first 8 tokens (two full blocks).
+    assert stats.prefix_cache_hits >= 8 * (result.usage.num_probes - 1)
+    assert result.usage.reasoning_tokens == 48 and stats.kv_blocks_used == 0
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"type": "self_consistency", "n": 4, "vote": "confidence"},
+        {"type": "confidence", "n": 6, "warmup": 2, "window": 4, "keep_top": 0.5},
+        {"type": "answer_stability", "n": 2, "probe_every": 6, "agree": 2},
+        {"type": "best_of_n", "n": 3},
+    ],
+)
+def test_seeded_strategies_repeat_exactly(qwen3_ckpt, spec):
+    prompts = [PROMPT, "Hello, how are you today?", THINKING_PROMPT]
+
+    def once(concurrency: int):
+        engine = make_engine(qwen3_ckpt)
+        results = OfflineReasoner(engine).run_all(
+            prompts, sampled(ignore_eos=False), spec, chat=False, concurrency=concurrency
+        )
+        return [(r.text, r.answer, r.usage, [b.stopped for b in r.branches]) for r in results]
+
+    first = once(3)
+    assert first == once(3)
+    if spec["type"] in ("self_consistency", "best_of_n"):  # no online decisions: batch-independent
+        assert first == once(1)
+
+
+def test_llm_reason_runs_several_prompts(qwen3_ckpt):
+    llm = LLM(str(qwen3_ckpt), block_size=4, kv_cache_memory=1 << 24)
+    results = llm.reason(["Hi", "What is 6 * 7?"], "greedy", SamplingParams(max_tokens=8))
+    assert len(results) == 2 and all(r.usage.num_branches == 1 for r in results)
+    greedy = llm.generate(
+        [
+            {
+                "prompt": "",
+                "prompt_token_ids": llm.get_tokenizer().encode(
+                    llm.get_tokenizer().apply_chat_template([{"role": "user", "content": "Hi"}]),
+                    add_special_tokens=False,
+                ),
+            }
+        ],
+        SamplingParams(temperature=0, max_tokens=8),
+    )
+    assert results[0].text == greedy[0].outputs[0].text
+
+
+def test_server_entry_point_on_the_async_engine(qwen3_ckpt):
+    async def scenario():
+        engine = AsyncEngine(make_engine(qwen3_ckpt))
+        try:
+            prompt = {"prompt_token_ids": engine.tokenizer.encode(PROMPT)}
+            results = await asyncio.gather(
+                *(
+                    run_strategy(engine, prompt, sampled(seed=i), {"type": "self_consistency", "n": 4})
+                    for i in range(3)
+                )
+            )
+            with pytest.raises(InvalidRequestError) as caught:
+                await run_strategy(engine, prompt, sampled(), {"type": "self_consistency", "n": -1})
+            for _ in range(100):
+                if engine.stats().num_requests == 0:
+                    break
+                await asyncio.sleep(0.01)
+            return results, caught.value, engine.stats()
+        finally:
+            await engine.shutdown()
+
+    results, error, stats = asyncio.run(scenario())
+    assert all(r.usage.num_branches == 4 and r.usage.generated_tokens == 4 * 24 for r in results)
+    # Three requests of four branches: each prompt token is computed or found in the cache once
+    # per request, never per branch.
+    prompt_len = len(make_tokenizer_ids(qwen3_ckpt))
+    assert stats.prompt_tokens_computed + stats.prefix_cache_hits == 3 * prompt_len
+    assert error.param == "reasoning_strategy.n"
+    assert stats.kv_blocks_used == 0
+
+
+def test_cancelling_a_server_run_aborts_its_requests(qwen3_ckpt):
+    async def scenario():
+        engine = AsyncEngine(make_engine(qwen3_ckpt))
+        try:
+            prompt = {"prompt_token_ids": engine.tokenizer.encode(PROMPT)}
+            task = asyncio.create_task(
+                run_strategy(engine, prompt, sampled(max_tokens=400), {"type": "self_consistency", "n": 4})
+            )
+            while engine.stats().generation_tokens < 8:
+                await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            for _ in range(200):
+                if engine.stats().num_requests == 0:
+                    break
+                await asyncio.sleep(0.01)
+            return engine.stats()
+        finally:
+            await engine.shutdown()
+
+    stats = asyncio.run(scenario())
+    assert stats.num_requests == 0 and stats.kv_blocks_used == 0
+
+
+def make_tokenizer_ids(ckpt) -> list[int]:
+    from ponder.engine.tokenizer import Tokenizer
+
+    return Tokenizer.from_dir(ckpt).encode(PROMPT)

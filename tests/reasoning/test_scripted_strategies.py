@@ -1,0 +1,394 @@
+"""Strategy mechanics against a scripted engine session: which branches run, which are stopped and
+when, what is probed, what goes back into the context, and what wins the vote."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+
+import pytest
+
+from ponder.engine.outputs import CompletionOutput, RequestOutput
+from ponder.engine.sampling_params import SamplingParams
+from ponder.errors import InvalidRequestError
+from ponder.reasoning.confidence import percentile
+from ponder.reasoning.controller import run_on_sessions
+from ponder.reasoning.session import EngineSession
+from ponder.reasoning.specs import DEFAULT_PROBE_TEXT
+
+MARKERS = ("<think>", "</think>")
+_PIECES = re.compile("|".join(re.escape(m) for m in MARKERS) + r"|\\boxed\{|.", re.DOTALL)
+
+
+class FakeTokenizer:
+    """One token per character, per think marker and per "\\boxed{"."""
+
+    def __init__(self) -> None:
+        self.pieces: list[str] = []
+        self.ids: dict[str, int] = {}
+        for marker in MARKERS:
+            self.id(marker)
+
+    def id(self, piece: str) -> int:
+        if piece not in self.ids:
+            self.ids[piece] = len(self.pieces)
+            self.pieces.append(piece)
+        return self.ids[piece]
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        return [self.id(piece) for piece in _PIECES.findall(text)]
+
+    def decode(self, token_ids, skip_special_tokens: bool = True) -> str:
+        return "".join(self.pieces[i] for i in token_ids)
+
+    def token_to_id(self, token: str) -> int | None:
+        return self.ids.get(token)
+
+    def apply_chat_template(self, messages, add_generation_prompt=True, **kwargs) -> str:
+        turns = "".join(f"[{m['role']}] {m['content']}\n" for m in messages)
+        return turns + ("[assistant] " if add_generation_prompt else "")
+
+
+# A script gives each branch of a request its pieces: (text piece, confidence) per token.
+Script = Callable[[list[int], SamplingParams, int], list[tuple[str, float]]]
+
+
+def pieces(text: str, confidence: float = 10.0) -> list[tuple[str, float]]:
+    return [(piece, confidence) for piece in _PIECES.findall(text)]
+
+
+class ScriptedSession(EngineSession):
+    """Every branch emits one scripted token per step, like a decode step of the engine."""
+
+    def __init__(self, script: Script, name: str = "default", tokenizer: FakeTokenizer | None = None):
+        super().__init__(tokenizer or FakeTokenizer(), name)
+        self.script = script
+        self.requests: dict[str, dict] = {}
+        self.submitted: list[tuple[str, list[int], SamplingParams]] = []
+        self.pending: list[RequestOutput] = []
+        self.stopped: list[tuple[str, int, int]] = []  # request, branch, tokens when stopped
+
+    def _start(self, request_id, prompt_token_ids, params) -> None:
+        self.submitted.append((request_id, prompt_token_ids, params))
+        start, end = (self.tokenizer.token_to_id(m) for m in MARKERS)
+        last_marker = next((t for t in reversed(prompt_token_ids) if t in (start, end)), None)
+        self.requests[request_id] = {
+            "params": params,
+            "prompt": prompt_token_ids,
+            "scripts": [self.script(prompt_token_ids, params, i) for i in range(params.n)],
+            "emitted": [0] * params.n,
+            "finished": [None] * params.n,
+            "in_thought": [last_marker == start] * params.n,
+            "reasoning": [0] * params.n,
+            "logprob": [0.0] * params.n,
+        }
+
+    def _stop(self, request_id, index) -> None:
+        request = self.requests.get(request_id)
+        if request is None or request["finished"][index]:
+            return
+        request["finished"][index] = "abort"
+        self.stopped.append((request_id, index, request["emitted"][index]))
+        self.pending.append(self._output(request_id, [self._completion(request, index, [], "")]))
+
+    def _abort(self, request_id) -> None:
+        self.requests.pop(request_id, None)
+
+    async def _next_outputs(self) -> list[RequestOutput]:
+        await asyncio.sleep(0)
+        if self.pending:
+            outputs, self.pending = self.pending, []
+            return outputs
+        outputs = []
+        for request_id, request in list(self.requests.items()):
+            completions = [
+                self._advance(request, index)
+                for index in range(len(request["scripts"]))
+                if request["finished"][index] is None
+            ]
+            if completions:
+                outputs.append(self._output(request_id, completions))
+        return outputs
+
+    def _advance(self, request: dict, index: int) -> CompletionOutput:
+        params, tokenizer = request["params"], self.tokenizer
+        piece, confidence = request["scripts"][index][request["emitted"][index]]
+        token_id = tokenizer.id(piece)
+        request["emitted"][index] += 1
+        if piece == "<think>":
+            request["in_thought"][index] = True
+        if request["in_thought"][index]:
+            request["reasoning"][index] += 1
+        if piece == "</think>":
+            request["in_thought"][index] = False
+        request["logprob"][index] -= 1.0 / confidence
+        text = piece
+        if token_id in params.stop_token_ids:
+            request["finished"][index], text = "stop", ""
+        elif request["emitted"][index] == len(request["scripts"][index]):
+            request["finished"][index] = "stop"
+        elif params.max_tokens is not None and request["emitted"][index] >= params.max_tokens:
+            request["finished"][index] = "length"
+        completion = self._completion(request, index, [token_id], text)
+        completion.confidences = [confidence] if params.confidence_top_k else None
+        return completion
+
+    def _completion(self, request, index, token_ids, text) -> CompletionOutput:
+        return CompletionOutput(
+            index=index,
+            text=text,
+            token_ids=token_ids,
+            cumulative_logprob=request["logprob"][index],
+            num_reasoning_tokens=request["reasoning"][index],
+            finish_reason=request["finished"][index],
+        )
+
+    def _output(self, request_id, completions) -> RequestOutput:
+        request = self.requests[request_id]
+        finished = all(request["finished"])
+        if finished:
+            del self.requests[request_id]
+        return RequestOutput(request_id, None, request["prompt"], completions, finished)
+
+
+def answers_script(
+    answers: list[str], confidences: list[float] | None = None, thought: str = "<think>ok</think>"
+) -> Script:
+    def script(prompt, params, index):
+        confidence = confidences[index] if confidences else 10.0
+        return pieces(f"{thought}\\boxed{{{answers[index]}}}", confidence)
+
+    return script
+
+
+SAMPLED = SamplingParams(temperature=0.7, max_tokens=500, seed=0)
+
+
+def run(session, spec, params=SAMPLED, **kwargs):
+    return asyncio.run(run_on_sessions(session, "What is 6 * 7?", params, spec, **kwargs))
+
+
+def test_self_consistency_forks_one_request_and_takes_the_majority():
+    session = ScriptedSession(answers_script(["4", "5", "5", "4.0", "5"]))
+    result = run(session, {"type": "self_consistency", "n": 5})
+    assert len(session.submitted) == 1 and session.submitted[0][2].n == 5
+    assert result.answer == "5" and result.vote.share == pytest.approx(3 / 5)
+    assert result.text.endswith("\\boxed{5}")
+    assert result.usage.num_branches == 5
+    answers = ["4", "5", "5", "4.0", "5"]
+    assert result.usage.generated_tokens == sum(
+        len(pieces(f"<think>ok</think>\\boxed{{{a}}}")) for a in answers
+    )
+    assert result.usage.reasoning_tokens == 5 * len(pieces("<think>ok</think>"))
+
+
+def test_confidence_weighted_vote_lets_a_sure_minority_win():
+    script = answers_script(["4", "5", "5"], confidences=[30.0, 5.0, 5.0])
+    majority = run(ScriptedSession(script), {"type": "self_consistency", "n": 3})
+    weighted = run(ScriptedSession(script), {"type": "self_consistency", "n": 3, "vote": "confidence"})
+    assert majority.answer == "5" and weighted.answer == "4"
+
+
+def test_no_answer_anywhere_gives_none():
+    script = lambda prompt, params, index: pieces("<think>hmm</think>no idea")  # noqa: E731
+    result = run(ScriptedSession(script), {"type": "self_consistency", "n": 3})
+    assert result.answer is None and result.vote.share == 0.0
+
+
+def test_best_of_n_by_verifier_and_by_logprob():
+    script = answers_script(["1", "2", "3"], confidences=[2.0, 8.0, 4.0])
+    by_verifier = run(
+        ScriptedSession(script),
+        {"type": "best_of_n", "n": 3, "scorer": "verifier"},
+        verifier=lambda text: text.endswith("{3}"),
+    )
+    assert by_verifier.answer == "3" and [b.score for b in by_verifier.branches] == [0.0, 0.0, 1.0]
+    by_logprob = run(ScriptedSession(script), {"type": "best_of_n", "n": 3})
+    assert by_logprob.answer == "2"  # highest confidence = highest mean logprob in the script
+
+
+def test_best_of_n_without_a_verifier_fails_before_generating():
+    session = ScriptedSession(answers_script(["1"] * 3))
+    with pytest.raises(InvalidRequestError) as caught:
+        run(session, {"type": "best_of_n", "n": 3, "scorer": "verifier"})
+    assert caught.value.param == "reasoning_strategy.scorer" and session.submitted == []
+
+
+def test_confidence_stops_unanimous_warmup_early():
+    session = ScriptedSession(answers_script(["7"] * 16))
+    result = run(session, {"type": "confidence", "n": 16, "warmup": 4})
+    assert len(session.submitted) == 1 and result.answer == "7"
+    assert result.details["consensus_reached"] and result.usage.num_branches == 4
+
+
+def test_confidence_stops_weak_branches_and_ends_at_consensus():
+    window = 4
+    long_thought = "<think>" + "x" * 40 + "</think>"
+
+    def script(prompt, params, index):
+        if params.n == 2:  # warm-up: two sure branches that disagree
+            return pieces(f"<think>abcdef</think>\\boxed{{{7 + index}}}", 10.0)
+        if index in (0, 1):  # unsure: stopped once a full window shows it
+            return pieces(f"{long_thought}\\boxed{{8}}", 1.0)
+        if index == 2:  # sure and long: still running when consensus is reached
+            return pieces(f"{long_thought}\\boxed{{9}}", 10.0)
+        return pieces("<think>ab</think>\\boxed{7}", 10.0)
+
+    session = ScriptedSession(script)
+    result = run(
+        session,
+        {"type": "confidence", "n": 6, "warmup": 2, "window": window, "consensus": 0.6, "min_votes": 3},
+    )
+    wave_id = session.submitted[1][0]
+    assert [(r, i, t) for r, i, t in session.stopped] == [(wave_id, 0, window), (wave_id, 1, window)]
+    assert result.details["threshold"] == pytest.approx(percentile([10.0, 10.0], 10.0))
+    assert result.answer == "7" and result.details["consensus_reached"]
+    stopped = [b for b in result.branches if b.stopped]
+    assert len(stopped) == 3 and all(b.discarded for b in stopped)  # 2 weak + 1 cancelled
+    assert result.usage.num_stopped_branches == 3
+    assert result.vote.tallies == {"7": 20.0, "8": 10.0}
+    assert result.usage.generated_tokens < 2 * 12 + 4 * len(pieces(long_thought))
+
+
+def answer_stability_script(probe_ids: list[int], base_len: int) -> Script:
+    def script(prompt, params, index):
+        if prompt[-len(probe_ids) :] == probe_ids:  # a probe: answer from the thought's length
+            thought_len = len(prompt) - base_len - len(probe_ids)
+            return pieces(("42" if thought_len >= 12 else str(thought_len)) + "}")
+        return pieces("<think>" + "y" * 40 + "</think>\\boxed{41}")
+
+    return script
+
+
+def test_answer_stability_probes_the_live_thought_and_stops_once_stable():
+    tokenizer = FakeTokenizer()
+    probe_ids = tokenizer.encode(DEFAULT_PROBE_TEXT)
+    prompt_ids = tokenizer.encode(
+        tokenizer.apply_chat_template([{"role": "user", "content": "What is 6 * 7?"}])
+    )
+    session = ScriptedSession(answer_stability_script(probe_ids, len(prompt_ids)), tokenizer=tokenizer)
+    result = run(
+        session,
+        {"type": "answer_stability", "probe_every": 4, "agree": 2},
+        SamplingParams(temperature=0, max_tokens=500),
+    )
+    thought_id = session.submitted[0][0]
+    thought = [b for b in session.handles[0].branches][0]
+    probes = session.submitted[1:]
+    assert result.answer == "42" and result.details["settled"] == 1
+    assert thought.stopped and thought.num_tokens < len(pieces("<think>" + "y" * 40 + "</think>"))
+    for _, probe_prompt, params in probes:  # forked from the live thought
+        assert probe_prompt[: len(prompt_ids)] == prompt_ids and probe_prompt[-len(probe_ids) :] == probe_ids
+        assert (
+            thought.token_ids[: len(probe_prompt) - len(prompt_ids) - len(probe_ids)]
+            == (probe_prompt[len(prompt_ids) : -len(probe_ids)])
+        )
+        assert params.temperature == 0 and params.n == 1
+    assert result.usage.num_probes == len(probes) >= 3
+    assert result.usage.probe_tokens == sum(b.num_tokens for h in session.handles[1:] for b in h.branches)
+    assert result.text.endswith(DEFAULT_PROBE_TEXT + "42}") and session.stopped[0][0] == thought_id
+
+
+def test_a_thought_that_closes_first_keeps_its_own_answer():
+    tokenizer = FakeTokenizer()
+    probe_ids = tokenizer.encode(DEFAULT_PROBE_TEXT)
+    session = ScriptedSession(answer_stability_script(probe_ids, 10**6), tokenizer=tokenizer)  # never stable
+    result = run(
+        session,
+        {"type": "answer_stability", "probe_every": 8, "agree": 3},
+        SamplingParams(temperature=0, max_tokens=500),
+    )
+    assert result.answer == "41" and result.details["settled"] == 0
+    assert not session.handles[0].branches[0].stopped and not session.requests  # nothing left running
+
+
+def test_budget_forcing_extends_a_short_thought_with_the_cue():
+    tokenizer = FakeTokenizer()
+    cue = "\nWait"
+    cue_ids = tokenizer.encode(cue)
+
+    end_id = tokenizer.token_to_id("</think>")
+
+    def script(prompt, params, index):
+        if prompt[-len(cue_ids) :] == cue_ids:
+            return pieces("cdef</think>\\boxed{9}")
+        if prompt[-1] == end_id:
+            return pieces("\\boxed{2}")
+        return pieces("<think>ab</think>\\boxed{1}")
+
+    session = ScriptedSession(script, tokenizer=tokenizer)
+    result = run(session, {"type": "budget", "min_thinking": 5, "continuation": cue, "thinking_budget": 50})
+    first, second, third = session.submitted
+    assert end_id in first[2].stop_token_ids and first[2].thinking_budget == 50
+    assert second[1] == first[1] + tokenizer.encode("<think>ab") + cue_ids  # the close dropped
+    assert second[2].thinking_budget == 50 - 4
+    assert third[1] == second[1] + tokenizer.encode("cdef</think>")  # long enough: answer now
+    assert end_id not in third[2].stop_token_ids
+    assert result.details["extensions"] == 1 and result.answer == "2"
+    assert result.text == "<think>ab" + cue + "cdef</think>\\boxed{2}"
+
+
+def test_refine_puts_the_checked_attempt_back_into_the_context():
+    tokenizer = FakeTokenizer()
+
+    def scripted(prompt, params, index):
+        text = tokenizer.decode(prompt)
+        return pieces("<think>t</think>\\boxed{2}" if "is wrong" in text else "<think>t</think>\\boxed{1}")
+
+    session = ScriptedSession(scripted, tokenizer=tokenizer)
+    result = run(
+        session,
+        {"type": "refine", "passes": 3, "check": "verifier"},
+        verifier=lambda text: text.endswith("{2}"),
+    )
+    assert len(session.submitted) == 2 and result.answer == "2" and result.details["accepted"]
+    second_prompt = tokenizer.decode(session.submitted[1][1])
+    assert "[assistant] \\boxed{1}" in second_prompt and "Check: the answer 1 is wrong." in second_prompt
+    assert session.submitted[0][2].seed != session.submitted[1][2].seed
+
+
+def test_cascade_asks_the_large_model_only_when_the_small_one_is_unsure():
+    unsure_small = ScriptedSession(answers_script(["1", "2", "1", "2"]), name="small")
+    big = ScriptedSession(answers_script(["3"] * 4), name="big")
+    spec = {"type": "cascade", "models": ["small", "big"], "n": 4}
+    result = run(unsure_small, spec, models={"small": unsure_small, "big": big})
+    assert result.answer == "3" and result.details["answered_by"] == "big"
+    assert result.usage.num_branches == 8
+
+    sure_small = ScriptedSession(answers_script(["1"] * 4), name="small")
+    idle_big = ScriptedSession(answers_script(["3"] * 4), name="big")
+    result = run(sure_small, spec, models={"small": sure_small, "big": idle_big})
+    assert result.answer == "1" and idle_big.submitted == []
+
+
+def test_ensemble_pools_votes_across_models():
+    small = ScriptedSession(answers_script(["1", "1", "2"]), name="small")
+    big = ScriptedSession(answers_script(["2", "2", "2"]), name="big")
+    result = run(small, {"type": "ensemble", "models": ["small", "big"], "n": 3}, models={"big": big})
+    assert result.answer == "2" and result.vote.share == pytest.approx(4 / 6)
+    assert {b.model for b in result.branches} == {"small", "big"}
+
+
+def test_unknown_model_and_repeated_model_are_request_errors():
+    session = ScriptedSession(answers_script(["1"] * 4))
+    with pytest.raises(InvalidRequestError, match="not served here"):
+        run(session, {"type": "ensemble", "models": ["default", "nope"], "n": 2})
+    with pytest.raises(InvalidRequestError, match="twice"):
+        run(session, {"type": "ensemble", "models": ["default", "default"], "n": 2})
+
+
+def test_a_failing_run_cancels_what_it_started():
+    session = ScriptedSession(answers_script(["1"] * 3))
+
+    def broken(text: str) -> bool:
+        raise RuntimeError("verifier crashed")
+
+    with pytest.raises(RuntimeError, match="verifier crashed"):
+        run(session, {"type": "refine", "check": "verifier"}, verifier=broken)
+    assert not session.in_flight
+
+
+def test_waiting_with_nothing_in_flight_is_an_error():
+    with pytest.raises(RuntimeError, match="no request in flight"):
+        asyncio.run(ScriptedSession(answers_script(["1"])).wait())

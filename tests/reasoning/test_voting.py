@@ -1,0 +1,64 @@
+"""Votes over extracted answers: majority, equivalent forms pooled, ties, no answer, weights."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ponder.reasoning.answers import normalize_answer
+from ponder.reasoning.voting import vote
+
+
+def test_majority_pools_equivalent_answers():
+    result = vote(["12", "7", "12.0", " 12 ", "7"])
+    assert normalize_answer(result.answer) == "12"
+    assert result.answer == "12"  # written as its first voter wrote it
+    assert result.weight == 3 and result.share == pytest.approx(3 / 5)
+    assert result.winner_index == 0 and not result.tie
+
+
+def test_tie_goes_to_the_answer_whose_first_voter_came_first():
+    result = vote(["5", "9", "9", "5"])
+    assert result.answer == "5" and result.tie
+    assert vote(["9", "5", "5", "9"]).answer == "9"
+
+
+def test_missing_answers_cast_no_vote():
+    result = vote([None, "3", None])
+    assert result.answer == "3" and result.share == 1.0 and result.winner_index == 1
+    assert result.num_votes == 1
+
+
+def test_no_answer_at_all():
+    for answers in ([], [None, None]):
+        result = vote(answers)
+        assert result.answer is None and result.share == 0.0 and result.winner_index is None
+
+
+def test_weights_can_outvote_a_majority():
+    answers = ["A=figs, B=pears", "b = Pears; a = Figs", "A=pears, B=figs"]
+    assert vote(answers).answer == answers[0]
+    weighted = vote(answers, [1.0, 1.0, 2.5])
+    assert weighted.answer == answers[2] and weighted.share == pytest.approx(2.5 / 4.5)
+
+
+def test_bad_weights_are_rejected():
+    with pytest.raises(ValueError):
+        vote(["1", "2"], [1.0])
+    with pytest.raises(ValueError):
+        vote(["1"], [-1.0])
+
+
+@given(
+    st.lists(st.one_of(st.none(), st.sampled_from(["1", "2", "3", "1.0"])), max_size=12),
+    st.data(),
+)
+def test_the_winner_has_the_most_weight(answers, data):
+    weights = data.draw(st.lists(st.floats(0, 10), min_size=len(answers), max_size=len(answers)))
+    result = vote(answers, weights)
+    if result.answer is None:
+        assert all(a is None for a in answers)
+        return
+    assert all(result.weight >= other for other in result.tallies.values())
+    assert result.tallies[normalize_answer(result.answer)] == result.weight
