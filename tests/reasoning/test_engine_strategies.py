@@ -108,8 +108,25 @@ def test_seeded_strategies_repeat_exactly(qwen3_ckpt, spec):
 
     first = once(3)
     assert first == once(3)
-    if spec["type"] in ("self_consistency", "best_of_n"):  # no online decisions: batch-independent
-        assert first == once(1)
+    # Seeded sampling is batch-independent, and so are the decisions made on each branch's tokens.
+    assert first == once(1)
+
+
+def test_concurrent_runs_share_the_engines_batches(qwen3_ckpt):
+    engine = make_engine(qwen3_ckpt)
+    steps = 0
+    step = engine.step
+
+    def counted_step():
+        nonlocal steps
+        steps += 1
+        return step()
+
+    engine.step = counted_step
+    prompts = [PROMPT, "Hello, how are you today?", THINKING_PROMPT, "Numbers like 0 1 2 3"]
+    results = OfflineReasoner(engine).run_all(prompts, sampled(max_tokens=12), "single", chat=False)
+    assert all(r.usage.generated_tokens == 12 for r in results)
+    assert steps <= 12 + 2  # one batch for all four prompts, not one prompt after another
 
 
 def test_llm_reason_runs_several_prompts(qwen3_ckpt):

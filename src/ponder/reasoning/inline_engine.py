@@ -26,6 +26,7 @@ class InlineEngine:
         self.name = name
         self._sessions: list[InlineSession] = []
         self._owners: dict[str, InlineSession] = {}
+        self._step_scheduled = False
 
     @property
     def tokenizer(self):
@@ -42,7 +43,7 @@ class InlineEngine:
             self._sessions.remove(session)
         for request_id in [r for r, owner in self._owners.items() if owner is session]:
             del self._owners[request_id]
-        self.step_when_all_wait()  # the others may have been waiting for this one
+        self.schedule_step()  # the others may have been waiting for this one
 
     def own(self, request_id: str, session: InlineSession) -> None:
         self._owners[request_id] = session
@@ -57,20 +58,34 @@ class InlineEngine:
                 if output.finished:
                     del self._owners[output.request_id]
 
-    def step_when_all_wait(self) -> None:
+    def schedule_step(self) -> None:
+        """Step soon, after every task that is ready now has run: runs that are starting get to
+        submit their requests first, so they join the same batch. (Stepping at once would also
+        let a run whose outputs arrive at once go on alone, never yielding to the others.)"""
+        if self._step_scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop: nobody can be waiting
+        self._step_scheduled = True
+        loop.call_soon(self._step_when_all_wait)
+
+    def _step_when_all_wait(self) -> None:
         """Run engine steps while every session with requests in flight waits and none has news."""
-        while True:
-            active = [s for s in self._sessions if s.in_flight]
-            if not active or not all(s.waiting for s in active):
-                return
-            if any(s.has_news for s in active):
-                break
-            if not self.engine.has_unfinished_requests():
-                error = RuntimeError("sessions wait for outputs but the engine has no requests")
-                for session in active:
-                    session.fail(error)
-                return
-            self.route(self.engine.step())
+        self._step_scheduled = False
+        active = [s for s in self._sessions if s.in_flight]
+        if not active or not all(s.waiting for s in active):
+            return  # the last of them to wait schedules the step again
+        try:
+            while not any(s.has_news for s in active):
+                if not self.engine.has_unfinished_requests():
+                    raise RuntimeError("sessions wait for outputs but the engine has no requests")
+                self.route(self.engine.step())
+        except Exception as error:  # a callback's exception would be lost: hand it to the runs
+            for session in active:
+                session.fail(error)
+            return
         for session in active:
             session.wake()
 
@@ -124,7 +139,7 @@ class InlineSession(EngineSession):
     async def _next_outputs(self) -> list[RequestOutput]:
         if not self._news:
             self._waiter = asyncio.get_running_loop().create_future()
-            self.inline.step_when_all_wait()
+            self.inline.schedule_step()
             await self._waiter
         news, self._news = self._news, []
         return news
