@@ -20,6 +20,8 @@ from ponder.train.trainer import lr_multiplier, run_progress, train
 def tiny_run(tmp_path_factory: pytest.TempPathFactory):
     out_dir = tmp_path_factory.mktemp("tiny_run")
     config = load_config("tiny", out_dir=str(out_dir), progress_bar=False)
+    config = load_config("tiny", out_dir=str(out_dir), progress_bar=False,
+                         snapshot_every=config.max_steps // 2)
     return config, train(config, log=lambda message: None)
 
 
@@ -50,6 +52,20 @@ def test_export_is_a_loadable_hf_checkpoint(tiny_run) -> None:
     )
     output = model.generate(**prompt, max_new_tokens=5, do_sample=False)
     assert output.shape[1] > prompt["input_ids"].shape[1]
+
+
+def test_snapshots_are_loadable_models_along_the_way(tiny_run) -> None:
+    config, result = tiny_run
+    snapshots = sorted((Path(config.out_dir) / "snapshots").iterdir())
+    assert [path.name for path in snapshots] == [
+        f"step-{step:06d}" for step in (config.snapshot_every, 2 * config.snapshot_every)
+    ]
+    first = AutoModelForCausalLM.from_pretrained(snapshots[0])
+    last = AutoModelForCausalLM.from_pretrained(snapshots[-1])
+    exported = AutoModelForCausalLM.from_pretrained(result.model_dir)
+    weight = "model.layers.0.mlp.up_proj.weight"
+    assert not first.state_dict()[weight].equal(last.state_dict()[weight])  # taken at different steps
+    assert last.state_dict()[weight].equal(exported.state_dict()[weight])  # the last is the final model
 
 
 def test_resume_continues_from_the_checkpoint(tiny_run) -> None:

@@ -25,6 +25,7 @@ _FLAG_FIELDS = {
     "num_workers": "num_workers",
     "tokenizer_dir": "tokenizer_dir",
     "checkpoint_every": "checkpoint_every",
+    "snapshot_every": "snapshot_every",
     "log_every": "log_every",
 }
 
@@ -64,6 +65,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-workers", type=int, help="data workers (-1: automatic)")
     parser.add_argument("--tokenizer-dir", help="reuse this tokenizer instead of training one")
     parser.add_argument("--checkpoint-every", type=int)
+    parser.add_argument("--snapshot-every", type=int,
+                        help="also export a loadable model every N steps (out-dir/snapshots/step-N)")
     parser.add_argument("--log-every", type=int)
     parser.add_argument("--family-weights", type=_weights,
                         help="data mix by family, e.g. arithmetic=2,boxes=1 (others get 0)")

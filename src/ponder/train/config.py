@@ -54,6 +54,7 @@ class TrainConfig:
     num_workers: int = -1  # data workers; -1: one per spare CPU core, at most 8
     log_every: int = 20
     checkpoint_every: int = 500
+    snapshot_every: int = 0  # if > 0, also export the model to out_dir/snapshots/step-N this often
     save_dtype: str = "bfloat16"  # the exported model's weights
     progress_bar: bool = True
 
@@ -173,6 +174,8 @@ def validate(config: TrainConfig) -> None:
     for name in positive:
         if getattr(config, name) <= 0:
             raise InvalidRequestError(f"{name} must be positive", param=name)
+    if config.snapshot_every < 0:
+        raise InvalidRequestError("snapshot_every must be >= 0 (0: no snapshots)", param="snapshot_every")
     if config.seq_len > config.max_position_embeddings:
         raise InvalidRequestError(
             f"seq_len ({config.seq_len}) exceeds max_position_embeddings "

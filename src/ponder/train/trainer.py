@@ -48,6 +48,7 @@ class _Run:
     state: TrainState
     device: torch.device
     out_dir: Path
+    tokenizer_dir: Path
     held_out: list[Batch]
     log: Callable[[str], None]
     saved_step: int = -1
@@ -99,6 +100,7 @@ def train(
         state=state,
         device=device,
         out_dir=out_dir,
+        tokenizer_dir=tokenizer_dir,
         held_out=_held_out_batches(config, tokenizer_file),
         log=log,
     )
@@ -165,6 +167,10 @@ def _step_loop(run: _Run, batches: Iterator[Batch]) -> tuple[float, float, bool]
                 bar.total = max(state.step, round(state.step / progress))
         if state.step % config.checkpoint_every == 0:
             _save(run)
+        if config.snapshot_every and state.step % config.snapshot_every == 0:
+            # Models along the way, to pick one by task accuracy rather than by loss.
+            export_model(run.model, run.tokenizer_dir, run.out_dir / "snapshots" / f"step-{state.step:06d}",
+                         config.save_dtype)
     bar.close()
     return first_loss, last_loss, finished
 

@@ -1,0 +1,145 @@
+"""Train several candidate built-in models side by side on one GPU and pick one by task accuracy.
+
+The built-in model must be good on easy items and middling (30-70%) on hard ones, so that
+test-time scaling has room to help. Loss does not say where a model lands on that scale, so
+this script trains candidates (different data mixes and lengths) in parallel, exports snapshots
+along the way (`--snapshot-every`), evaluates each snapshot greedily with `ponder eval` while
+training goes on, and ranks them. Run on the device machine from the repo root:
+
+    PYTHONPATH=src python3 benchmarks/builtin_sweep.py --out /tmp/sweep \\
+        --run nohard:4:easy=0.4,medium=0.6,hard=0 --run short:1.5:easy=0.25,medium=0.35,hard=0.4
+
+A run is NAME:MINUTES:DIFFICULTY_WEIGHTS. Results: OUT/ranking.json (every snapshot's accuracy
+per family and difficulty) and OUT/best (a copy of the chosen model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+TOKENIZER = "src/ponder/assets/ponder-reasoner"  # keep the shipped tokenizer: docs and tests stay true
+
+
+@dataclass
+class Run:
+    name: str
+    minutes: float
+    weights: str
+    process: subprocess.Popen | None = None
+
+
+def parse_run(text: str) -> Run:
+    name, minutes, weights = text.split(":", 2)
+    return Run(name, float(minutes), weights)
+
+
+def start_training(run: Run, args: argparse.Namespace) -> None:
+    out_dir = Path(args.out) / run.name
+    command = [
+        sys.executable, "-m", "ponder.train", "--preset", args.preset, "--out-dir", str(out_dir),
+        "--time-budget-minutes", str(run.minutes), "--difficulty-weights", run.weights,
+        "--snapshot-every", str(args.snapshot_every), "--tokenizer-dir", TOKENIZER,
+        "--num-workers", str(args.workers_per_run), "--seed", str(args.seed), "--no-progress",
+    ]
+    log = open(Path(args.out) / f"{run.name}.train.log", "w")
+    run.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+
+
+def evaluate(model_dir: Path, args: argparse.Namespace) -> dict:
+    """Greedy accuracy per family x difficulty: {"hard": {"arithmetic": 0.5, ...}, ...}."""
+    result_path = model_dir / "eval.json"
+    command = [
+        sys.executable, "-m", "ponder", "eval", "--model", str(model_dir), "--tasks", "all",
+        "--difficulty", args.difficulty, "--limit", str(args.limit), "--strategy", "greedy",
+        "--concurrency", "512", "--max-tokens", str(args.max_tokens), "--dtype", "float32", "--kv-cache-memory", "4GiB", "--json", str(result_path), "--no-progress",
+    ]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    summary = json.loads(result_path.read_text())["strategies"][0]["summary"]
+    accuracy: dict[str, dict[str, float]] = {}
+    reasoning: dict[str, dict[str, float]] = {}
+    for row in summary:
+        if row["family"] != "all":
+            accuracy.setdefault(row["difficulty"], {})[row["family"]] = row["accuracy"]
+            reasoning.setdefault(row["difficulty"], {})[row["family"]] = row["mean_reasoning_tokens"]
+    return {"accuracy": accuracy, "reasoning_tokens": reasoning}
+
+
+def score(result: dict) -> tuple[int, float]:
+    """Families with hard accuracy in [0.3, 0.7], if every easy family is >= 0.9; then closeness to 0.5."""
+    accuracy = result["accuracy"]
+    if any(value < 0.9 for value in accuracy.get("easy", {}).values()):
+        return (-1, 0.0)
+    hard = accuracy.get("hard", {})
+    in_band = sum(0.3 <= value <= 0.7 for value in hard.values())
+    return (in_band, -sum(abs(value - 0.5) for value in hard.values()))
+
+
+def ready_snapshots(run: Run, args: argparse.Namespace, seen: set[Path]) -> list[Path]:
+    """Snapshots whose export is complete: a later one exists, or the run has ended."""
+    snapshots = sorted((Path(args.out) / run.name / "snapshots").glob("step-*"))
+    finished = run.process is not None and run.process.poll() is not None
+    complete = snapshots if finished else snapshots[:-1]
+    if finished and (Path(args.out) / run.name / "model").exists():
+        complete = [*complete, Path(args.out) / run.name / "model"]
+    return [path for path in complete if path not in seen]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--run", action="append", required=True, type=parse_run)
+    parser.add_argument("--preset", default="builtin", help="tiny: a CPU smoke run of this script")
+    parser.add_argument("--max-tokens", type=int, default=1536)
+    parser.add_argument("--snapshot-every", type=int, default=500)
+    parser.add_argument("--workers-per-run", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--difficulty", default="easy,hard")
+    parser.add_argument("--limit", type=int, default=16)
+    parser.add_argument("--deadline-s", type=float, default=540, help="stop evaluating after this")
+    args = parser.parse_args()
+    started = time.monotonic()
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    for run in args.run:
+        start_training(run, args)
+    results: dict[str, dict] = {}
+    seen: set[Path] = set()
+    while time.monotonic() - started < args.deadline_s:
+        pending = [path for run in args.run for path in ready_snapshots(run, args, seen)]
+        if not pending:
+            if all(run.process.poll() is not None for run in args.run):
+                break
+            time.sleep(5)
+            continue
+        path = pending[-1] if len(pending) > 2 else pending[0]  # fall behind gracefully: newest first
+        seen.add(path)
+        try:
+            result = evaluate(path, args)
+        except subprocess.CalledProcessError as error:
+            print(f"eval failed for {path}: {error}", flush=True)
+            continue
+        key = str(path.relative_to(args.out))
+        results[key] = {**result, "score": score(result), "elapsed_s": round(time.monotonic() - started)}
+        print(json.dumps({key: results[key]}), flush=True)
+        Path(args.out, "ranking.json").write_text(json.dumps(results, indent=1))
+    ranked = sorted(results, key=lambda key: results[key]["score"], reverse=True)
+    if ranked:
+        best = Path(args.out) / ranked[0]
+        shutil.copytree(best, Path(args.out) / "best", dirs_exist_ok=True)
+        print(f"best: {ranked[0]} {results[ranked[0]]['score']}", flush=True)
+    for run in args.run:
+        if run.process.poll() is None:
+            run.process.terminate()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
