@@ -9,7 +9,7 @@ training goes on, and ranks them. Run on the device machine from the repo root:
     PYTHONPATH=src python3 benchmarks/builtin_sweep.py --out /tmp/sweep \\
         --run nohard:4:easy=0.4,medium=0.6,hard=0 --run short:1.5:easy=0.25,medium=0.35,hard=0.4
 
-A run is NAME:MINUTES:DIFFICULTY_WEIGHTS. Results: OUT/ranking.json (every snapshot's accuracy
+A run is NAME:MINUTES:DIFFICULTY_WEIGHTS[:CELL_WEIGHTS] (cells as in `ponder train --cell-weights`). Results: OUT/ranking.json (every snapshot's accuracy
 per family and difficulty) and OUT/best (a copy of the chosen model).
 """
 
@@ -33,12 +33,13 @@ class Run:
     name: str
     minutes: float
     weights: str
+    cells: str = ""
     process: subprocess.Popen | None = None
 
 
 def parse_run(text: str) -> Run:
-    name, minutes, weights = text.split(":", 2)
-    return Run(name, float(minutes), weights)
+    name, minutes, weights, *cells = text.split(":", 3)
+    return Run(name, float(minutes), weights, *cells)
 
 
 def start_training(run: Run, args: argparse.Namespace) -> None:
@@ -48,6 +49,7 @@ def start_training(run: Run, args: argparse.Namespace) -> None:
         "--time-budget-minutes", str(run.minutes), "--difficulty-weights", run.weights,
         "--snapshot-every", str(args.snapshot_every), "--tokenizer-dir", TOKENIZER,
         "--num-workers", str(args.workers_per_run), "--seed", str(args.seed), "--no-progress",
+        *(["--cell-weights", run.cells] if run.cells else []),
     ]
     log = open(Path(args.out) / f"{run.name}.train.log", "w")
     run.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)

@@ -150,8 +150,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=_version())
     parser.add_argument("--log-level", default="WARNING")
     subparsers = parser.add_subparsers(dest="command", required=True)
+    unavailable = []
     for add in _SUBCOMMANDS:
-        add(subparsers)
+        try:
+            add(subparsers)
+        except ImportError as error:  # an optional extra is missing: the other commands still work
+            unavailable.append(f"{add.__name__.removeprefix('_add_')} ({error})")
+    if unavailable:
+        parser.epilog = "Not available here (install the extra): " + "; ".join(unavailable)
     return parser
 
 

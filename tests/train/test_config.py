@@ -33,6 +33,10 @@ def test_file_then_flags_override_the_preset(tmp_path: Path) -> None:
     [
         ({"family_weights": {"poetry": 1.0}}, "family_weights"),
         ({"difficulty_weights": {"extreme": 1.0}}, "difficulty_weights"),
+        ({"cell_weights": {"poetry/hard": 1.0}}, "cell_weights"),
+        ({"cell_weights": {"boxes": 1.0}}, "cell_weights"),
+        ({"cell_weights": {"boxes/hard": -1.0}}, "cell_weights"),
+        ({"snapshot_every": -1}, "snapshot_every"),
         ({"difficulty_weights": {"easy": 0.0}}, "difficulty_weights"),
         ({"num_heads": 6, "num_kv_heads": 4}, "num_kv_heads"),
         ({"seq_len": 4096}, "seq_len"),

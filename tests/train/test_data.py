@@ -50,7 +50,16 @@ def test_mix_sampler_follows_weights() -> None:
     assert {family for family, _ in draws} == {"counting", "boxes"}
     assert 0.68 < sum(family == "boxes" for family, _ in draws) / len(draws) < 0.82
     uniform = MixSampler({}, {"easy": 1.0})
-    assert uniform.families == list(FAMILIES)
+    assert uniform.cells == [(family, "easy") for family in FAMILIES]
+
+
+def test_cell_weights_scale_single_cells() -> None:
+    sampler = MixSampler({"counting": 1.0, "boxes": 1.0}, {"easy": 1.0, "hard": 1.0},
+                         {"boxes/hard": 0.0, "counting/hard": 2.0})
+    rng = random.Random(0)
+    draws = [sampler.draw(rng) for _ in range(3000)]
+    assert ("boxes", "hard") not in draws
+    assert 0.45 < draws.count(("counting", "hard")) / len(draws) < 0.55  # 2 of 1 + 1 + 2
 
 
 def _examples(lengths: list[int]):

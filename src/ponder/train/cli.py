@@ -72,6 +72,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="data mix by family, e.g. arithmetic=2,boxes=1 (others get 0)")
     parser.add_argument("--difficulty-weights", type=_weights,
                         help="data mix by difficulty, e.g. easy=1,medium=1,hard=2")
+    parser.add_argument("--cell-weights", type=_weights,
+                        help="factors for single family/difficulty cells, e.g. ordering/hard=0.2")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -82,6 +84,7 @@ def run_train(args: argparse.Namespace) -> int:
     overrides = {field: getattr(args, flag) for flag, field in _FLAG_FIELDS.items()}
     overrides["family_weights"] = args.family_weights
     overrides["difficulty_weights"] = args.difficulty_weights
+    overrides["cell_weights"] = args.cell_weights
     if args.no_progress:
         overrides["progress_bar"] = False
     try:

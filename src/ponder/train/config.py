@@ -34,6 +34,8 @@ class TrainConfig:
     difficulty_weights: dict[str, float] = field(
         default_factory=lambda: {"easy": 0.25, "medium": 0.35, "hard": 0.4}
     )
+    # per (family, difficulty) factors on top of both, keyed "family/difficulty": "ordering/hard": 0.2
+    cell_weights: dict[str, float] = field(default_factory=dict)
     no_think_fraction: float = 0.02  # examples answered directly, so enable_thinking=False works
     seq_len: int = 1024
     # optimisation
@@ -157,8 +159,19 @@ def validate(config: TrainConfig) -> None:
             f"{', '.join(DIFFICULTIES)}",
             param="difficulty_weights",
         )
+    bad_cells = sorted(
+        key for key in config.cell_weights
+        if key.partition("/")[0] not in FAMILIES or key.partition("/")[2] not in DIFFICULTIES
+    )
+    if bad_cells:
+        raise InvalidRequestError(
+            f"unknown cells {bad_cells} in cell_weights; keys are family/difficulty with families "
+            f"{', '.join(FAMILIES)} and difficulties {', '.join(DIFFICULTIES)}",
+            param="cell_weights",
+        )
     for name, weights in (("family_weights", config.family_weights),
-                          ("difficulty_weights", config.difficulty_weights)):
+                          ("difficulty_weights", config.difficulty_weights),
+                          ("cell_weights", config.cell_weights)):
         if any(w < 0 for w in weights.values()) or (weights and sum(weights.values()) <= 0):
             raise InvalidRequestError(f"{name} must be non-negative with a positive sum", param=name)
     if config.num_heads % config.num_kv_heads:

@@ -61,26 +61,34 @@ def encode_examples(tokenizer: Tokenizer, pairs: list[tuple[str, str]]) -> list[
 
 
 class MixSampler:
-    """Draws (family, difficulty) pairs by the configured weights."""
+    """Draws (family, difficulty) pairs: family weight x difficulty weight x any per-cell factor."""
 
-    def __init__(self, family_weights: dict[str, float], difficulty_weights: dict[str, float]):
+    def __init__(
+        self,
+        family_weights: dict[str, float],
+        difficulty_weights: dict[str, float],
+        cell_weights: dict[str, float] | None = None,
+    ):
         families = family_weights or {family: 1.0 for family in FAMILIES}
-        self.families = [f for f in FAMILIES if families.get(f, 0) > 0]
-        self.family_weights = [families[f] for f in self.families]
-        self.difficulties = [d for d in DIFFICULTIES if difficulty_weights.get(d, 0) > 0]
-        self.difficulty_weights = [difficulty_weights[d] for d in self.difficulties]
+        cells = cell_weights or {}
+        weighted = [
+            ((family, difficulty), families.get(family, 0) * difficulty_weights.get(difficulty, 0)
+             * cells.get(f"{family}/{difficulty}", 1.0))
+            for family in FAMILIES
+            for difficulty in DIFFICULTIES
+        ]
+        self.cells = [cell for cell, weight in weighted if weight > 0]
+        self.weights = [weight for _, weight in weighted if weight > 0]
 
     def draw(self, rng: random.Random) -> tuple[str, str]:
-        family = rng.choices(self.families, self.family_weights)[0]
-        difficulty = rng.choices(self.difficulties, self.difficulty_weights)[0]
-        return family, difficulty
+        return rng.choices(self.cells, self.weights)[0]
 
 
 def example_stream(
     config: TrainConfig, tokenizer: Tokenizer, rng: random.Random, *, split: str = "train"
 ) -> Iterator[EncodedExample]:
     """An endless stream of encoded examples drawn from the configured mix."""
-    sampler = MixSampler(config.family_weights, config.difficulty_weights)
+    sampler = MixSampler(config.family_weights, config.difficulty_weights, config.cell_weights)
     while True:
         pairs = []
         for _ in range(_ENCODE_CHUNK):
