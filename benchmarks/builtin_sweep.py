@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,14 +75,14 @@ def evaluate(model_dir: Path, args: argparse.Namespace) -> dict:
     return {"accuracy": accuracy, "reasoning_tokens": reasoning}
 
 
-def score(result: dict) -> tuple[int, float]:
-    """Families with hard accuracy in [0.3, 0.7], if every easy family is >= 0.9; then closeness to 0.5."""
+def score(result: dict) -> tuple[bool, int, float]:
+    """Every easy family >= 0.9 first; then families with hard accuracy in [0.3, 0.7]; then
+    closeness of hard accuracies to 0.5."""
     accuracy = result["accuracy"]
-    if any(value < 0.9 for value in accuracy.get("easy", {}).values()):
-        return (-1, 0.0)
+    easy_ok = all(value >= 0.9 for value in accuracy.get("easy", {}).values())
     hard = accuracy.get("hard", {})
     in_band = sum(0.3 <= value <= 0.7 for value in hard.values())
-    return (in_band, -sum(abs(value - 0.5) for value in hard.values()))
+    return (easy_ok, in_band, -sum(abs(value - 0.5) for value in hard.values()))
 
 
 def ready_snapshots(run: Run, args: argparse.Namespace, seen: set[Path]) -> list[Path]:
@@ -105,6 +106,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--difficulty", default="easy,hard")
     parser.add_argument("--limit", type=int, default=16)
+    parser.add_argument("--parallel-evals", type=int, default=2)
     parser.add_argument("--deadline-s", type=float, default=540, help="stop evaluating after this")
     args = parser.parse_args()
     started = time.monotonic()
@@ -114,24 +116,31 @@ def main() -> int:
         start_training(run, args)
     results: dict[str, dict] = {}
     seen: set[Path] = set()
-    while time.monotonic() - started < args.deadline_s:
-        pending = [path for run in args.run for path in ready_snapshots(run, args, seen)]
-        if not pending:
-            if all(run.process.poll() is not None for run in args.run):
+    running: dict[Future, Path] = {}
+    with ThreadPoolExecutor(args.parallel_evals) as pool:  # evaluations share the GPU with training
+        while time.monotonic() - started < args.deadline_s:
+            for future in [f for f in running if f.done()]:
+                path = running.pop(future)
+                try:
+                    result = future.result()
+                except subprocess.CalledProcessError as error:
+                    print(f"eval failed for {path}: {error}", flush=True)
+                    continue
+                key = str(path.relative_to(args.out))
+                results[key] = {**result, "score": score(result),
+                                "elapsed_s": round(time.monotonic() - started)}
+                print(json.dumps({key: results[key]}), flush=True)
+                Path(args.out, "ranking.json").write_text(json.dumps(results, indent=1))
+            pending = [path for run in args.run for path in ready_snapshots(run, args, seen)]
+            trained = all(run.process.poll() is not None for run in args.run)
+            if not pending and not running and trained:
                 break
-            time.sleep(5)
-            continue
-        path = pending[-1] if len(pending) > 2 else pending[0]  # fall behind gracefully: newest first
-        seen.add(path)
-        try:
-            result = evaluate(path, args)
-        except subprocess.CalledProcessError as error:
-            print(f"eval failed for {path}: {error}", flush=True)
-            continue
-        key = str(path.relative_to(args.out))
-        results[key] = {**result, "score": score(result), "elapsed_s": round(time.monotonic() - started)}
-        print(json.dumps({key: results[key]}), flush=True)
-        Path(args.out, "ranking.json").write_text(json.dumps(results, indent=1))
+            if pending and len(running) < args.parallel_evals:
+                path = pending[-1] if len(pending) > 2 else pending[0]  # behind: newest first
+                seen.add(path)
+                running[pool.submit(evaluate, path, args)] = path
+                continue
+            time.sleep(2)
     ranked = sorted(results, key=lambda key: results[key]["score"], reverse=True)
     if ranked:
         best = Path(args.out) / ranked[0]
