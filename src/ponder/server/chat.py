@@ -140,7 +140,7 @@ class ChatCompletions:
         return {"content": entries}
 
     def _envelope(self, run: ChatRun, kind: str) -> dict:
-        return envelope(run.response_id, kind, run.created, run.model)
+        return chat_envelope(run.response_id, kind, run.created, run.model)
 
     def _chunk(
         self,
@@ -150,10 +150,10 @@ class ChatCompletions:
         include_usage: bool,
         logprobs: dict | None = None,
     ) -> dict:
-        return chunk(self._envelope(run, "chat.completion.chunk"), index, delta, include_usage, logprobs)
+        return chat_chunk(self._envelope(run, "chat.completion.chunk"), index, delta, include_usage, logprobs)
 
 
-def envelope(response_id: str, kind: str, created: int, model: str) -> dict:
+def chat_envelope(response_id: str, kind: str, created: int, model: str) -> dict:
     """The fields every chat response and chunk starts with."""
     return {
         "id": response_id,
@@ -164,7 +164,7 @@ def envelope(response_id: str, kind: str, created: int, model: str) -> dict:
     }
 
 
-def chunk(
+def chat_chunk(
     head: dict, index: int, delta: dict, include_usage: bool, logprobs: dict | None = None
 ) -> dict:
     """One streamed chunk of choice `index` (finish_reason still null)."""

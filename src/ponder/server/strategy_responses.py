@@ -11,7 +11,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from ponder.reasoning.think_parser import ThinkSplit, prompt_opens_thought, split_reasoning
-from ponder.server.chat import assistant_message, chunk, envelope, message_delta
+from ponder.server.chat import assistant_message, chat_chunk, chat_envelope, message_delta
 from ponder.server.completions import completion_envelope
 from ponder.server.protocol import ChatCompletionRequest
 from ponder.server.usage import strategy_usage
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 def strategy_body(call: StrategyCall, results: list[StrategyResult]) -> dict:
     """The whole (non-streaming) response."""
     if isinstance(call.request, ChatCompletionRequest):
-        head = envelope(call.response_id, "chat.completion", call.created, call.request.model)
+        head = chat_envelope(call.response_id, "chat.completion", call.created, call.request.model)
         choices = [
             {
                 "index": index,
@@ -48,15 +48,15 @@ def strategy_chunks(call: StrategyCall, results: list[StrategyResult]) -> list[d
     include_usage = bool(request.stream_options and request.stream_options.include_usage)
     usage = strategy_usage(results)
     if isinstance(request, ChatCompletionRequest):
-        head = envelope(call.response_id, "chat.completion.chunk", call.created, request.model)
+        head = chat_envelope(call.response_id, "chat.completion.chunk", call.created, request.model)
         split = _split(call, 0, results[0])  # chat has one prompt, and n is 1 with a strategy
-        chunks = [chunk(head, 0, {"role": "assistant", "content": ""}, include_usage)]
+        chunks = [chat_chunk(head, 0, {"role": "assistant", "content": ""}, include_usage)]
         # The thought, then the answer, as a streamed thought would arrive.
         for part in (ThinkSplit(reasoning=split.reasoning), ThinkSplit(content=split.content)):
             delta = message_delta(part, request.include_reasoning)
             if delta:
-                chunks.append(chunk(head, 0, delta, include_usage))
-        chunks.append(chunk(head, 0, {}, include_usage))
+                chunks.append(chat_chunk(head, 0, delta, include_usage))
+        chunks.append(chat_chunk(head, 0, {}, include_usage))
         chunks[-1]["choices"][0].update(_finish(results[0]))
     else:
         head = completion_envelope(call.response_id, call.created, request.model)
