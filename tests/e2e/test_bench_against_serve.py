@@ -4,40 +4,18 @@ import json
 import os
 import subprocess
 import sys
-import time
 
-import httpx
 import pytest
 
-from tests.server.harness import free_port
+from tests.server.harness import ponder_serve
 
 PONDER = [sys.executable, "-m", "ponder.cli"]
 
 
 @pytest.fixture(scope="module")
 def served_builtin_model():
-    port = free_port()
-    server = subprocess.Popen(
-        [*PONDER, "serve", "--port", str(port), "--max-num-seqs", "8"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            pytest.fail(f"ponder serve did not come up: {server.stderr.read()[-2000:]}")
-        time.sleep(0.2)
-    yield url
-    server.terminate()
-    assert server.wait(timeout=60) == 0  # SIGTERM drains, then exits cleanly
+    with ponder_serve("--max-num-seqs", "8") as url:
+        yield url
 
 
 def test_bench_measures_the_served_builtin_model(served_builtin_model, tmp_path):

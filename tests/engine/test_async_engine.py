@@ -1,4 +1,4 @@
-"""AsyncEngine: concurrent streams, deltas, abort frees KV, stats."""
+"""AsyncEngine: concurrent streams, deltas, abort frees KV, stats, engines side by side."""
 
 import asyncio
 
@@ -127,3 +127,33 @@ def test_stopping_one_branch_frees_it_and_the_others_finish(qwen3_ckpt):
     assert finish == {0: "length", 1: "abort", 2: "length"}
     assert tokens[0] == tokens[2] == 30 and tokens[1] < 30
     assert stats.kv_blocks_used == 0
+
+
+def test_engines_in_one_process_step_side_by_side(qwen3_ckpt, qwen2_ckpt):
+    """A server hosting two models steps two engines in two threads at once: each forward must
+    see its own batch (the attention metadata is per thread, not global)."""
+    prompts = ["Hello", "The quick brown fox", "Let me think step by step", "Numbers like 0 1 2"]
+    greedy = SamplingParams(temperature=0, max_tokens=24, ignore_eos=True)
+    offline = {
+        ckpt: [o.outputs[0].text for o in LLM(str(ckpt)).generate(prompts, greedy)]
+        for ckpt in (qwen3_ckpt, qwen2_ckpt)
+    }
+
+    async def run():
+        engines = {ckpt: make_engine(ckpt) for ckpt in offline}
+
+        async def complete(ckpt, index):
+            stream = engines[ckpt].add_request(f"{ckpt.name}-{index}", prompts[index], greedy)
+            async for output in stream:
+                if output.finished:
+                    return output.outputs[0].text
+
+        texts = await asyncio.gather(
+            *(complete(ckpt, index) for index in range(len(prompts)) for ckpt in offline)
+        )
+        for engine in engines.values():
+            await engine.shutdown()
+        return texts
+
+    texts = asyncio.run(run())
+    assert texts[0::2] == offline[qwen3_ckpt] and texts[1::2] == offline[qwen2_ckpt]

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+import pytest
 import uvicorn
 
 from ponder.engine.outputs import CompletionOutput, RequestMetrics, RequestOutput
@@ -61,6 +66,34 @@ class ServerThread:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=30)
+
+
+@contextlib.contextmanager
+def ponder_serve(*argv: str) -> Iterator[str]:
+    """`ponder serve ARGV` in a child process on a free port: yields its URL; at the end SIGTERM,
+    which must drain and exit 0."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "ponder.cli", "serve", *argv, "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            pytest.fail(f"ponder serve did not come up: {server.stderr.read()[-2000:]}")
+        time.sleep(0.2)
+    yield url
+    server.terminate()
+    assert server.wait(timeout=60) == 0  # SIGTERM drains, then exits cleanly
 
 
 def real_engine(ckpt: Path, **overrides):

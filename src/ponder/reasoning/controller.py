@@ -26,7 +26,8 @@ PromptLike = ReasoningPrompt | str | Sequence[int] | Sequence[Mapping[str, Any]]
 
 def as_reasoning_prompt(prompt: PromptLike, *, chat: bool = True) -> ReasoningPrompt:
     """A string (a user message when chat, else raw text), messages, token ids, or an engine
-    prompt dict ({"prompt": ...} / {"prompt_token_ids": ...}, optionally with "messages")."""
+    prompt dict ({"prompt": ...} / {"prompt_token_ids": ...}, optionally with "messages" and
+    the "template_kwargs" they were rendered with)."""
     if isinstance(prompt, ReasoningPrompt):
         return prompt
     if isinstance(prompt, str):
@@ -40,6 +41,7 @@ def as_reasoning_prompt(prompt: PromptLike, *, chat: bool = True) -> ReasoningPr
             messages=tuple(messages) if messages is not None else None,
             text=prompt.get("prompt"),
             token_ids=tuple(token_ids) if token_ids is not None else None,
+            template_kwargs=dict(prompt.get("template_kwargs") or {}),
         )
     if isinstance(prompt, Sequence) and prompt and all(isinstance(m, Mapping) for m in prompt):
         return ReasoningPrompt(messages=tuple(prompt))
@@ -99,18 +101,20 @@ async def run_strategy(
     models: Mapping[str, AsyncEngine] | None = None,
     reward_models: RewardScorer | None = None,
     verifier: Verifier | None = None,
+    name: str = "default",
 ) -> StrategyResult:
     """The server's entry point: one strategy run for one prompt on a shared AsyncEngine.
 
     `prompt` is what the server already rendered ({"prompt_token_ids": [...]} and, for
     ensembles over models with other tokenizers, "messages"). `models` names other hosted
-    engines for ensemble/cascade. Raises InvalidRequestError (param "reasoning_strategy.*",
+    engines for ensemble/cascade; `name` is the main engine's own name there (besides
+    "default"). Raises InvalidRequestError (param "reasoning_strategy.*",
     "temperature" or "n") before any engine work when the request is invalid; cancelling the
     awaiting task aborts every request of the run.
     """
     others = {name: AsyncEngineSession(each, name) for name, each in (models or {}).items()}
     return await run_on_sessions(
-        AsyncEngineSession(engine),
+        AsyncEngineSession(engine, name),
         prompt,
         params,
         spec,

@@ -61,6 +61,7 @@ class RequestHandle:
     request_id: str
     kind: str
     branches: list[BranchState]
+    num_cached_tokens: int = 0  # prompt tokens the engine found in its prefix cache
 
     @property
     def finished(self) -> bool:
@@ -143,6 +144,7 @@ class EngineSession(ABC):
         handle = self._by_id.get(output.request_id)
         if handle is None:
             return []
+        handle.num_cached_tokens = output.num_cached_tokens
         changed = []
         for completion in output.outputs:
             branch = handle.branches[completion.index]

@@ -38,6 +38,11 @@ class StrategySpec:
     def validate(self) -> None:
         """Checks across fields; single fields are checked by the parser."""
 
+    @property
+    def max_sequences(self) -> int:
+        """The most sequences a run keeps in one engine at once (the server admits by it)."""
+        return getattr(self, "n", 1)
+
     def to_dict(self) -> dict[str, Any]:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         return {"type": self.type, **{k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}}
@@ -122,6 +127,10 @@ class AnswerStabilitySpec(StrategySpec):
     min_thinking: int = field(default=0, metadata=_range(0))  # first probe not before this
     probe_text: str = DEFAULT_PROBE_TEXT
     probe_max_tokens: int = field(default=32, metadata=_range(1, 1024))
+
+    @property
+    def max_sequences(self) -> int:
+        return 2 * self.n  # each thought may have one probe in flight
 
     def validate(self) -> None:
         if not self.probe_text:

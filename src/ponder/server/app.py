@@ -1,11 +1,12 @@
-"""The FastAPI app: OpenAI routes over one shared engine, plus health, version and metrics."""
+"""The FastAPI app: OpenAI routes over the hosted models (one shared engine each), plus health,
+version and metrics."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,9 +16,8 @@ from starlette.responses import Response
 from ponder import __version__
 from ponder.errors import PonderError
 from ponder.server import errors
-from ponder.server.chat import ChatCompletions
-from ponder.server.completions import Completions
-from ponder.server.generation import EngineClient, ServingContext
+from ponder.server.generation import EngineClient
+from ponder.server.hosting import HostedModel, ModelRouter, ServedModel
 from ponder.server.http import (
     APIKeyGuard,
     ClientGone,
@@ -29,9 +29,10 @@ from ponder.server.http import (
 )
 from ponder.server.metrics import CONTENT_TYPE, ServerMetrics
 from ponder.server.protocol import ChatCompletionRequest, CompletionRequest
-from ponder.server.responses_api import Responses
 from ponder.server.responses_protocol import ResponsesRequest
 from ponder.server.settings import ServerSettings
+from ponder.server.strategies import StrategyCall
+from ponder.server.strategy_responses import strategy_body, strategy_chunks
 
 logger = logging.getLogger("ponder.server")
 
@@ -39,23 +40,25 @@ CLIENT_CLOSED_REQUEST = 499  # nginx's code; the client never sees it
 
 
 def build_app(
-    engine: EngineClient, settings: ServerSettings, *, shutdown_engine: bool = True
+    engine: EngineClient,
+    settings: ServerSettings,
+    *,
+    more_models: Sequence[HostedModel] = (),
+    shutdown_engine: bool = True,
 ) -> FastAPI:
-    """The app for `engine`; `shutdown_engine` stops the engine when the app shuts down."""
-    metrics = ServerMetrics(settings.model_name, engine.stats)
-    context = ServingContext(engine, settings, metrics)
-    chat = ChatCompletions(context)
-    completions = Completions(context)
-    responses = Responses(chat)
+    """The app for `engine` (served as settings.served_model_names) and `more_models`, each on
+    its own engine; `shutdown_engine` stops the engines when the app shuts down."""
+    models = [HostedModel(engine, settings.served_model_names, settings.model_path), *more_models]
+    metrics = ServerMetrics({hosted.names[0]: hosted.engine.stats for hosted in models})
+    router = ModelRouter(models, settings, metrics)
     started = int(time.time())
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        context.draining = True
-        shutdown = getattr(engine, "shutdown", None)
-        if shutdown_engine and shutdown is not None:
-            await shutdown()
+        router.drain()
+        if shutdown_engine:
+            await router.shutdown()
 
     app = FastAPI(
         title="ponder",
@@ -64,13 +67,14 @@ def build_app(
         lifespan=lifespan,
         default_response_class=JSONBody,
     )
-    app.state.context = context
+    app.state.router = router
+    app.state.context = router.primary.context
     _install_error_handlers(app)
     app.add_middleware(APIKeyGuard, api_key=settings.api_key)
 
     @app.get("/health")
     async def health() -> Response:
-        if context.draining:
+        if router.draining:
             return error_response(errors.draining())
         return JSONBody({"status": "ok"})
 
@@ -82,42 +86,50 @@ def build_app(
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
-    def model_card(name: str) -> dict:
+    def model_card(served: ServedModel, name: str) -> dict:
         return {
             "id": name,
             "object": "model",
             "created": started,
             "owned_by": "ponder",
-            "root": settings.model_path or name,
+            "root": served.hosted.path or served.name,
             "parent": None,
-            "max_model_len": engine.max_model_len,
+            "max_model_len": served.engine.max_model_len,
         }
 
     @app.get("/v1/models")
     async def list_models() -> dict:
-        return {"object": "list", "data": [model_card(n) for n in settings.served_model_names]}
+        cards = [model_card(served, name) for served in router.models for name in served.hosted.names]
+        return {"object": "list", "data": cards}
 
     @app.get("/v1/models/{model:path}")
     async def get_model(model: str) -> dict:
-        context.check_model(model)
-        return model_card(model)
+        return model_card(router.route(model), model)
 
     @app.post("/v1/chat/completions")
     async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
-        run = chat.start(body)
+        served = router.route(body.model)
+        if body.reasoning_strategy is not None:
+            return await _answer_strategy(request, served.strategies.start_chat(body), body.stream)
+        run = served.chat.start(body)
         if body.stream:
-            return EventStream(chat.stream(run), run.generation.close)
-        return await _respond(request, chat.respond(run), run.generation.close)
+            return EventStream(served.chat.stream(run), run.generation.close)
+        return await _respond(request, served.chat.respond(run), run.generation.close)
 
     @app.post("/v1/completions")
     async def create_completion(body: CompletionRequest, request: Request) -> Response:
-        run = completions.start(body)
+        served = router.route(body.model)
+        if body.reasoning_strategy is not None:
+            call = served.strategies.start_completion(body)
+            return await _answer_strategy(request, call, body.stream)
+        run = served.completions.start(body)
         if body.stream:
-            return EventStream(completions.stream(run), run.generation.close)
-        return await _respond(request, completions.respond(run), run.generation.close)
+            return EventStream(served.completions.stream(run), run.generation.close)
+        return await _respond(request, served.completions.respond(run), run.generation.close)
 
     @app.post("/v1/responses")
     async def create_response(body: ResponsesRequest, request: Request) -> Response:
+        responses = router.route(body.model).responses
         run = responses.start(body)
         close = run.chat_run.generation.close
         if body.stream:
@@ -134,6 +146,25 @@ async def _respond(request: Request, work, close) -> Response:
         return Response(status_code=CLIENT_CLOSED_REQUEST)
     finally:
         close()
+
+
+async def _answer_strategy(request: Request, call: StrategyCall, stream: bool | None) -> Response:
+    """The strategy runs to the end before the response starts (its answer is unknown until
+    the vote), so even a streamed request gets any error as an HTTP status."""
+    try:
+        results = await until_disconnected(request, call.run())
+    except ClientGone:
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
+    finally:
+        call.close()
+    if stream:
+        return EventStream(_iterate(strategy_chunks(call, results)), on_close=lambda: None)
+    return JSONBody(strategy_body(call, results))
+
+
+async def _iterate(items: list[dict]) -> AsyncIterator[dict]:
+    for item in items:
+        yield item
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ponder.reasoning.think_parser import ThinkParser, ThinkSplit, prompt_opens_thought
 from ponder.server import errors
@@ -14,6 +15,9 @@ from ponder.server.prompts import Prompt, check_context_length, render_chat
 from ponder.server.protocol import ChatCompletionRequest, unsupported_features
 from ponder.server.sampling import build_sampling_params, plan_reasoning
 from ponder.server.usage import UsageCounter
+
+if TYPE_CHECKING:
+    from ponder.engine.sampling_params import SamplingParams
 
 
 @dataclass
@@ -38,8 +42,8 @@ class ChatCompletions:
         self.context = context
         self.token_text = TokenText(context.engine.tokenizer)
 
-    def start(self, request: ChatCompletionRequest) -> ChatRun:
-        """Validate, render and queue; raises API or typed errors before any response starts."""
+    def prepare(self, request: ChatCompletionRequest) -> tuple[Prompt, SamplingParams]:
+        """Validate and render; raises API or typed errors."""
         context = self.context
         context.check_model(request.model)
         for param, message in unsupported_features(request):
@@ -47,7 +51,12 @@ class ChatCompletions:
         plan = plan_reasoning(request, context.settings, context.is_reasoning_model)
         prompt = render_chat(context.engine.tokenizer, request, plan.template_kwargs)
         check_context_length(prompt, request.output_limit, context.engine.max_model_len, "messages")
-        params = build_sampling_params(request, plan)
+        return prompt, build_sampling_params(request, plan)
+
+    def start(self, request: ChatCompletionRequest) -> ChatRun:
+        """Validate, render and queue; raises API or typed errors before any response starts."""
+        context = self.context
+        prompt, params = self.prepare(request)
         response_id = context.new_id("chatcmpl")
         generation = context.start(response_id, [prompt], params, request.priority)
         return ChatRun(request, generation, prompt, response_id, request.model)
@@ -67,7 +76,7 @@ class ChatCompletions:
                 split = parsers[completion.index].feed(completion.text)
                 if completion.finish_reason is not None:
                     split += parsers[completion.index].finish()
-                delta = self._delta(split, request.include_reasoning)
+                delta = message_delta(split, request.include_reasoning)
                 logprobs = self._logprobs(request, completion)
                 if delta or logprobs is not None:
                     chunk = self._chunk(run, completion.index, delta, include_usage, logprobs)
@@ -107,14 +116,10 @@ class ChatCompletions:
                     finish[index] = (completion.finish_reason, completion.stop_reason)
         choices = []
         for index in range(request.n):
-            message = {"role": "assistant", "content": texts[index].content}
-            if request.include_reasoning:
-                message["reasoning"] = message["reasoning_content"] = texts[index].reasoning or None
-            message["tool_calls"] = []
             choices.append(
                 {
                     "index": index,
-                    "message": message,
+                    "message": assistant_message(texts[index], request.include_reasoning),
                     "logprobs": {"content": logprobs[index]} if request.logprobs else None,
                     "finish_reason": finish[index][0],
                     "stop_reason": finish[index][1],
@@ -126,14 +131,6 @@ class ChatCompletions:
             "usage": run.usage.as_dict(),
         }
 
-    def _delta(self, split: ThinkSplit, include_reasoning: bool) -> dict:
-        delta: dict = {}
-        if split.reasoning and include_reasoning:
-            delta["reasoning"] = delta["reasoning_content"] = split.reasoning
-        if split.content:
-            delta["content"] = split.content
-        return delta
-
     def _logprobs(self, request: ChatCompletionRequest, completion) -> dict | None:
         if not request.logprobs or not completion.token_ids:
             return None
@@ -143,13 +140,7 @@ class ChatCompletions:
         return {"content": entries}
 
     def _envelope(self, run: ChatRun, kind: str) -> dict:
-        return {
-            "id": run.response_id,
-            "object": kind,
-            "created": run.created,
-            "model": run.model,
-            "system_fingerprint": None,
-        }
+        return chat_envelope(run.response_id, kind, run.created, run.model)
 
     def _chunk(
         self,
@@ -159,12 +150,45 @@ class ChatCompletions:
         include_usage: bool,
         logprobs: dict | None = None,
     ) -> dict:
-        chunk = {
-            **self._envelope(run, "chat.completion.chunk"),
-            "choices": [
-                {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": None}
-            ],
-        }
-        if include_usage:
-            chunk["usage"] = None
-        return chunk
+        return chat_chunk(self._envelope(run, "chat.completion.chunk"), index, delta, include_usage, logprobs)
+
+
+def chat_envelope(response_id: str, kind: str, created: int, model: str) -> dict:
+    """The fields every chat response and chunk starts with."""
+    return {
+        "id": response_id,
+        "object": kind,
+        "created": created,
+        "model": model,
+        "system_fingerprint": None,
+    }
+
+
+def chat_chunk(
+    head: dict, index: int, delta: dict, include_usage: bool, logprobs: dict | None = None
+) -> dict:
+    """One streamed chunk of choice `index` (finish_reason still null)."""
+    body = {
+        **head,
+        "choices": [{"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": None}],
+    }
+    if include_usage:
+        body["usage"] = None
+    return body
+
+
+def assistant_message(split: ThinkSplit, include_reasoning: bool) -> dict:
+    message = {"role": "assistant", "content": split.content}
+    if include_reasoning:
+        message["reasoning"] = message["reasoning_content"] = split.reasoning or None
+    message["tool_calls"] = []
+    return message
+
+
+def message_delta(split: ThinkSplit, include_reasoning: bool) -> dict:
+    delta: dict = {}
+    if split.reasoning and include_reasoning:
+        delta["reasoning"] = delta["reasoning_content"] = split.reasoning
+    if split.content:
+        delta["content"] = split.content
+    return delta

@@ -6,9 +6,11 @@ import argparse
 import os
 
 from ponder.cli import add_engine_args, engine_kwargs
+from ponder.errors import InvalidRequestError
 from ponder.server.settings import ServerSettings, parse_effort_budgets
 
 BUILTIN_MODEL_NAME = "ponder"
+BUILTIN_PATH = "builtin"  # what --model NAME=builtin calls the built-in model
 
 
 def add_serve_parser(subparsers) -> argparse.ArgumentParser:
@@ -27,7 +29,24 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
         "--served-model-name",
         nargs="+",
         default=None,
-        help="names clients use in 'model' (default: the model path, or 'ponder')",
+        help="names clients use in 'model' for MODEL (default: the model path, or 'ponder')",
+    )
+    parser.add_argument(
+        "--model",
+        dest="more_models",
+        action="append",
+        default=[],
+        metavar="[NAME=]PATH",
+        help="host another model beside MODEL, on its own engine, served as NAME (default: "
+        "PATH); PATH 'builtin' is the built-in model. Repeat for more models",
+    )
+    parser.add_argument(
+        "--reward-model",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="a reward model (HF sequence-classification checkpoint) that best_of_n strategies "
+        "may name; repeat for more",
     )
     add_reasoning_args(parser)
     parser.add_argument(
@@ -102,17 +121,35 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         effort_budgets=parse_effort_budgets(args.reasoning_effort_budgets),
         default_thinking_budget=args.default_thinking_budget,
         drain_timeout_s=getattr(args, "drain_timeout", 60.0),
+        reward_models=dict(_named_paths(getattr(args, "reward_model", []), "--reward-model")),
     )
 
 
+def more_models_from_args(args: argparse.Namespace, settings: ServerSettings) -> list[tuple[str, str]]:
+    """(name, path) of each --model, checked before anything loads."""
+    taken = set(settings.served_model_names)
+    models = []
+    for text in args.more_models:
+        name, path = _split_named(text)
+        name = name or (BUILTIN_MODEL_NAME if path == BUILTIN_PATH else path)
+        if name in taken or name == "default":
+            why = "means the requested model in ensembles" if name == "default" else "is taken"
+            raise InvalidRequestError(
+                f"--model {text!r}: the name {name!r} {why}; give it another as NAME=PATH",
+                param="model",
+            )
+        taken.add(name)
+        models.append((name, path))
+    return models
+
+
 def run_serve(args: argparse.Namespace) -> int:
-    from ponder.engine.async_engine import AsyncEngine
     from ponder.server.app import build_app
     from ponder.server.launcher import build_server
 
     settings = settings_from_args(args)
-    engine = AsyncEngine.from_model(args.model, **engine_kwargs(args))
-    app = build_app(engine, settings)
+    engine, more = load_engines(args, settings)
+    app = build_app(engine, settings, more_models=more)
     server = build_server(
         app,
         args.host,
@@ -124,6 +161,49 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def load_engines(args: argparse.Namespace, settings: ServerSettings):
+    """MODEL's engine and a HostedModel per --model (names are checked before any loads)."""
+    from ponder.engine.async_engine import AsyncEngine
+    from ponder.server.hosting import HostedModel
+
+    more = more_models_from_args(args, settings)
+    knobs = engine_kwargs(args)
+
+    def load(path: str | None, position: int):
+        # Every engine sizes its own KV pool: --kv-cache-memory each on CPU. On a GPU the pool
+        # is what is left under gpu_memory_utilization when it loads, so engine k of n may fill
+        # up to k/n of it, and the models share the GPU evenly instead of the first taking it.
+        fill = min(1.0, knobs["gpu_memory_utilization"] * position / (1 + len(more)))
+        return AsyncEngine.from_model(path, **{**knobs, "gpu_memory_utilization": fill})
+
+    engine = load(args.model, 1)
+    hosted = [
+        HostedModel(load(None if path == BUILTIN_PATH else path, 2 + index), (name,), path)
+        for index, (name, path) in enumerate(more)
+    ]
+    return engine, hosted
+
+
+def _named_paths(pairs: list[str], option: str) -> list[tuple[str, str]]:
+    named = []
+    for text in pairs:
+        name, path = _split_named(text)
+        if not name:
+            raise InvalidRequestError(f"{option} expects NAME=PATH, got {text!r}", param=option)
+        named.append((name, path))
+    return named
+
+
+def _split_named(text: str) -> tuple[str | None, str]:
+    """'NAME=PATH' -> (NAME, PATH); 'PATH' -> (None, PATH)."""
+    name, equals, path = text.partition("=")
+    if not equals:
+        return None, text
+    if not name or not path:
+        raise InvalidRequestError(f"expected NAME=PATH, got {text!r}", param="model")
+    return name, path
+
+
 def _add_model_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "model", nargs="?", default=None, help="HF checkpoint dir (default: the built-in model)"
@@ -131,7 +211,8 @@ def _add_model_arg(parser: argparse.ArgumentParser) -> None:
 
 
 _SERVE_HELP = (
-    "Serve MODEL over an OpenAI-compatible API (/v1/chat/completions, /v1/completions, "
-    "/v1/models, /health, /version, /metrics). Reasoning models get their thinking in "
-    "message.reasoning; see docs/server.md."
+    "Serve MODEL (and every --model) over an OpenAI-compatible API (/v1/chat/completions, "
+    "/v1/completions, /v1/models, /health, /version, /metrics); requests pick a model by name. "
+    "Reasoning models get their thinking in message.reasoning, and reasoning_strategy runs "
+    "test-time scaling strategies; see docs/server.md."
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ponder.server import errors
 from ponder.server.generation import Generation, ServingContext
@@ -13,6 +14,9 @@ from ponder.server.prompts import Prompt, check_context_length, completion_promp
 from ponder.server.protocol import CompletionRequest, unsupported_features
 from ponder.server.sampling import build_sampling_params, plan_reasoning
 from ponder.server.usage import UsageCounter
+
+if TYPE_CHECKING:
+    from ponder.engine.sampling_params import SamplingParams
 
 
 @dataclass
@@ -33,7 +37,8 @@ class Completions:
         self.context = context
         self.token_text = TokenText(context.engine.tokenizer)
 
-    def start(self, request: CompletionRequest) -> CompletionRun:
+    def prepare(self, request: CompletionRequest) -> tuple[list[Prompt], SamplingParams]:
+        """Validate and tokenize; raises API or typed errors."""
         context = self.context
         context.check_model(request.model)
         for param, message in unsupported_features(request):
@@ -44,7 +49,11 @@ class Completions:
             check_context_length(
                 prompt, request.output_limit, context.engine.max_model_len, "prompt"
             )
-        params = build_sampling_params(request, plan)
+        return prompts, build_sampling_params(request, plan)
+
+    def start(self, request: CompletionRequest) -> CompletionRun:
+        context = self.context
+        prompts, params = self.prepare(request)
         response_id = context.new_id("cmpl")
         generation = context.start(response_id, prompts, params, request.priority)
         return CompletionRun(request, generation, prompts, response_id)
@@ -122,10 +131,14 @@ class Completions:
         }
 
     def _envelope(self, run: CompletionRun) -> dict:
-        return {
-            "id": run.response_id,
-            "object": "text_completion",
-            "created": run.created,
-            "model": run.request.model,
-            "system_fingerprint": None,
-        }
+        return completion_envelope(run.response_id, run.created, run.request.model)
+
+
+def completion_envelope(response_id: str, created: int, model: str) -> dict:
+    return {
+        "id": response_id,
+        "object": "text_completion",
+        "created": created,
+        "model": model,
+        "system_fingerprint": None,
+    }

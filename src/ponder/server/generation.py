@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ponder.server import errors
-from ponder.server.metrics import RequestTracker, ServerMetrics
+from ponder.server.metrics import ModelMetrics, RequestTracker
 from ponder.server.prompts import Prompt
 from ponder.server.settings import ServerSettings
 
@@ -70,7 +70,7 @@ class Ticket:
 class ServingContext:
     engine: EngineClient
     settings: ServerSettings
-    metrics: ServerMetrics | None = None
+    metrics: ModelMetrics | None = None
     admission: Admission | None = None
     draining: bool = False
 
@@ -92,19 +92,22 @@ class ServingContext:
     def new_id(self, prefix: str) -> str:
         return f"{prefix}-{uuid.uuid4().hex[:24]}"
 
-    def start(
-        self, request_id: str, prompts: Sequence[Prompt], params: SamplingParams, priority: int
-    ) -> Generation:
-        """Admit and queue one engine request per prompt; typed errors leave nothing behind."""
+    def admit(self, num_seqs: int) -> Ticket:
+        """A place for `num_seqs` sequences, or 429 (full) / 503 (draining)."""
         try:
             if self.draining:
                 raise errors.draining()
-            ticket = self.admission.admit(len(prompts) * params.n)
+            return self.admission.admit(num_seqs)
         except errors.APIError as error:
             if self.metrics is not None:
                 self.metrics.rejected(error.code or "refused")
             raise
-        generation = Generation(ticket)
+
+    def start(
+        self, request_id: str, prompts: Sequence[Prompt], params: SamplingParams, priority: int
+    ) -> Generation:
+        """Admit and queue one engine request per prompt; typed errors leave nothing behind."""
+        generation = Generation(self.admit(len(prompts) * params.n))
         try:
             for index, prompt in enumerate(prompts):
                 stream = self.engine.add_request(

@@ -12,7 +12,7 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
-from ponder.server.generation import ServingContext
+from ponder.server.hosting import ModelRouter
 
 logger = logging.getLogger("ponder.server")
 DRAIN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -26,9 +26,9 @@ class DrainingServer(uvicorn.Server):
     and exits normally instead of re-raising the signal, so a supervisor sees a clean stop.
     """
 
-    def __init__(self, config: uvicorn.Config, context: ServingContext):
+    def __init__(self, config: uvicorn.Config, router: ModelRouter):
         super().__init__(config)
-        self.context = context
+        self.router = router
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
@@ -48,9 +48,9 @@ class DrainingServer(uvicorn.Server):
             return
         logger.warning(
             "draining: %d sequence(s) in flight; refusing new requests",
-            self.context.admission.in_flight,
+            self.router.in_flight,
         )
-        self.context.draining = True
+        self.router.drain()
         self.should_exit = True
 
 
@@ -65,4 +65,4 @@ def build_server(
         timeout_graceful_shutdown=int(drain_timeout_s),
         lifespan="on",
     )
-    return DrainingServer(config, app.state.context)
+    return DrainingServer(config, app.state.router)

@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator
 from pydantic import BaseModel, ValidationError
 
 from ponder.server import errors
-from ponder.server.chat import ChatCompletions
-from ponder.server.completions import Completions
-from ponder.server.generation import EngineClient, ServingContext
+from ponder.server.generation import EngineClient
+from ponder.server.hosting import HostedModel, ModelRouter
 from ponder.server.protocol import ChatCompletionRequest, CompletionRequest
 from ponder.server.settings import ServerSettings
+from ponder.server.strategies import StrategyCall
+from ponder.server.strategy_responses import strategy_body
 
 CHAT_URL = "/v1/chat/completions"
 COMPLETIONS_URL = "/v1/completions"
@@ -21,9 +22,9 @@ SUPPORTED_URLS = (CHAT_URL, COMPLETIONS_URL)
 
 class LocalAPI:
     def __init__(self, engine: EngineClient, settings: ServerSettings):
-        self.context = ServingContext(engine, settings)
-        self.chat = ChatCompletions(self.context)
-        self.completions = Completions(self.context)
+        self.router = ModelRouter(
+            [HostedModel(engine, settings.served_model_names, settings.model_path)], settings
+        )
 
     async def call(self, url: str, body: object) -> tuple[int, dict]:
         """(HTTP status, response body) for a non-streaming request to `url`."""
@@ -32,10 +33,16 @@ class LocalAPI:
                 raise errors.APIError(400, "stream must be false in a batch", param="stream")
             if url == CHAT_URL:
                 chat_request = _parse(ChatCompletionRequest, body)
-                return 200, await self.chat.respond(self.chat.start(chat_request))
+                served = self.router.route(chat_request.model)
+                if chat_request.reasoning_strategy is not None:
+                    return 200, await _run_strategy(served.strategies.start_chat(chat_request))
+                return 200, await served.chat.respond(served.chat.start(chat_request))
             if url == COMPLETIONS_URL:
                 request = _parse(CompletionRequest, body)
-                return 200, await self.completions.respond(self.completions.start(request))
+                served = self.router.route(request.model)
+                if request.reasoning_strategy is not None:
+                    return 200, await _run_strategy(served.strategies.start_completion(request))
+                return 200, await served.completions.respond(served.completions.start(request))
             error = errors.APIError(
                 404, f"url must be one of {', '.join(SUPPORTED_URLS)}; got {url!r}", param="url"
             )
@@ -46,12 +53,20 @@ class LocalAPI:
     async def chat_stream(self, body: dict) -> AsyncIterator[dict]:
         """Chat completion chunks, as the server would stream them; raises APIError."""
         request = _parse(ChatCompletionRequest, {**body, "stream": True})
-        run = self.chat.start(request)
+        chat = self.router.route(request.model).chat
+        run = chat.start(request)
         try:
-            async for chunk in self.chat.stream(run):
+            async for chunk in chat.stream(run):
                 yield chunk
         finally:
             run.generation.close()
+
+
+async def _run_strategy(call: StrategyCall) -> dict:
+    try:
+        return strategy_body(call, await call.run())
+    finally:
+        call.close()
 
 
 def _parse(model: type[BaseModel], body: object) -> BaseModel:

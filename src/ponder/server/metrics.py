@@ -4,7 +4,8 @@ counts observed by the server, engine gauges and counters read from the engine a
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
@@ -20,86 +21,31 @@ from prometheus_client.registry import Collector
 if TYPE_CHECKING:
     from ponder.engine.llm_engine import EngineStats
     from ponder.engine.outputs import RequestOutput
+    from ponder.reasoning.strategies import StrategyResult
 
 TTFT_BUCKETS = (
-    0.001,
-    0.005,
-    0.01,
-    0.02,
-    0.04,
-    0.06,
-    0.08,
-    0.1,
-    0.25,
-    0.5,
-    0.75,
-    1.0,
-    2.5,
-    5.0,
-    7.5,
-    10.0,
-    20.0,
-    40.0,
-    80.0,
-    160.0,
-    640.0,
-    2560.0,
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+    20.0, 40.0, 80.0, 160.0, 640.0, 2560.0,
 )
 TOKEN_LATENCY_BUCKETS = (
-    0.01,
-    0.025,
-    0.05,
-    0.075,
-    0.1,
-    0.15,
-    0.2,
-    0.3,
-    0.4,
-    0.5,
-    0.75,
-    1.0,
-    2.5,
-    5.0,
-    7.5,
-    10.0,
-    20.0,
-    40.0,
-    80.0,
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0,
+    40.0, 80.0,
 )
 REQUEST_LATENCY_BUCKETS = (
-    0.3,
-    0.5,
-    0.8,
-    1.0,
-    1.5,
-    2.0,
-    2.5,
-    5.0,
-    10.0,
-    15.0,
-    20.0,
-    30.0,
-    40.0,
-    50.0,
-    60.0,
-    120.0,
-    240.0,
-    480.0,
-    960.0,
-    1920.0,
-    7680.0,
+    0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0,
+    240.0, 480.0, 960.0, 1920.0, 7680.0,
 )
 TOKEN_COUNT_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class ServerMetrics:
-    """One registry per server, so several servers in one process (tests) stay apart."""
+    """One registry per server, so several servers in one process (tests) stay apart; every
+    series carries the `model_name` of the hosted model it is about."""
 
-    def __init__(self, model_name: str, stats: Callable[[], EngineStats]):
+    def __init__(self, stats_by_model: Mapping[str, Callable[[], EngineStats]]):
         disable_created_metrics()  # the *_created series only add noise (vLLM drops them too)
         self.registry = CollectorRegistry()
-        self.model_name = model_name
         labels = ["model_name"]
 
         def histogram(name: str, doc: str, buckets) -> Histogram:
@@ -153,24 +99,54 @@ class ServerMetrics:
         self.requests_rejected = counter(
             "requests_rejected", "Requests refused before reaching the engine.", ("reason",)
         )
-        self.registry.register(_EngineStatsCollector(model_name, stats))
+        self.strategy_runs = counter(
+            "strategy_runs", "Finished reasoning_strategy runs, by strategy type.", ("strategy",)
+        )
+        self.registry.register(_EngineStatsCollector(dict(stats_by_model)))
 
-    def track(self) -> RequestTracker:
-        return RequestTracker(self)
-
-    def rejected(self, reason: str) -> None:
-        self.requests_rejected.labels(self.model_name, reason).inc()
+    def model(self, name: str) -> ModelMetrics:
+        return ModelMetrics(self, name)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
 
+@dataclass(frozen=True)
+class ModelMetrics:
+    """What one hosted model records (labelled with its name)."""
+
+    server: ServerMetrics
+    model_name: str
+
+    def track(self) -> RequestTracker:
+        return RequestTracker(self.server, self.model_name)
+
+    def rejected(self, reason: str) -> None:
+        self.server.requests_rejected.labels(self.model_name, reason).inc()
+
+    def strategy_finished(self, result: StrategyResult, seconds: float) -> None:
+        """A strategy run is one API request made of many engine requests: count them all."""
+        metrics, label, usage = self.server, self.model_name, result.usage
+        metrics.strategy_runs.labels(label, result.strategy).inc()
+        metrics.request_success.labels(label, result.finish_reason).inc()
+        metrics.e2e.labels(label).observe(seconds)
+        metrics.prompt_tokens.labels(label).inc(usage.prompt_tokens)
+        metrics.generation_tokens.labels(label).inc(usage.generated_tokens)
+        metrics.reasoning_tokens.labels(label).inc(usage.reasoning_tokens)
+        metrics.request_prompt_tokens.labels(label).observe(usage.prompt_tokens)
+        metrics.request_generation_tokens.labels(label).observe(usage.generated_tokens)
+        metrics.request_reasoning_tokens.labels(label).observe(usage.reasoning_tokens)
+
+    def strategy_aborted(self) -> None:
+        self.server.request_success.labels(self.model_name, "abort").inc()
+
+
 class RequestTracker:
     """Observes one engine request's DELTA outputs and records its metrics once it ends."""
 
-    def __init__(self, metrics: ServerMetrics):
+    def __init__(self, metrics: ServerMetrics, model_name: str):
         self._metrics = metrics
-        self._label = metrics.model_name
+        self._label = model_name
         self.start = time.monotonic()
         self.first_token_at: float | None = None
         self.last_output_at: float | None = None
@@ -240,37 +216,47 @@ class RequestTracker:
 
 
 class _EngineStatsCollector(Collector):
-    """Reads the engine's own gauges and counters when Prometheus scrapes."""
+    """Reads each engine's own gauges and counters when Prometheus scrapes."""
 
-    def __init__(self, model_name: str, stats: Callable[[], EngineStats]):
-        self._model_name = model_name
-        self._stats = stats
+    def __init__(self, stats_by_model: dict[str, Callable[[], EngineStats]]):
+        self._stats_by_model = stats_by_model
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        stats = self._stats()
-        labels = [self._model_name]
+        stats = {name: read() for name, read in self._stats_by_model.items()}
 
-        def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
-            family = GaugeMetricFamily(f"ponder:{name}", doc, labels=["model_name"])
-            family.add_metric(labels, value)
-            return family
+        def family(kind, name: str, doc: str, field: str):
+            metric = kind(f"ponder:{name}", doc, labels=["model_name"])
+            for model_name, values in stats.items():
+                metric.add_metric([model_name], getattr(values, field))
+            return metric
 
-        def counter(name: str, doc: str, value: float) -> CounterMetricFamily:
-            family = CounterMetricFamily(f"ponder:{name}", doc, labels=["model_name"])
-            family.add_metric(labels, value)
-            return family
-
-        yield gauge("num_requests_running", "Sequences in the running batch.", stats.num_running)
-        yield gauge("num_requests_waiting", "Sequences waiting to be scheduled.", stats.num_waiting)
-        yield gauge(
-            "kv_cache_usage_perc", "Fraction of KV blocks in use (0-1).", stats.kv_cache_usage
+        yield family(
+            GaugeMetricFamily, "num_requests_running", "Sequences in the running batch.", "num_running"
         )
-        yield counter(
+        yield family(
+            GaugeMetricFamily,
+            "num_requests_waiting",
+            "Sequences waiting to be scheduled.",
+            "num_waiting",
+        )
+        yield family(
+            GaugeMetricFamily,
+            "kv_cache_usage_perc",
+            "Fraction of KV blocks in use (0-1).",
+            "kv_cache_usage",
+        )
+        yield family(
+            CounterMetricFamily,
             "prefix_cache_queries",
             "Prompt tokens looked up in the prefix cache.",
-            stats.prefix_cache_queries,
+            "prefix_cache_queries",
         )
-        yield counter(
-            "prefix_cache_hits", "Prompt tokens found in the prefix cache.", stats.prefix_cache_hits
+        yield family(
+            CounterMetricFamily,
+            "prefix_cache_hits",
+            "Prompt tokens found in the prefix cache.",
+            "prefix_cache_hits",
         )
-        yield counter("num_preemptions", "Sequences preempted.", stats.num_preemptions)
+        yield family(
+            CounterMetricFamily, "num_preemptions", "Sequences preempted.", "num_preemptions"
+        )

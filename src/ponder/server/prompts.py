@@ -6,7 +6,7 @@ engine receives exactly the ids the template produced (which keeps multi-turn pr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ponder.errors import InvalidRequestError, PromptTooLongError
@@ -20,9 +20,17 @@ RESERVED_TEMPLATE_KEYS = frozenset({"messages", "tools", "add_generation_prompt"
 class Prompt:
     text: str | None
     token_ids: list[int]
+    # A chat's messages and template arguments, so that another model (an ensemble's) can
+    # render the same conversation with its own template.
+    messages: list[dict[str, Any]] | None = None
+    template_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def as_engine_input(self) -> dict:
         return {"prompt": self.text, "prompt_token_ids": self.token_ids}
+
+    def as_reasoning_input(self) -> dict:
+        """What ponder.reasoning.controller.run_strategy takes as its prompt."""
+        return {**self.as_engine_input(), "messages": self.messages, "template_kwargs": self.template_kwargs}
 
 
 def render_chat(
@@ -52,7 +60,9 @@ def render_chat(
             param="messages",
         ) from error
     _require_encodable(text, "messages")
-    return Prompt(text, tokenizer.encode(text, add_special_tokens=False))
+    if tools is not None:
+        kwargs["tools"] = tools
+    return Prompt(text, tokenizer.encode(text, add_special_tokens=False), messages, kwargs)
 
 
 def completion_prompts(tokenizer, prompt: str | list) -> list[Prompt]:

@@ -1,8 +1,9 @@
 """OpenAI request bodies (pydantic v2): strict types, OpenAI's ranges, unknown fields rejected.
 
 Beyond OpenAI's fields the models take vLLM's common extensions (top_k, min_p, ignore_eos, …)
-and ponder's reasoning controls (thinking_budget, include_reasoning). Fields OpenAI defines but
-ponder cannot honour are accepted only in their neutral form (see `unsupported_features`).
+and ponder's reasoning controls (thinking_budget, include_reasoning, reasoning_strategy). Fields
+OpenAI defines but ponder cannot honour are accepted only in their neutral form (see
+`unsupported_features`).
 """
 
 from __future__ import annotations
@@ -58,6 +59,13 @@ class SamplingFields(BaseModel):
     )
     thinking_budget: int | None = Field(
         None, ge=1, le=MAX_TOKEN_ID, description="max tokens inside <think>; then the answer"
+    )
+    # Checked field by field by ponder.reasoning.spec_parser (errors name
+    # "reasoning_strategy.<field>"), so the server, LLM.reason and ponder eval agree.
+    reasoning_strategy: dict[str, Any] | str | None = Field(
+        None,
+        description='a test-time scaling strategy, e.g. {"type": "self_consistency", "n": 16} '
+        "or just its type; see docs/reasoning.md",
     )
 
 

@@ -33,6 +33,8 @@ class ServerSettings:
     default_thinking_budget: int | None = None
     drain_timeout_s: float = 60.0
     accept_any_model: bool = False  # offline batch: one model answers whatever 'model' says
+    # name -> checkpoint dir: what best_of_n's scorer "reward_model" may name in a request
+    reward_models: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.served_model_names:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ponder.engine.outputs import RequestOutput
+    from ponder.reasoning.strategies import StrategyResult
 
 
 @dataclass
@@ -22,18 +24,32 @@ class UsageCounter:
         self.cached_tokens_by_prompt[prompt_index] = output.num_cached_tokens
         for completion in output.outputs:
             self.completion_tokens += len(completion.token_ids)
-            self.reasoning_by_sample[prompt_index, completion.index] = (
-                completion.num_reasoning_tokens
-            )
+            self.reasoning_by_sample[prompt_index, completion.index] = completion.num_reasoning_tokens
 
     def as_dict(self) -> dict:
-        prompt_tokens = sum(self.prompt_tokens_by_prompt.values())
-        return {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": prompt_tokens + self.completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": sum(self.cached_tokens_by_prompt.values())},
-            "completion_tokens_details": {
-                "reasoning_tokens": sum(self.reasoning_by_sample.values())
-            },
-        }
+        return usage_body(
+            sum(self.prompt_tokens_by_prompt.values()),
+            sum(self.cached_tokens_by_prompt.values()),
+            self.completion_tokens,
+            sum(self.reasoning_by_sample.values()),
+        )
+
+
+def strategy_usage(results: Sequence[StrategyResult]) -> dict:
+    """Every request of every strategy run: all branches and probes, stopped ones included."""
+    return usage_body(
+        sum(result.usage.prompt_tokens for result in results),
+        sum(result.usage.cached_prompt_tokens for result in results),
+        sum(result.usage.generated_tokens for result in results),
+        sum(result.usage.reasoning_tokens for result in results),
+    )
+
+
+def usage_body(prompt_tokens: int, cached_tokens: int, completion_tokens: int, reasoning_tokens: int) -> dict:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": cached_tokens},
+        "completion_tokens_details": {"reasoning_tokens": reasoning_tokens},
+    }

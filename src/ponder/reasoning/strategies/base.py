@@ -132,6 +132,10 @@ class TokenUsage:
     num_branches: int = 0
     num_stopped_branches: int = 0  # ended early by the strategy
     num_probes: int = 0
+    # Prompt tokens of every request of the run (branches of one request share one prompt),
+    # and how many of them the engine found in its prefix cache rather than computed.
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
 
     @property
     def generated_tokens(self) -> int:
@@ -172,6 +176,8 @@ def usage_of(sessions: Sequence[EngineSession]) -> TokenUsage:
     usage = TokenUsage()
     for session in sessions:
         for handle in session.handles:
+            usage.prompt_tokens += len(handle.branches[0].prompt_token_ids) if handle.branches else 0
+            usage.cached_prompt_tokens += handle.num_cached_tokens
             for branch in handle.branches:
                 if handle.kind == PROBE:
                     usage.num_probes += 1
