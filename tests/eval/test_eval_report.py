@@ -37,7 +37,9 @@ def test_bad_strategy_arguments(text, param):
     assert caught.value.param == param
 
 
-def item(family: str, correct: bool, generated: int, reasoning: int, stopped: int = 0) -> ItemResult:
+def item(
+    family: str, correct: bool, generated: int, reasoning: int, stopped: int = 0, branches=("1", "2")
+) -> ItemResult:
     return ItemResult(
         family=family,
         difficulty="hard",
@@ -53,6 +55,8 @@ def item(family: str, correct: bool, generated: int, reasoning: int, stopped: in
         num_stopped_branches=stopped,
         latency_s=0.5,
         finish_reason="stop",
+        branch_answers=list(branches),
+        any_branch_correct="1" in branches,
     )
 
 
@@ -62,7 +66,7 @@ def test_summary_rows_and_table(tmp_path):
         spec={"type": "self_consistency"},
         items=[
             item("counting", True, 100, 80),
-            item("counting", False, 300, 240, 2),
+            item("counting", False, 300, 240, 2, branches=("2", "2", None)),
             item("boxes", True, 50, 40),
         ],
         wall_time_s=12.5,
@@ -73,6 +77,7 @@ def test_summary_rows_and_table(tmp_path):
     assert counting.mean_generated_tokens == 200 and counting.mean_reasoning_tokens == 160
     assert counting.mean_stopped_branches == 1 and counting.wall_time_s is None
     assert boxes.accuracy == 1.0
+    assert counting.pass_at_n == 0.5 and counting.mean_distinct_answers == 2  # {"1","2"}, {"2",None}
     assert overall.family == "all" and overall.accuracy == pytest.approx(2 / 3)
     assert overall.mean_generated_tokens == pytest.approx(150) and overall.wall_time_s == 12.5
     table = format_table(rows)

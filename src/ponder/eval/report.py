@@ -18,6 +18,8 @@ class SummaryRow:
     difficulty: str
     num_items: int
     accuracy: float  # 0..1
+    pass_at_n: float  # share of problems where any branch was right (0..1)
+    mean_distinct_answers: float  # distinct extracted answers per problem, over its branches
     mean_reasoning_tokens: float
     mean_answer_tokens: float
     mean_probe_tokens: float
@@ -51,6 +53,8 @@ def _row(label: str, family: str, difficulty: str, items: Sequence[ItemResult]) 
         difficulty=difficulty,
         num_items=len(items),
         accuracy=sum(item.correct for item in items) / count,
+        pass_at_n=sum(item.any_branch_correct for item in items) / count,
+        mean_distinct_answers=sum(len(set(item.branch_answers)) for item in items) / count,
         mean_reasoning_tokens=mean("reasoning_tokens"),
         mean_answer_tokens=mean("answer_tokens"),
         mean_probe_tokens=mean("probe_tokens"),
@@ -66,6 +70,8 @@ _COLUMNS = (
     ("difficulty", "diff", "{}"),
     ("num_items", "n", "{}"),
     ("accuracy", "acc%", "{:.1f}"),
+    ("pass_at_n", "pass@n%", "{:.1f}"),
+    ("mean_distinct_answers", "distinct", "{:.1f}"),
     ("mean_reasoning_tokens", "reason", "{:.0f}"),
     ("mean_answer_tokens", "answer", "{:.0f}"),
     ("mean_probe_tokens", "probe", "{:.0f}"),
@@ -83,7 +89,7 @@ def format_table(rows: Sequence[SummaryRow]) -> str:
         line = []
         for name, _, fmt in _COLUMNS:
             value = getattr(row, name)
-            if name == "accuracy":
+            if name in ("accuracy", "pass_at_n"):
                 value *= 100
             line.append("" if value is None else fmt.format(value))
         cells.append(line)

@@ -50,6 +50,10 @@ class ItemResult:
     num_stopped_branches: int
     latency_s: float
     finish_reason: str
+    # Every branch's extracted answer (None: none): how diverse the samples are, and whether any
+    # branch was right (pass@n, the ceiling of any vote over them).
+    branch_answers: list[str | None] = field(default_factory=list)
+    any_branch_correct: bool = False
 
 
 @dataclass
@@ -146,6 +150,8 @@ async def _run_items(
             num_stopped_branches=usage.num_stopped_branches,
             latency_s=latency,
             finish_reason=result.finish_reason,
+            branch_answers=[branch.answer for branch in result.branches],
+            any_branch_correct=any(item.check(branch.answer) for branch in result.branches),
         )
 
     try:
