@@ -9,8 +9,9 @@ training goes on, and ranks them. Run on the device machine from the repo root:
     PYTHONPATH=src python3 benchmarks/builtin_sweep.py --out /tmp/sweep \\
         --run nohard:4:easy=0.4,medium=0.6,hard=0 --run short:1.5:easy=0.25,medium=0.35,hard=0.4
 
-A run is NAME:MINUTES:DIFFICULTY_WEIGHTS[:CELL_WEIGHTS] (cells as in `ponder train --cell-weights`). Results: OUT/ranking.json (every snapshot's accuracy
-per family and difficulty) and OUT/best (a copy of the chosen model).
+A run is NAME:MINUTES:DIFFICULTY_WEIGHTS[:CELL_WEIGHTS] (cells as in `ponder train --cell-weights`).
+Results: OUT/ranking.json (every snapshot's accuracy per family and difficulty) and OUT/best (a
+copy of the chosen model).
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ def evaluate(model_dir: Path, args: argparse.Namespace) -> dict:
     command = [
         sys.executable, "-m", "ponder", "eval", "--model", str(model_dir), "--tasks", "all",
         "--difficulty", args.difficulty, "--limit", str(args.limit), "--strategy", "greedy",
-        "--concurrency", "512", "--max-tokens", str(args.max_tokens), "--dtype", "float32", "--kv-cache-memory", "4GiB", "--json", str(result_path), "--no-progress",
+        "--concurrency", "512", "--max-tokens", str(args.max_tokens), "--dtype", "float32",
+        "--kv-cache-memory", "4GiB", "--json", str(result_path), "--no-progress",
     ]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     summary = json.loads(result_path.read_text())["strategies"][0]["summary"]
@@ -96,7 +98,9 @@ def ready_snapshots(run: Run, args: argparse.Namespace, seen: set[Path]) -> list
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", required=True)
     parser.add_argument("--run", action="append", required=True, type=parse_run)
     parser.add_argument("--preset", default="builtin", help="tiny: a CPU smoke run of this script")
