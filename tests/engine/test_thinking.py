@@ -44,9 +44,15 @@ def test_stop_strings_are_suspended_inside_the_thought(qwen3_ckpt):
     assert detok.output_text == "think hard then stop here and "
 
 
-@pytest.fixture(scope="module")
-def llm(qwen3_ckpt):
-    return LLM(str(qwen3_ckpt), block_size=4, kv_cache_memory=1 << 24, max_model_len=256)
+@pytest.fixture(scope="module", params=[False, True], ids=["sync", "async"])
+def llm(qwen3_ckpt, request):
+    return LLM(
+        str(qwen3_ckpt),
+        block_size=4,
+        kv_cache_memory=1 << 24,
+        max_model_len=256,
+        async_scheduling=request.param,
+    )
 
 
 def thinking_prompt(llm) -> list[int]:
