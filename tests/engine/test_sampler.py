@@ -9,12 +9,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ponder.engine.logprobs import prompt_logprobs
 from ponder.engine.sampler import (
     Sampler,
     SamplingRow,
     apply_penalties,
     make_generator,
-    prompt_logprobs,
 )
 from ponder.engine.sampling_params import SamplingParams
 

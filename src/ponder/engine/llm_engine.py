@@ -14,21 +14,16 @@ from ponder.engine.detokenizer import IncrementalDetokenizer
 from ponder.engine.inflight import InflightStep, PromptLogprobsCopy
 from ponder.engine.kv.manager import KVCacheManager
 from ponder.engine.kv_sizing import num_kv_blocks
+from ponder.engine.logprobs import prompt_logprob_tensors
 from ponder.engine.model_runner import ModelRunner
 from ponder.engine.output_builder import build_output
-from ponder.engine.outputs import Logprob, RequestMetrics, RequestOutput
+from ponder.engine.outputs import RequestMetrics, RequestOutput
 from ponder.engine.prompt_input import PromptInput, tokenize_prompt
 from ponder.engine.request import Request, Sequence, SequenceStatus
-from ponder.engine.sampler import (
-    Sampler,
-    SamplerOutput,
-    SamplingRow,
-    position_logprob_entries,
-    prompt_logprob_tensors,
-)
+from ponder.engine.sampler import Sampler, SamplingRow
 from ponder.engine.sampling_params import SamplingParams
 from ponder.engine.scheduler import ScheduledBatch, Scheduler
-from ponder.engine.stop_checker import check_stop
+from ponder.engine.sequence_updater import SequenceUpdater, stops_apply
 from ponder.engine.thinking import ThinkMarkers, ThoughtState
 from ponder.engine.tokenizer import Tokenizer
 from ponder.engine.transfers import HostCopy, to_device
@@ -96,7 +91,9 @@ class LLMEngine:
         self.requests: dict[str, Request] = {}
         self._seq_ids = itertools.count()
         self._prompt_tokens_computed = 0
-        self._generation_tokens = 0
+        self.updater = SequenceUpdater(
+            self.tokenizer, self.eos_token_ids, self.max_model_len, self.think_markers
+        )
         logger.info(
             "ponder engine: %s on %s (%s), KV cache %d blocks x %d = %d tokens, max_model_len %d, "
             "async scheduling %s",
@@ -196,7 +193,8 @@ class LLMEngine:
         seq.status = SequenceStatus.FINISHED
         seq.finish_reason = "abort"
         self.scheduler.remove(seq)
-        return self._collect_outputs({seq})[0]
+        outputs = self._collect_outputs({seq})
+        return outputs[0] if outputs else None  # FINAL_ONLY: nothing until the request ends
 
     def has_unfinished_requests(self) -> bool:
         """Also true while a launched step is left to drain (its tokens may all be discarded)."""
@@ -239,7 +237,7 @@ class LLMEngine:
             prefix_cache_hits=self.kv.prefix_stats.hits,
             num_preemptions=self.scheduler.num_preemptions,
             prompt_tokens_computed=self._prompt_tokens_computed,
-            generation_tokens=self._generation_tokens,
+            generation_tokens=self.updater.generation_tokens,
         )
 
     def reset_prefix_cache(self) -> None:
@@ -258,7 +256,7 @@ class LLMEngine:
             stop=params.stop_list,
             include_stop_str_in_output=params.include_stop_str_in_output,
         )
-        detokenizer.stops_enabled = _stops_apply(thought, num_output_tokens=0, params=params)
+        detokenizer.stops_enabled = stops_apply(thought, num_output_tokens=0, params=params)
         return Sequence(
             seq_id=next(self._seq_ids),
             request=request,
@@ -297,11 +295,6 @@ class LLMEngine:
         """Queue the forward and the sampling of a batch; nothing here waits for the device.
         Sequences whose last token is still on the device (sampled by `previous`) read it there."""
         now = time.monotonic()
-        for seq in batch.seqs:
-            metrics = seq.request.metrics
-            if metrics.first_scheduled_time is None:
-                metrics.first_scheduled_time = now
-                metrics.num_cached_prompt_tokens = seq.num_computed_tokens
         pending = previous.pending_inputs(batch) if previous is not None else None
         result = self.runner.execute(batch, pending)
         prompt_logprobs = [
@@ -309,8 +302,13 @@ class LLMEngine:
             for batch_index, logits in result.prompt_logits.items()
         ]
         for seq, num_new in zip(batch.seqs, batch.num_new_tokens):
-            if seq.num_tokens - seq.num_computed_tokens > 1 or seq.num_tokens == seq.num_prompt_tokens:
+            num_tokens = seq.num_tokens
+            if num_tokens - seq.num_computed_tokens > 1 or num_tokens == seq.num_prompt_tokens:
                 self._prompt_tokens_computed += num_new
+                metrics = seq.request.metrics
+                if metrics.first_scheduled_time is None:
+                    metrics.first_scheduled_time = now
+                    metrics.num_cached_prompt_tokens = seq.num_computed_tokens
             seq.num_computed_tokens += num_new
             self.kv.cache_computed_blocks(seq)
         sampling_seqs: list[Sequence] = []
@@ -319,7 +317,7 @@ class LLMEngine:
             for seq in self._with_forks(batch.seqs[batch_index]):
                 sampling_seqs.append(seq)
                 rows.append(row)
-        step = InflightStep(batch, sampling_seqs, [], None, prompt_logprobs)
+        step = InflightStep(batch, sampling_seqs, positions=[], samples=None, prompt_logprobs=prompt_logprobs)
         if not sampling_seqs:
             return step
         logits = result.sample_logits
@@ -329,14 +327,14 @@ class LLMEngine:
         for seq in sampling_seqs:
             step.positions.append(len(seq.token_ids) + seq.num_pending_tokens)
             seq.num_pending_tokens += 1
-            seq.wait_for_pending = self._pending_may_end_or_redirect(seq)
+            seq.wait_for_pending = self.updater.may_end_or_redirect(seq)
             step.needs_tokens_on_host |= seq.params.needs_penalties
         return step
 
     def _finish(self, step: InflightStep) -> list[RequestOutput]:
         """Wait for a launched step's tokens; append them, check stops, build the outputs."""
         for entry in step.prompt_logprobs:
-            self._append_prompt_logprobs(entry)
+            self.updater.append_prompt_logprobs(entry)
         if step.samples is None:
             return []
         wait_start = time.perf_counter()
@@ -349,28 +347,13 @@ class LLMEngine:
             if seq.is_finished or len(seq.token_ids) != step.positions[row]:
                 continue  # aborted or ended meanwhile, or the engine forced other tokens first
             seq.num_pending_tokens -= 1
-            self._append_sampled(seq, sampled, row, now)
-            if not seq.is_finished:
+            self.updater.append_sampled(seq, sampled, row, now)
+            if seq.is_finished:
+                self.scheduler.remove(seq)
+            else:
                 self.kv.cache_computed_blocks(seq)  # a block completed by this token
             updated.add(seq)
         return self._collect_outputs(updated)
-
-    def _pending_may_end_or_redirect(self, seq: Sequence) -> bool:
-        """Whether a token sampled on the device may end seq, or make the engine force other
-        tokens after it (a thinking budget): then seq waits for it before running again."""
-        params = seq.params
-        limit = self.max_model_len
-        if params.max_tokens is not None:
-            limit = min(limit, seq.num_prompt_tokens + params.max_tokens)
-        if seq.num_tokens >= limit:
-            return True
-        thought, budget = seq.thought, params.thinking_budget
-        return (
-            budget is not None
-            and thought is not None
-            and not thought.closed
-            and thought.num_reasoning_tokens + seq.num_pending_tokens >= budget
-        )
 
     def _sampling_row(self, seq: Sequence) -> SamplingRow:
         return SamplingRow(
@@ -382,45 +365,6 @@ class LLMEngine:
             num_pending_tokens=seq.num_pending_tokens,
         )
 
-    def _append_sampled(self, seq: Sequence, sampled: SamplerOutput, row: int, now: float) -> None:
-        token_id = sampled.token_ids[row]
-        seq.cumulative_logprob += sampled.logprobs[row]
-        if seq.logprobs is not None:
-            seq.logprobs.append(self._decorate(sampled.top_logprobs[row]))
-        if seq.confidences is not None:
-            seq.confidences.append(sampled.confidences[row])
-        metrics = seq.request.metrics
-        if metrics.first_token_time is None:
-            metrics.first_token_time = now
-        forced = self._observe_thought(seq, token_id)
-        self._append_token(seq, token_id)
-        if forced:  # the budget closed the thought: answer next
-            seq.num_pending_tokens = 0  # a token sampled meanwhile for seq no longer applies
-        for forced_id in forced:
-            if seq.finish_reason is not None:
-                break
-            if seq.logprobs is not None:
-                seq.logprobs.append({})
-            if seq.confidences is not None:
-                seq.confidences.append(None)
-            self._append_token(seq, forced_id)
-        # Updated only after the closing marker's own text is decoded: stops match the answer.
-        seq.detokenizer.stops_enabled = _stops_apply(seq.thought, seq.num_output_tokens, seq.params)
-        if seq.finish_reason is not None:
-            seq.status = SequenceStatus.FINISHED
-            seq.num_pending_tokens = 0
-            self.scheduler.remove(seq)
-
-    def _append_token(self, seq: Sequence, token_id: int) -> None:
-        seq.token_ids.append(token_id)
-        self._generation_tokens += 1
-        check_stop(seq, token_id, self.eos_token_ids, self.max_model_len)
-
-    def _observe_thought(self, seq: Sequence, token_id: int) -> tuple[int, ...]:
-        if seq.thought is None:
-            return ()
-        return seq.thought.observe(token_id, self.think_markers, seq.params.thinking_budget)
-
     def _prompt_logprobs_copy(self, seq: Sequence, logits: torch.Tensor) -> PromptLogprobsCopy:
         """Start the logprobs of the prompt chunk seq computes now (from its next token on)."""
         request = seq.request
@@ -429,31 +373,17 @@ class LLMEngine:
         top_k = request.params.prompt_logprobs
         return PromptLogprobsCopy(seq, HostCopy(prompt_logprob_tensors(logits, next_tokens, top_k)), top_k)
 
-    def _append_prompt_logprobs(self, entry: PromptLogprobsCopy) -> None:
-        request = entry.seq.request
-        if request.aborted:
-            return
-        tensors = entry.tensors.get()
-        if not tensors:
-            return
-        for position in position_logprob_entries(tensors, [entry.top_k] * len(tensors[0])):
-            request.prompt_logprobs.append(self._decorate(position))
-
-    def _decorate(self, position: dict[int, Logprob] | None) -> dict[int, Logprob]:
-        for token_id, logprob in position.items():
-            logprob.decoded_token = self.tokenizer.decode([token_id], skip_special_tokens=False)
-        return position
-
     def _collect_outputs(self, updated: set[Sequence]) -> list[RequestOutput]:
         outputs = []
         now = time.monotonic()
         for request in {seq.request.request_id: seq.request for seq in updated}.values():
-            if request.finished:
-                request.metrics.finished_time = now
+            output = build_output(request, updated)  # never None once the request finished
+            if output is None:
+                continue
+            if output.finished:
+                request.metrics.finished_time = now  # output.metrics is this object
                 self.requests.pop(request.request_id, None)
-            output = build_output(request, updated)
-            if output is not None:
-                outputs.append(output)
+            outputs.append(output)
         return outputs
 
 
@@ -471,12 +401,6 @@ def _resolve_max_model_len(requested: int | None, arch) -> int:
             param="max_model_len",
         )
     return requested
-
-
-def _stops_apply(thought: ThoughtState | None, num_output_tokens: int, params: SamplingParams) -> bool:
-    """Stop strings are matched in the answer, and only once min_tokens are out (as in vLLM)."""
-    in_thought = thought is not None and thought.in_thought
-    return not in_thought and num_output_tokens >= params.min_tokens
 
 
 def _tokenizer_eos(tokenizer: Tokenizer) -> frozenset[int]:

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ponder.engine.outputs import Logprob, PositionLogprobs
+from ponder.engine.logprobs import position_logprob_entries, position_logprob_tensors
+from ponder.engine.outputs import PositionLogprobs
 from ponder.engine.sampling_params import SamplingParams
 from ponder.engine.transfers import HostCopy, to_device
 
@@ -91,7 +92,7 @@ class DeviceSamples:
             top_logprobs=[None] * self.num_rows,
             confidences=[None] * self.num_rows,
         )
-        if self._top_rows:
+        if self._top_rows:  # host[2:8]: the six position_logprob_tensors
             entries = position_logprob_entries(host[2:8], self._top_ks)
             for i, entry in zip(self._top_rows, entries, strict=True):
                 result.top_logprobs[i] = entry
@@ -112,8 +113,8 @@ class Sampler:
     """Picks one token per row. Batched on tensors; the only per-row loop draws seeded noise.
 
     Nothing here waits for the device (per-row parameters travel by non-blocking copies), so a
-    step can be sampled while the GPU still runs the step before; only penalties, which count
-    the host's token history, may wait."""
+    step can be sampled while the GPU still runs the step before. Penalties count a row's
+    output tokens, so its whole history must be on the host (no pending tokens)."""
 
     def __init__(self, seed: int | None = None):
         self._seed = seed
@@ -309,58 +310,6 @@ def apply_min_p(logits: torch.Tensor, rows: Sequence[SamplingRow]) -> None:
     log_min_p = _per_row([math.log(p) if p > 0 else -math.inf for p in min_p], logits)
     threshold = logits.max(dim=-1, keepdim=True).values + log_min_p[:, None]
     logits.masked_fill_(logits < threshold, -math.inf)
-
-
-def prompt_logprobs(
-    logits: torch.Tensor, next_token_ids: Sequence[int], k: int
-) -> list[PositionLogprobs]:
-    """Per prompt position: the logprob of the prompt's next token plus the top-k (logits[i]
-    predicts next_token_ids[i])."""
-    tensors = prompt_logprob_tensors(logits, next_token_ids, k)
-    if not next_token_ids:
-        return []
-    return position_logprob_entries([t.cpu() for t in tensors], [k] * len(next_token_ids))
-
-
-def prompt_logprob_tensors(
-    logits: torch.Tensor, next_token_ids: Sequence[int], k: int
-) -> list[torch.Tensor]:
-    """prompt_logprobs on the device; position_logprob_entries turns them into dicts."""
-    if logits.shape[0] != len(next_token_ids):
-        raise ValueError(f"{logits.shape[0]} logit rows for {len(next_token_ids)} next tokens")
-    if not next_token_ids:
-        return []
-    raw_logprobs = torch.log_softmax(logits.float(), dim=-1)
-    token_ids = to_device(list(next_token_ids), torch.int64, logits.device)
-    return position_logprob_tensors(raw_logprobs, token_ids, [k] * len(next_token_ids))
-
-
-def position_logprob_tensors(
-    raw_logprobs: torch.Tensor, token_ids: torch.Tensor, top_ks: Sequence[int]
-) -> list[torch.Tensor]:
-    """Row i's chosen token token_ids[i] and its top_ks[i] most likely tokens, as tensors:
-    [token ids, chosen logprobs, chosen ranks, top ids, top logprobs, top ranks].
-    Rank = 1 + the number of tokens strictly more likely, so tied tokens share a rank."""
-    chosen = raw_logprobs.gather(1, token_ids[:, None])
-    chosen_ranks = (raw_logprobs > chosen).sum(dim=-1) + 1
-    k_max = min(max(top_ks), raw_logprobs.shape[1])
-    top_values, top_ids = raw_logprobs.topk(k_max, dim=-1)
-    top_ranks = (top_values[:, None, :] > top_values[:, :, None]).sum(dim=-1) + 1
-    return [token_ids, chosen.squeeze(1), chosen_ranks, top_ids, top_values, top_ranks]
-
-
-def position_logprob_entries(
-    tensors: Sequence[torch.Tensor], top_ks: Sequence[int]
-) -> list[PositionLogprobs]:
-    """position_logprob_tensors (on the host) -> one dict per row, the chosen token first."""
-    result: list[PositionLogprobs] = []
-    rows = zip(*(tensor.tolist() for tensor in tensors), top_ks, strict=True)
-    for token_id, logprob, rank, ids, values, ranks, k in rows:
-        entry: PositionLogprobs = {token_id: Logprob(logprob, rank)}
-        for top_id, value, top_rank in zip(ids[:k], values[:k], ranks[:k], strict=True):
-            entry.setdefault(top_id, Logprob(value, top_rank))
-        result.append(entry)
-    return result
 
 
 def _top_logprobs(
