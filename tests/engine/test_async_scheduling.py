@@ -45,15 +45,15 @@ def token_prompts(llm_or_engine, texts):
 THINK = "<|im_start|>user\nWhat is 2 + 3?<|im_end|>\n<|im_start|>assistant\n<think>\n"
 
 
-def mixed_workload(eos_stop: int) -> list[tuple[str, SamplingParams]]:
+def mixed_workload(stop_token: int, stop_text: str) -> list[tuple[str, SamplingParams]]:
     """Every kind of request the engine handles differently, in one batch."""
     sampled = dict(temperature=0.9, top_p=0.9, top_k=40)
     return [
         ("Hello", SamplingParams(temperature=0, max_tokens=24, ignore_eos=True, logprobs=2)),
         ("The quick brown fox", SamplingParams(**sampled, seed=3, max_tokens=20, ignore_eos=True)),
         ("Let me think", SamplingParams(**sampled, n=3, seed=5, max_tokens=16, ignore_eos=True)),
-        ("Numbers like 0 1 2", SamplingParams(temperature=0, max_tokens=20, stop=["1"], min_tokens=2)),
-        ("The answer is", SamplingParams(temperature=0, max_tokens=30, stop_token_ids=[eos_stop])),
+        ("The answer is", SamplingParams(temperature=0, max_tokens=20, stop=[stop_text], min_tokens=2)),
+        ("The answer is", SamplingParams(temperature=0, max_tokens=30, stop_token_ids=[stop_token])),
         ("Hello, how are you", SamplingParams(temperature=0, max_tokens=18, repetition_penalty=1.3)),
         ("A reasoning model", SamplingParams(temperature=0, max_tokens=12, prompt_logprobs=2)),
         (THINK, SamplingParams(**sampled, seed=9, max_tokens=24, thinking_budget=5, ignore_eos=True)),
@@ -96,8 +96,14 @@ def comparable(outputs) -> list:
 
 def run_workload(ckpt, async_scheduling: bool, **knobs):
     llm = LLM(str(ckpt), async_scheduling=async_scheduling, block_size=4, **knobs)
+    # Stops the host can only see coming once the token is there: picked from a greedy probe.
+    probe = SamplingParams(temperature=0, max_tokens=16, ignore_eos=True)
+    probe_out = llm.generate(token_prompts(llm, ["The answer is"]), probe)[0].outputs[0]
+    text = probe_out.text
+    start = next(i for i in range(3, len(text)) if "\ufffd" not in text[i : i + 2])
+    stop_token, stop_text = probe_out.token_ids[6], text[start : start + 2]
     calls = record_executes(llm.engine)
-    texts, params = zip(*mixed_workload(eos_stop=llm.get_tokenizer().encode("e")[0]), strict=True)
+    texts, params = zip(*mixed_workload(stop_token, stop_text), strict=True)
     first = comparable(llm.generate(token_prompts(llm, texts), list(params)))
     second = comparable(llm.generate(token_prompts(llm, texts), list(params)))  # prefix hits
     return llm.engine, calls, first, second
@@ -239,3 +245,17 @@ def test_delta_streams_add_up_to_the_final_text(qwen3_ckpt):
             last[output.request_id] = output
     assert last["delta"].finished and last["final"].finished
     assert (text, token_ids) == (last["final"].outputs[0].text, last["final"].outputs[0].token_ids)
+
+
+def test_off_by_default_on_cpu_and_the_cli_flag_turns_it_on_or_off(qwen3_ckpt):
+    import argparse
+
+    from ponder.cli import add_engine_args, engine_kwargs
+
+    parser = argparse.ArgumentParser()
+    add_engine_args(parser)
+    assert engine_kwargs(parser.parse_args([]))["async_scheduling"] is None
+    assert engine_kwargs(parser.parse_args(["--async-scheduling"]))["async_scheduling"] is True
+    assert engine_kwargs(parser.parse_args(["--no-async-scheduling"]))["async_scheduling"] is False
+    assert not LLMEngine(build_engine_config(str(qwen3_ckpt), kv_cache_memory=1 << 24)).async_scheduling
+    assert engine(qwen3_ckpt, True).async_scheduling
