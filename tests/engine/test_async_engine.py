@@ -10,11 +10,6 @@ from ponder.engine.llm_engine import LLMEngine
 from ponder.llm import build_engine_config
 
 
-@pytest.fixture(params=[False, True], ids=["sync", "async"])
-def async_scheduling(request) -> bool:
-    return request.param
-
-
 def make_engine(ckpt, async_scheduling: bool) -> AsyncEngine:
     config = build_engine_config(
         str(ckpt), block_size=4, kv_cache_memory=1 << 24, async_scheduling=async_scheduling

@@ -34,10 +34,10 @@ def ckpt(request):
     return request.getfixturevalue(request.param)
 
 
-@pytest.fixture(params=[False, True], ids=["sync", "async"])
-def make_llm(request):
+@pytest.fixture
+def make_llm(async_scheduling):
     def make(ckpt, **knobs) -> LLM:
-        return LLM(str(ckpt), async_scheduling=request.param, **knobs)
+        return LLM(str(ckpt), async_scheduling=async_scheduling, **knobs)
 
     return make
 
