@@ -3,6 +3,7 @@
 Usage (on a CUDA machine, from the repo root):
     PYTHONPATH=src python benchmarks/throughput.py [--sections small,large,long,prefill,...]
         [--out results.jsonl] [--num-requests 128] [--input-len 512] [--output-len 256]
+        [--scheduling async,sync | --no-async-scheduling]
 
 Sections: roofline, always (copy bandwidth, bf16 matmul peak, split-KV kernel on/off at 32k);
 small (Qwen3-0.6B shape: ponder vs transformers.generate and generate_batch); large (Qwen3-8B
@@ -10,6 +11,11 @@ shape, ponder); long (8B decode at 32k context, batch 1 and 4); prefill (8B, one
 ponder vs transformers); large_baselines (8B, transformers.generate_batch; last, as the
 slowest). Checkpoints are random-init bf16 with the real configs, written in the run. Every
 request produces exactly --output-len tokens (eos ignored). Prints one JSON line per figure.
+
+ponder runs once per --scheduling mode on the same engine (async: step N + 1 is launched before
+step N's tokens reach the host; sync: one after the other). Each decode figure splits a step
+into host time (mean_host_ms) and GPU time (mean_step_gpu_ms: CUDA events around the launched
+step's forward and sampling; mean_forward_gpu_ms: the forward alone).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -182,30 +189,50 @@ def ponder_llm(model_dir: Path, **kwargs):
     return llm
 
 
+@dataclass
+class DecodeStep:
+    wall: float  # seconds engine.step() took
+    host: float  # of which the host was not blocked waiting for sampled tokens
+    batch: int
+    contexts: int  # summed context length of the batch
+    events: tuple  # CUDA events: before the forward, after it, after sampling
+
+
 def run_steps(llm, prompts: list[list[int]], output_len: int) -> dict:
     """Drive engine.step() directly: total time, and for each pure-decode step its wall time,
-    batch, summed context and the GPU time of the model forward (CUDA events around it)."""
-    from ponder import SamplingParams
+    host time, batch, summed context and CUDA events around the step it launched. With
+    asynchronous scheduling a call launches step N + 1 and then handles step N's tokens."""
+    from ponder import RequestOutputKind, SamplingParams
 
     engine = llm.engine
-    params = SamplingParams(temperature=0.0, max_tokens=output_len, ignore_eos=True)
+    # Final outputs only, as LLM.generate asks for them.
+    params = SamplingParams(
+        temperature=0.0, max_tokens=output_len, ignore_eos=True, output_kind=RequestOutputKind.FINAL_ONLY
+    )
     for index, prompt in enumerate(prompts):
         engine.add_request(f"r{time.monotonic_ns()}-{index}", {"prompt_token_ids": prompt}, params)
-    execute = engine.runner.execute
-    events: list[torch.cuda.Event] = []
+    execute, sample = engine.runner.execute, engine.sampler.sample
+    launched: list[torch.cuda.Event] = []
 
-    def timed_execute(batch):
-        start = torch.cuda.Event(enable_timing=True)
-        start.record()
-        result = execute(batch)
-        # The logits are ready here on the GPU's timeline; sampling comes after.
-        end = torch.cuda.Event(enable_timing=True)
-        end.record()
-        events[:] = [start, end]
+    def event() -> torch.cuda.Event:
+        marker = torch.cuda.Event(enable_timing=True)
+        marker.record()
+        launched.append(marker)
+        return marker
+
+    def timed_execute(batch, pending=None):
+        event()
+        result = execute(batch, pending)
+        event()  # the logits are ready here on the GPU's timeline
         return result
 
-    engine.runner.execute = timed_execute
-    decode_steps: list[tuple[float, int, int, float]] = []
+    def timed_sample(logits, rows):
+        result = sample(logits, rows)
+        event()
+        return result
+
+    engine.runner.execute, engine.sampler.sample = timed_execute, timed_sample
+    decode_steps: list[DecodeStep] = []
     generated = 0
     torch.cuda.synchronize()
     start = time.perf_counter()
@@ -213,37 +240,48 @@ def run_steps(llm, prompts: list[list[int]], output_len: int) -> dict:
         prompt_before = engine.stats().prompt_tokens_computed
         contexts = sum(seq.num_tokens for seq in engine.scheduler.running)
         batch = len(engine.scheduler.running)
+        wait_before = engine.device_wait_seconds
+        launched.clear()
         step_start = time.perf_counter()
         outputs = engine.step()
-        step_time = time.perf_counter() - step_start  # sampling syncs the device every step
-        if engine.stats().prompt_tokens_computed == prompt_before and not engine.scheduler.waiting:
-            forward = events[0].elapsed_time(events[1]) / 1e3
-            decode_steps.append((step_time, batch, contexts, forward))
+        step_time = time.perf_counter() - step_start
+        waited = engine.device_wait_seconds - wait_before
+        decoding = engine.stats().prompt_tokens_computed == prompt_before and not engine.scheduler.waiting
+        if decoding and len(launched) == 3:
+            decode_steps.append(DecodeStep(step_time, step_time - waited, batch, contexts, tuple(launched)))
         generated += sum(len(o.outputs[0].token_ids) for o in outputs if o.finished)
+    torch.cuda.synchronize()
     elapsed = time.perf_counter() - start
-    engine.runner.execute = execute
+    engine.runner.execute, engine.sampler.sample = execute, sample
     return {"elapsed": elapsed, "generated": generated, "decode_steps": decode_steps}
 
 
-def decode_roofline(arch, steps, bandwidth: float, dtype_bytes: int = 2) -> dict:
+def decode_roofline(arch, steps: list[DecodeStep], bandwidth: float, dtype_bytes: int = 2) -> dict:
     """Fraction of the HBM roofline over the pure-decode steps: each step must read every
     weight once (the embedding only for its rows) and each sequence's KV."""
     weights = weight_bytes(arch, dtype_bytes)
     kv_per_token = 2 * arch.num_hidden_layers * arch.num_key_value_heads * arch.head_dim * dtype_bytes
-    ideal = sum((weights + contexts * kv_per_token) / bandwidth for _, _, contexts, _ in steps)
-    actual = sum(seconds for seconds, _, _, _ in steps)
-    tokens = sum(batch for _, batch, _, _ in steps)
-    forward = sum(gpu_seconds for _, _, _, gpu_seconds in steps)
+    ideal = sum((weights + step.contexts * kv_per_token) / bandwidth for step in steps)
+    actual = sum(step.wall for step in steps)
+    tokens = sum(step.batch for step in steps)
+    forward = sum(step.events[0].elapsed_time(step.events[1]) / 1e3 for step in steps)
+    gpu = sum(step.events[0].elapsed_time(step.events[2]) / 1e3 for step in steps)
+    host = sum(step.host for step in steps)
+    count = len(steps)
     return {
-        "decode_steps": len(steps),
+        "decode_steps": count,
         "decode_tok_s": tokens / actual,
         "roofline_tok_s": tokens / ideal,
         "roofline_fraction": ideal / actual,
-        "mean_step_ms": 1e3 * actual / len(steps),
-        # GPU time of the forward (graph replay + logits); the rest of a step is host work and
-        # sampling.
-        "mean_forward_gpu_ms": 1e3 * forward / len(steps),
-        "ideal_step_ms": 1e3 * ideal / len(steps),
+        "mean_step_ms": 1e3 * actual / count,
+        # GPU time of the forward (graph replay + logits), and of the whole step (+ sampling).
+        "mean_forward_gpu_ms": 1e3 * forward / count,
+        "mean_step_gpu_ms": 1e3 * gpu / count,
+        # Host time of a step: its wall time minus the time it sat waiting for sampled tokens.
+        # Synchronous: step ~ host + GPU. Asynchronous: step ~ max(host, GPU).
+        "mean_host_ms": 1e3 * host / count,
+        "gpu_busy_fraction": gpu / actual,
+        "ideal_step_ms": 1e3 * ideal / count,
         "weight_gb": weights / 1e9,
     }
 
@@ -323,18 +361,21 @@ def section_ponder(name: str, args, state) -> None:
         max_num_batched_tokens=8192,
         max_model_len=args.input_len + args.output_len + 16,
     )
-    run_steps(llm, prompts[:8], 8)  # warm-up: prefill kernels compile
-    result = run_steps(llm, prompts, args.output_len)
-    assert result["generated"] == total, result["generated"]
     arch = read_arch_config(model_dir)
-    record(
-        args.out,
-        figure="ponder",
-        tok_s=total / result["elapsed"],
-        seconds=result["elapsed"],
-        **workload(name, args),
-        **decode_roofline(arch, result["decode_steps"], state["bandwidth"]),
-    )
+    run_steps(llm, prompts[:8], 8)  # warm-up: prefill kernels compile
+    for mode in args.scheduling:
+        llm.engine.async_scheduling = mode == "async"  # same engine, same graphs: a fair A/B
+        result = run_steps(llm, prompts, args.output_len)
+        assert result["generated"] == total, result["generated"]
+        record(
+            args.out,
+            figure="ponder",
+            scheduling=mode,
+            tok_s=total / result["elapsed"],
+            seconds=result["elapsed"],
+            **workload(name, args),
+            **decode_roofline(arch, result["decode_steps"], state["bandwidth"]),
+        )
     del llm
     free_cuda()
 
@@ -390,16 +431,19 @@ def section_long(args, state) -> None:
     run_steps(llm, random_prompts(1, 64, seed=3), 4)
     for batch in (1, 4):
         prompts = random_prompts(batch, context - 1, seed=batch)
-        llm.engine.reset_prefix_cache()
-        result = run_steps(llm, prompts, decode_tokens)
-        record(
-            args.out,
-            figure="ponder_decode_32k",
-            shape="qwen3-8b",
-            batch=batch,
-            context=context,
-            **decode_roofline(arch, result["decode_steps"], state["bandwidth"]),
-        )
+        for mode in args.scheduling:
+            llm.engine.async_scheduling = mode == "async"
+            llm.engine.reset_prefix_cache()
+            result = run_steps(llm, prompts, decode_tokens)
+            record(
+                args.out,
+                figure="ponder_decode_32k",
+                shape="qwen3-8b",
+                scheduling=mode,
+                batch=batch,
+                context=context,
+                **decode_roofline(arch, result["decode_steps"], state["bandwidth"]),
+            )
     del llm
     free_cuda()
 
@@ -459,7 +503,20 @@ def main() -> None:
     parser.add_argument("--input-len", type=int, default=512)
     parser.add_argument("--output-len", type=int, default=256)
     parser.add_argument("--workdir", type=Path, default=None, help="where checkpoints are written")
+    parser.add_argument(
+        "--scheduling",
+        default="async,sync",
+        help="ponder runs, in order, on one engine: async (the default engine), sync (the baseline)",
+    )
+    parser.add_argument(
+        "--no-async-scheduling",
+        dest="scheduling",
+        action="store_const",
+        const="sync",
+        help="only synchronous scheduling (same as --scheduling sync)",
+    )
     args = parser.parse_args()
+    args.scheduling = args.scheduling.split(",")
     sections = args.sections.split(",")
     record(
         args.out,

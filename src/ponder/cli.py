@@ -55,6 +55,12 @@ def add_engine_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--seed", type=int, default=0)
     group.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     group.add_argument("--enforce-eager", action="store_true", help="no CUDA graphs (GPU)")
+    group.add_argument(
+        "--async-scheduling",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="prepare step N+1 while the GPU runs step N (default: on with CUDA, off on CPU)",
+    )
 
 
 def engine_kwargs(args: argparse.Namespace) -> dict:
@@ -71,6 +77,7 @@ def engine_kwargs(args: argparse.Namespace) -> dict:
         "seed",
         "device",
         "enforce_eager",
+        "async_scheduling",
     )
     return {name: getattr(args, name) for name in names}
 

@@ -45,6 +45,8 @@ class SchedulerConfig:
     max_num_seqs: int = 256
     max_num_batched_tokens: int = 2048
     policy: str = "fcfs"  # "fcfs" | "priority" (lower value first, then arrival)
+    # Launch step N+1 before step N's tokens reach the host. None: on with CUDA, off on CPU.
+    async_scheduling: bool | None = None
 
     def __post_init__(self) -> None:
         _require(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Sequence
 
@@ -12,7 +13,7 @@ from ponder.config import CacheConfig, EngineConfig, ModelConfig, SchedulerConfi
 from ponder.engine.llm_engine import LLMEngine
 from ponder.engine.outputs import RequestOutput
 from ponder.engine.prompt_input import PromptInput
-from ponder.engine.sampling_params import SamplingParams
+from ponder.engine.sampling_params import RequestOutputKind, SamplingParams
 from ponder.errors import InvalidRequestError
 
 Message = dict[str, object]
@@ -34,6 +35,7 @@ def build_engine_config(
     seed: int = 0,
     device: str | None = None,
     enforce_eager: bool = False,
+    async_scheduling: bool | None = None,
 ) -> EngineConfig:
     """The engine's knobs, named as in vLLM. model=None serves the built-in reasoning model."""
     return EngineConfig(
@@ -56,6 +58,7 @@ def build_engine_config(
             max_num_seqs=max_num_seqs,
             max_num_batched_tokens=max_num_batched_tokens,
             policy=scheduling_policy,
+            async_scheduling=async_scheduling,
         ),
     )
 
@@ -80,8 +83,8 @@ class LLM:
     ) -> list[RequestOutput]:
         """Outputs come back in the order of the prompts."""
         prompt_list = _as_prompt_list(prompts)
-        params_list = _broadcast(
-            sampling_params or SamplingParams(), len(prompt_list), "sampling_params"
+        params_list = _final_only(
+            _broadcast(sampling_params or SamplingParams(), len(prompt_list), "sampling_params")
         )
         priorities = _broadcast(
             priority if priority is not None else 0, len(prompt_list), "priority"
@@ -164,6 +167,20 @@ def _as_prompt_list(prompts: PromptInput | Sequence[PromptInput]) -> list[Prompt
     if not isinstance(prompts, Sequence) or not prompts:
         raise InvalidRequestError("prompts must be a non-empty list", param="prompts")
     return list(prompts)
+
+
+def _final_only(params_list: list[SamplingParams]) -> list[SamplingParams]:
+    """generate returns each request's last output only, and a cumulative request's last output
+    is its final one: don't make the engine build the cumulative ones every step."""
+    replaced: dict[int, SamplingParams] = {}
+    result = []
+    for params in params_list:
+        if isinstance(params, SamplingParams) and params.output_kind is RequestOutputKind.CUMULATIVE:
+            if id(params) not in replaced:
+                replaced[id(params)] = dataclasses.replace(params, output_kind=RequestOutputKind.FINAL_ONLY)
+            params = replaced[id(params)]
+        result.append(params)
+    return result
 
 
 def _broadcast(value, count: int, name: str) -> list:

@@ -24,7 +24,8 @@ def server(qwen3_ckpt):
 
 @pytest.fixture(scope="session")
 def thinking_server(thinking_ckpt):
-    engine = real_engine(thinking_ckpt)
+    """Schedules asynchronously (the CUDA default), so HTTP runs cover that path on the CPU too."""
+    engine = real_engine(thinking_ckpt, async_scheduling=True)
     with serve(engine) as running:
         running.engine = engine
         yield running

@@ -10,17 +10,20 @@ from ponder.engine.llm_engine import LLMEngine
 from ponder.llm import build_engine_config
 
 
-def make_engine(ckpt) -> AsyncEngine:
-    return AsyncEngine(LLMEngine(build_engine_config(str(ckpt), block_size=4, kv_cache_memory=1 << 24)))
+def make_engine(ckpt, async_scheduling: bool) -> AsyncEngine:
+    config = build_engine_config(
+        str(ckpt), block_size=4, kv_cache_memory=1 << 24, async_scheduling=async_scheduling
+    )
+    return AsyncEngine(LLMEngine(config))
 
 
-def test_concurrent_streams_match_offline_generate(qwen3_ckpt):
+def test_concurrent_streams_match_offline_generate(qwen3_ckpt, async_scheduling):
     prompts = ["Hello", "The quick brown fox", "Let me think step by step", "Numbers like 0 1 2"]
     greedy = SamplingParams(temperature=0, max_tokens=10, ignore_eos=True)
     offline = [o.outputs[0].text for o in LLM(str(qwen3_ckpt)).generate(prompts, greedy)]
 
     async def run():
-        engine = make_engine(qwen3_ckpt)
+        engine = make_engine(qwen3_ckpt, async_scheduling)
         delta = SamplingParams(
             temperature=0, max_tokens=10, ignore_eos=True, output_kind=RequestOutputKind.DELTA
         )
@@ -43,9 +46,9 @@ def test_concurrent_streams_match_offline_generate(qwen3_ckpt):
     assert stats.generation_tokens == 40
 
 
-def test_abort_frees_blocks_and_other_requests_continue(qwen3_ckpt):
+def test_abort_frees_blocks_and_other_requests_continue(qwen3_ckpt, async_scheduling):
     async def run():
-        engine = make_engine(qwen3_ckpt)
+        engine = make_engine(qwen3_ckpt, async_scheduling)
         long = SamplingParams(temperature=0, max_tokens=400, ignore_eos=True)
         short = SamplingParams(temperature=0, max_tokens=5, ignore_eos=True)
         stream = engine.add_request("long", "Hello", long)
@@ -66,9 +69,9 @@ def test_abort_frees_blocks_and_other_requests_continue(qwen3_ckpt):
     assert stats.num_requests == 0 and stats.kv_blocks_used == 0
 
 
-def test_generate_aborts_when_the_consumer_stops_early(qwen3_ckpt):
+def test_generate_aborts_when_the_consumer_stops_early(qwen3_ckpt, async_scheduling):
     async def run():
-        engine = make_engine(qwen3_ckpt)
+        engine = make_engine(qwen3_ckpt, async_scheduling)
         params = SamplingParams(temperature=0, max_tokens=500, ignore_eos=True)
         agen = engine.generate("Hello", params, request_id="x")
         async for _ in agen:
@@ -86,9 +89,9 @@ def test_generate_aborts_when_the_consumer_stops_early(qwen3_ckpt):
     assert stats.num_requests == 0 and stats.kv_blocks_used == 0
 
 
-def test_invalid_requests_raise_at_add_time(qwen3_ckpt):
+def test_invalid_requests_raise_at_add_time(qwen3_ckpt, async_scheduling):
     async def run():
-        engine = make_engine(qwen3_ckpt)
+        engine = make_engine(qwen3_ckpt, async_scheduling)
         try:
             with pytest.raises(InvalidRequestError):
                 engine.add_request("bad", "", SamplingParams())
@@ -103,9 +106,9 @@ def test_invalid_requests_raise_at_add_time(qwen3_ckpt):
     assert outputs[-1].finished
 
 
-def test_stopping_one_branch_frees_it_and_the_others_finish(qwen3_ckpt):
+def test_stopping_one_branch_frees_it_and_the_others_finish(qwen3_ckpt, async_scheduling):
     async def run():
-        engine = make_engine(qwen3_ckpt)
+        engine = make_engine(qwen3_ckpt, async_scheduling)
         params = SamplingParams(
             n=3, temperature=1.0, seed=1, max_tokens=30, ignore_eos=True, output_kind=RequestOutputKind.DELTA
         )

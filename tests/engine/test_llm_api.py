@@ -15,8 +15,9 @@ from ponder import (
 
 
 @pytest.fixture(scope="module")
-def llm(qwen3_ckpt):
-    return LLM(str(qwen3_ckpt), block_size=4, kv_cache_memory=1 << 24, max_model_len=128)
+def llm(qwen3_ckpt, async_scheduling):
+    knobs = dict(block_size=4, kv_cache_memory=1 << 24, max_model_len=128)
+    return LLM(str(qwen3_ckpt), async_scheduling=async_scheduling, **knobs)
 
 
 def test_seeded_sampling_is_the_same_alone_and_in_a_batch(llm):

@@ -1,4 +1,5 @@
-"""Greedy output of the engine equals transformers token for token, under every scheduling path."""
+"""Greedy output of the engine equals transformers token for token, under every scheduling path,
+with synchronous and asynchronous scheduling (the async bookkeeping runs on the CPU too)."""
 
 import pytest
 
@@ -33,23 +34,31 @@ def ckpt(request):
     return request.getfixturevalue(request.param)
 
 
-def test_batch_of_prompts_matches_transformers(ckpt):
-    llm = LLM(str(ckpt), kv_cache_memory=1 << 24)
+@pytest.fixture
+def make_llm(async_scheduling):
+    def make(ckpt, **knobs) -> LLM:
+        return LLM(str(ckpt), async_scheduling=async_scheduling, **knobs)
+
+    return make
+
+
+def test_batch_of_prompts_matches_transformers(ckpt, make_llm):
+    llm = make_llm(ckpt, kv_cache_memory=1 << 24)
     batch = prompts()
     outs = llm.generate(token_prompts(batch), greedy())
     assert [o.outputs[0].token_ids for o in outs] == expected(ckpt, batch)
     assert llm.engine.stats().kv_blocks_used == 0
 
 
-def test_tiny_token_budget_chunks_prefill_and_matches(ckpt):
-    llm = LLM(str(ckpt), max_num_batched_tokens=7, block_size=4, kv_cache_memory=1 << 24)
+def test_tiny_token_budget_chunks_prefill_and_matches(ckpt, make_llm):
+    llm = make_llm(ckpt, max_num_batched_tokens=7, block_size=4, kv_cache_memory=1 << 24)
     batch = prompts()
     outs = llm.generate(token_prompts(batch), greedy())
     assert [o.outputs[0].token_ids for o in outs] == expected(ckpt, batch)
 
 
-def test_prefix_cache_hits_give_identical_output(ckpt):
-    llm = LLM(str(ckpt), block_size=4, kv_cache_memory=1 << 24)
+def test_prefix_cache_hits_give_identical_output(ckpt, make_llm):
+    llm = make_llm(ckpt, block_size=4, kv_cache_memory=1 << 24)
     shared = prompts()[4][:30]
     batch = [shared + [5, 6, 7], shared + [9], shared[:21]]
     first = llm.generate(token_prompts(batch), greedy())
@@ -62,9 +71,9 @@ def test_prefix_cache_hits_give_identical_output(ckpt):
     assert [o.outputs[0].token_ids for o in second] == want
 
 
-def test_preemption_recomputes_to_identical_output(ckpt):
+def test_preemption_recomputes_to_identical_output(ckpt, make_llm):
     # 16 blocks of 4 = 64 tokens for 5 sequences that grow to 21..60 tokens: preemption is certain.
-    llm = LLM(str(ckpt), block_size=4, num_kv_blocks=16, max_model_len=64)
+    llm = make_llm(ckpt, block_size=4, num_kv_blocks=16, max_model_len=64)
     batch = prompts()
     outs = llm.generate(token_prompts(batch), greedy(max_tokens=20))
     assert llm.engine.stats().num_preemptions > 0
@@ -72,8 +81,8 @@ def test_preemption_recomputes_to_identical_output(ckpt):
     assert llm.engine.stats().kv_blocks_used == 0
 
 
-def test_n_greedy_samples_share_prefill(ckpt):
-    llm = LLM(str(ckpt), block_size=4, kv_cache_memory=1 << 24, enable_prefix_caching=False)
+def test_n_greedy_samples_share_prefill(ckpt, make_llm):
+    llm = make_llm(ckpt, block_size=4, kv_cache_memory=1 << 24, enable_prefix_caching=False)
     prompt = prompts()[3]
     out = llm.generate(token_prompts([prompt]), greedy(n=4))[0]
     want = hf_greedy(ckpt, prompt, MAX_NEW)
@@ -83,8 +92,8 @@ def test_n_greedy_samples_share_prefill(ckpt):
     assert llm.engine.stats().prompt_tokens_computed == len(prompt)
 
 
-def test_logprobs_match_transformers(qwen3_ckpt):
-    llm = LLM(str(qwen3_ckpt), kv_cache_memory=1 << 24)
+def test_logprobs_match_transformers(qwen3_ckpt, make_llm):
+    llm = make_llm(qwen3_ckpt, kv_cache_memory=1 << 24)
     prompt = prompts()[2]
     out = llm.generate(token_prompts([prompt]), greedy(logprobs=3, prompt_logprobs=2))[0]
     completion = out.outputs[0]

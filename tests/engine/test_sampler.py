@@ -9,12 +9,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ponder.engine.logprobs import prompt_logprobs
 from ponder.engine.sampler import (
     Sampler,
     SamplingRow,
     apply_penalties,
     make_generator,
-    prompt_logprobs,
 )
 from ponder.engine.sampling_params import SamplingParams
 
@@ -31,7 +31,7 @@ def fixed_logits(vocab: int = VOCAB, seed: int = 0, scale: float = 1.5) -> torch
 
 
 def row(params: SamplingParams, prompt=(), output=(), eos=frozenset(), generator=None):
-    return SamplingRow(params, list(prompt), list(output), generator, frozenset(eos))
+    return SamplingRow(params, [*prompt, *output], len(prompt), generator, frozenset(eos))
 
 
 def sample_many(logits_row: torch.Tensor, params: SamplingParams, n: int, seed: int = 0):

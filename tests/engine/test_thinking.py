@@ -45,8 +45,9 @@ def test_stop_strings_are_suspended_inside_the_thought(qwen3_ckpt):
 
 
 @pytest.fixture(scope="module")
-def llm(qwen3_ckpt):
-    return LLM(str(qwen3_ckpt), block_size=4, kv_cache_memory=1 << 24, max_model_len=256)
+def llm(qwen3_ckpt, async_scheduling):
+    knobs = dict(block_size=4, kv_cache_memory=1 << 24, max_model_len=256)
+    return LLM(str(qwen3_ckpt), async_scheduling=async_scheduling, **knobs)
 
 
 def thinking_prompt(llm) -> list[int]:

@@ -2,37 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
 from ponder import LLM, SamplingParams
 from tests.engine._reference import hf_greedy
-from tests.fixtures.checkpoints import make_checkpoint
+from tests.gpu._cases import prompts
 
 MAX_NEW = 16
-
-
-@pytest.fixture(scope="module")
-def gpu_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Qwen3 shape with the GPU kernels' head_dim 64 and GQA 4:1."""
-    return make_checkpoint(
-        tmp_path_factory.mktemp("qwen3_gpu"),
-        "qwen3",
-        num_layers=3,
-        hidden_size=256,
-        num_heads=8,
-        num_kv_heads=2,
-        head_dim=64,
-        intermediate_size=512,
-        max_position_embeddings=1024,
-    )
-
-
-def prompts() -> list[list[int]]:
-    lengths = [1, 15, 16, 17, 40, 130, 300]
-    return [[(7 * i + 13 * j + 3) % 331 for j in range(n)] for i, n in enumerate(lengths)]
 
 
 def greedy(**kwargs) -> SamplingParams:

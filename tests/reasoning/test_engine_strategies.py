@@ -99,8 +99,8 @@ def test_probes_reuse_the_live_thoughts_kv(qwen3_ckpt):
 def test_seeded_strategies_repeat_exactly(qwen3_ckpt, spec):
     prompts = [PROMPT, "Hello, how are you today?", THINKING_PROMPT]
 
-    def once(concurrency: int):
-        engine = make_engine(qwen3_ckpt)
+    def once(concurrency: int, async_scheduling: bool = False):
+        engine = make_engine(qwen3_ckpt, async_scheduling=async_scheduling)
         results = OfflineReasoner(engine).run_all(
             prompts, sampled(ignore_eos=False), spec, chat=False, concurrency=concurrency
         )
@@ -110,6 +110,14 @@ def test_seeded_strategies_repeat_exactly(qwen3_ckpt, spec):
     assert first == once(3)
     # Seeded sampling is batch-independent, and so are the decisions made on each branch's tokens.
     assert first == once(1)
+    # Asynchronous scheduling hands out each step's outputs once the next step is on its way:
+    # runs still repeat exactly and alone or together. A stopped branch has the token computed
+    # meanwhile discarded, so results equal synchronous scheduling's, except where requests of
+    # one run meet in time: a probe starts a step later relative to its live thought.
+    first_async = once(3, async_scheduling=True)
+    assert first_async == once(3, async_scheduling=True) == once(1, async_scheduling=True)
+    if spec["type"] != "answer_stability":
+        assert first_async == first
 
 
 def test_concurrent_runs_share_the_engines_batches(qwen3_ckpt):

@@ -13,40 +13,12 @@ import time
 import numpy as np
 import torch
 
+from ponder.engine.transfers import HostUploader
 from ponder.kernels.attention_metadata import AttentionMetadata
 from ponder.kernels.dispatch import decode_num_splits
 from ponder.layers.forward_context import forward_context
 
 logger = logging.getLogger("ponder.engine")
-
-
-class HostUploader:
-    """Packs host arrays into one pinned buffer and sends them to the device in one copy."""
-
-    def __init__(self, dtype: torch.dtype, device: torch.device) -> None:
-        self.dtype, self.device = dtype, device
-        self._buffer: torch.Tensor | None = None
-        self._copied: torch.cuda.Event | None = None
-
-    def upload(self, arrays: list[np.ndarray], out: torch.Tensor | None = None) -> torch.Tensor:
-        """The arrays, flattened and concatenated, on the device (in out[:total] if given)."""
-        total = sum(array.size for array in arrays)
-        if self.device.type != "cuda":
-            packed = torch.from_numpy(np.concatenate([a.ravel() for a in arrays]))
-            packed = packed.to(self.dtype)
-            return packed if out is None else out[:total].copy_(packed)
-        if self._copied is not None:
-            self._copied.synchronize()  # the previous copy must have left the buffer
-        if self._buffer is None or self._buffer.numel() < total:
-            size = max(total, 2 * (0 if self._buffer is None else self._buffer.numel()))
-            self._buffer = torch.empty(size, dtype=self.dtype, pin_memory=True)
-        staged = self._buffer[:total]
-        np.concatenate([a.ravel() for a in arrays], out=staged.numpy(), casting="same_kind")
-        destination = torch.empty(total, dtype=self.dtype, device=self.device) if out is None else out
-        destination[:total].copy_(staged, non_blocking=True)
-        self._copied = torch.cuda.Event()
-        self._copied.record()
-        return destination[:total]
 
 
 def batch_size_buckets(max_batch_size: int) -> list[int]:
@@ -140,7 +112,7 @@ class DecodeGraphs:
         )
         return self._int64[:bucket], self._int64[bucket : 2 * bucket], metadata
 
-    def run(
+    def load_inputs(
         self,
         input_ids: np.ndarray,
         positions: np.ndarray,
@@ -148,7 +120,8 @@ class DecodeGraphs:
         seq_lens: np.ndarray,
         block_tables: np.ndarray,
     ) -> torch.Tensor:
-        """One decode step for n <= max_batch_size sequences -> hidden states [n, hidden]."""
+        """Queue the copies of one decode step's inputs (n <= max_batch_size sequences) into the
+        static buffers; returns the token-id buffer [n], where tokens still on the device go."""
         num_seqs, used_width = block_tables.shape
         bucket = self.bucket_for(num_seqs)
         pad = bucket - num_seqs
@@ -166,5 +139,10 @@ class DecodeGraphs:
         tables = self._table_uploader.upload([block_tables])
         table_view = self._int32[bucket : bucket * (1 + self.table_width)].view(bucket, -1)
         table_view[:num_seqs, :used_width].copy_(tables.view(num_seqs, used_width))
+        return self._int64[:num_seqs]
+
+    def replay(self, num_seqs: int) -> torch.Tensor:
+        """Run the step whose inputs load_inputs queued -> hidden states [n, hidden]."""
+        bucket = self.bucket_for(num_seqs)
         self._graphs[bucket].replay()
         return self._outputs[bucket][:num_seqs]

@@ -11,19 +11,22 @@ import torch
 
 from ponder.config import EngineConfig
 from ponder.engine.detokenizer import IncrementalDetokenizer
+from ponder.engine.inflight import InflightStep, PromptLogprobsCopy
 from ponder.engine.kv.manager import KVCacheManager
 from ponder.engine.kv_sizing import num_kv_blocks
+from ponder.engine.logprobs import prompt_logprob_tensors
 from ponder.engine.model_runner import ModelRunner
 from ponder.engine.output_builder import build_output
-from ponder.engine.outputs import Logprob, RequestMetrics, RequestOutput
+from ponder.engine.outputs import RequestMetrics, RequestOutput
 from ponder.engine.prompt_input import PromptInput, tokenize_prompt
 from ponder.engine.request import Request, Sequence, SequenceStatus
-from ponder.engine.sampler import Sampler, SamplerOutput, SamplingRow, prompt_logprobs
+from ponder.engine.sampler import Sampler, SamplingRow
 from ponder.engine.sampling_params import SamplingParams
-from ponder.engine.scheduler import Scheduler
-from ponder.engine.stop_checker import check_stop
+from ponder.engine.scheduler import ScheduledBatch, Scheduler
+from ponder.engine.sequence_updater import SequenceUpdater, stops_apply
 from ponder.engine.thinking import ThinkMarkers, ThoughtState
 from ponder.engine.tokenizer import Tokenizer
+from ponder.engine.transfers import HostCopy, to_device
 from ponder.errors import InvalidRequestError, PromptTooLongError, RequestNotFoundError
 from ponder.models.hf_config import read_arch_config
 from ponder.models.loader import load_model, resolve_dtype
@@ -79,13 +82,21 @@ class LLMEngine:
             enforce_eager=config.model.enforce_eager,
         )
         self.sampler = Sampler(seed=config.model.seed)
+        # Launch step N+1 before handling step N's tokens, so the GPU never waits for the host.
+        # On CPU nothing would overlap, so it is off there unless asked for.
+        async_scheduling = config.scheduler.async_scheduling
+        self.async_scheduling = self.device.type == "cuda" if async_scheduling is None else async_scheduling
+        self._inflight: InflightStep | None = None
+        self.device_wait_seconds = 0.0  # time step() spent blocked until sampled tokens arrived
         self.requests: dict[str, Request] = {}
         self._seq_ids = itertools.count()
-        self._token_text: dict[int, str] = {}
         self._prompt_tokens_computed = 0
-        self._generation_tokens = 0
+        self.updater = SequenceUpdater(
+            self.tokenizer, self.eos_token_ids, self.max_model_len, self.think_markers
+        )
         logger.info(
-            "ponder engine: %s on %s (%s), KV cache %d blocks x %d = %d tokens, max_model_len %d",
+            "ponder engine: %s on %s (%s), KV cache %d blocks x %d = %d tokens, max_model_len %d, "
+            "async scheduling %s",
             model_dir,
             self.device,
             self.dtype,
@@ -93,6 +104,7 @@ class LLMEngine:
             block_size,
             num_blocks * block_size,
             self.max_model_len,
+            "on" if self.async_scheduling else "off",
         )
 
     # ---- requests in and out -------------------------------------------------------------
@@ -181,45 +193,36 @@ class LLMEngine:
         seq.status = SequenceStatus.FINISHED
         seq.finish_reason = "abort"
         self.scheduler.remove(seq)
-        return self._collect_outputs({seq})[0]
+        outputs = self._collect_outputs({seq})
+        return outputs[0] if outputs else None  # FINAL_ONLY: nothing until the request ends
 
     def has_unfinished_requests(self) -> bool:
-        return bool(self.requests)
+        """Also true while a launched step is left to drain (its tokens may all be discarded)."""
+        return bool(self.requests) or self._inflight is not None
 
     # ---- one step ----------------------------------------------------------------------
 
     def step(self) -> list[RequestOutput]:
+        """Launch the next step on the device and return the outputs of the step before it.
+
+        Synchronous scheduling handles the step it launched at once. Asynchronous scheduling
+        keeps it in flight: the outputs of step N come back from the call that launched N + 1,
+        after N + 1 was queued behind N, so the device runs N + 1 while the host handles N."""
+        previous, self._inflight = self._inflight, None
+        outputs: list[RequestOutput] = []
+        if previous is not None and previous.needs_tokens_on_host:
+            outputs += self._finish(previous)
+            previous = None
         batch = self.scheduler.schedule()
-        if batch.is_empty:
-            return []
-        now = time.monotonic()
-        for seq in batch.seqs:
-            metrics = seq.request.metrics
-            if metrics.first_scheduled_time is None:
-                metrics.first_scheduled_time = now
-                metrics.num_cached_prompt_tokens = seq.num_computed_tokens
-        result = self.runner.execute(batch)
-        now = time.monotonic()  # tokens sampled below exist from here on
-        for seq, num_new in zip(batch.seqs, batch.num_new_tokens):
-            if seq.num_tokens - seq.num_computed_tokens > 1 or seq.num_output_tokens == 0:
-                self._prompt_tokens_computed += num_new
-            seq.num_computed_tokens += num_new
-            self.kv.cache_computed_blocks(seq)
-        for batch_index, logits in result.prompt_logits.items():
-            self._append_prompt_logprobs(batch.seqs[batch_index], logits)
-        sampling_seqs: list[Sequence] = []
-        rows: list[int] = []
-        for row, batch_index in enumerate(result.sample_seq_indices):
-            for seq in self._with_forks(batch.seqs[batch_index]):
-                sampling_seqs.append(seq)
-                rows.append(row)
-        updated: set[Sequence] = set()
-        if sampling_seqs:
-            logits = result.sample_logits[torch.tensor(rows, device=result.sample_logits.device)]
-            sampled = self.sampler(logits, [self._sampling_row(seq) for seq in sampling_seqs])
-            self._append_tokens(sampling_seqs, sampled, now)
-            updated.update(sampling_seqs)
-        return self._collect_outputs(updated)
+        launched = None if batch.is_empty else self._launch(batch, previous)
+        if previous is not None:
+            outputs += self._finish(previous)
+        if launched is not None:
+            if self.async_scheduling:
+                self._inflight = launched
+            else:
+                outputs += self._finish(launched)
+        return outputs
 
     def stats(self) -> EngineStats:
         pool = self.kv.pool
@@ -234,7 +237,7 @@ class LLMEngine:
             prefix_cache_hits=self.kv.prefix_stats.hits,
             num_preemptions=self.scheduler.num_preemptions,
             prompt_tokens_computed=self._prompt_tokens_computed,
-            generation_tokens=self._generation_tokens,
+            generation_tokens=self.updater.generation_tokens,
         )
 
     def reset_prefix_cache(self) -> None:
@@ -253,7 +256,7 @@ class LLMEngine:
             stop=params.stop_list,
             include_stop_str_in_output=params.include_stop_str_in_output,
         )
-        detokenizer.stops_enabled = _stops_apply(thought, num_output_tokens=0, params=params)
+        detokenizer.stops_enabled = stops_apply(thought, num_output_tokens=0, params=params)
         return Sequence(
             seq_id=next(self._seq_ids),
             request=request,
@@ -288,79 +291,99 @@ class LLMEngine:
             children.append(child)
         return [seq, *children]
 
+    def _launch(self, batch: ScheduledBatch, previous: InflightStep | None) -> InflightStep:
+        """Queue the forward and the sampling of a batch; nothing here waits for the device.
+        Sequences whose last token is still on the device (sampled by `previous`) read it there."""
+        now = time.monotonic()
+        pending = previous.pending_inputs(batch) if previous is not None else None
+        result = self.runner.execute(batch, pending)
+        prompt_logprobs = [
+            self._prompt_logprobs_copy(batch.seqs[batch_index], logits)
+            for batch_index, logits in result.prompt_logits.items()
+        ]
+        for seq, num_new in zip(batch.seqs, batch.num_new_tokens):
+            num_tokens = seq.num_tokens
+            if num_tokens - seq.num_computed_tokens > 1 or num_tokens == seq.num_prompt_tokens:
+                self._prompt_tokens_computed += num_new
+                metrics = seq.request.metrics
+                if metrics.first_scheduled_time is None:
+                    metrics.first_scheduled_time = now
+                    metrics.num_cached_prompt_tokens = seq.num_computed_tokens
+            seq.num_computed_tokens += num_new
+            self.kv.cache_computed_blocks(seq)
+        sampling_seqs: list[Sequence] = []
+        rows: list[int] = []
+        for row, batch_index in enumerate(result.sample_seq_indices):
+            for seq in self._with_forks(batch.seqs[batch_index]):
+                sampling_seqs.append(seq)
+                rows.append(row)
+        step = InflightStep(batch, sampling_seqs, positions=[], samples=None, prompt_logprobs=prompt_logprobs)
+        if not sampling_seqs:
+            return step
+        logits = result.sample_logits
+        if len(rows) != logits.shape[0]:  # forks share their parent's row
+            logits = logits.index_select(0, to_device(rows, torch.int64, logits.device))
+        step.samples = self.sampler.sample(logits, [self._sampling_row(seq) for seq in sampling_seqs])
+        for seq in sampling_seqs:
+            step.positions.append(len(seq.token_ids) + seq.num_pending_tokens)
+            seq.num_pending_tokens += 1
+            seq.wait_for_pending = self.updater.may_end_or_redirect(seq)
+            step.needs_tokens_on_host |= seq.params.needs_penalties
+        return step
+
+    def _finish(self, step: InflightStep) -> list[RequestOutput]:
+        """Wait for a launched step's tokens; append them, check stops, build the outputs."""
+        for entry in step.prompt_logprobs:
+            self.updater.append_prompt_logprobs(entry)
+        if step.samples is None:
+            return []
+        wait_start = time.perf_counter()
+        step.samples.wait()
+        self.device_wait_seconds += time.perf_counter() - wait_start
+        sampled = step.samples.to_host()
+        now = time.monotonic()  # the tokens exist for the host from here on
+        updated: set[Sequence] = set()
+        for row, seq in enumerate(step.sampling_seqs):
+            if seq.is_finished or len(seq.token_ids) != step.positions[row]:
+                continue  # aborted or ended meanwhile, or the engine forced other tokens first
+            seq.num_pending_tokens -= 1
+            self.updater.append_sampled(seq, sampled, row, now)
+            if seq.is_finished:
+                self.scheduler.remove(seq)
+            else:
+                self.kv.cache_computed_blocks(seq)  # a block completed by this token
+            updated.add(seq)
+        return self._collect_outputs(updated)
+
     def _sampling_row(self, seq: Sequence) -> SamplingRow:
         return SamplingRow(
             params=seq.params,
-            prompt_token_ids=seq.prompt_token_ids,
-            output_token_ids=seq.output_token_ids,
+            token_ids=seq.token_ids,
+            num_prompt_tokens=seq.num_prompt_tokens,
             generator=seq.generator,
             eos_token_ids=self.eos_token_ids,
+            num_pending_tokens=seq.num_pending_tokens,
         )
 
-    def _append_tokens(self, seqs: list[Sequence], sampled: SamplerOutput, now: float) -> None:
-        for i, seq in enumerate(seqs):
-            token_id = sampled.token_ids[i]
-            seq.cumulative_logprob += sampled.logprobs[i]
-            if seq.logprobs is not None:
-                seq.logprobs.append(self._decorate(sampled.top_logprobs[i]))
-            if seq.confidences is not None:
-                seq.confidences.append(sampled.confidences[i])
-            metrics = seq.request.metrics
-            if metrics.first_token_time is None:
-                metrics.first_token_time = now
-            forced = self._observe_thought(seq, token_id)
-            self._append_token(seq, token_id)
-            for forced_id in forced:  # the budget closed the thought: answer next
-                if seq.finish_reason is not None:
-                    break
-                if seq.logprobs is not None:
-                    seq.logprobs.append({})
-                if seq.confidences is not None:
-                    seq.confidences.append(None)
-                self._append_token(seq, forced_id)
-            # Updated only after the closing marker's own text is decoded: stops match the answer.
-            seq.detokenizer.stops_enabled = _stops_apply(seq.thought, seq.num_output_tokens, seq.params)
-            if seq.finish_reason is not None:
-                seq.status = SequenceStatus.FINISHED
-                self.scheduler.remove(seq)
-
-    def _append_token(self, seq: Sequence, token_id: int) -> None:
-        seq.token_ids.append(token_id)
-        self._generation_tokens += 1
-        check_stop(seq, token_id, self.eos_token_ids, self.max_model_len)
-
-    def _observe_thought(self, seq: Sequence, token_id: int) -> tuple[int, ...]:
-        if seq.thought is None:
-            return ()
-        return seq.thought.observe(token_id, self.think_markers, seq.params.thinking_budget)
-
-    def _append_prompt_logprobs(self, seq: Sequence, logits: torch.Tensor) -> None:
+    def _prompt_logprobs_copy(self, seq: Sequence, logits: torch.Tensor) -> PromptLogprobsCopy:
+        """Start the logprobs of the prompt chunk seq computes now (from its next token on)."""
         request = seq.request
-        start = len(request.prompt_logprobs) - 1  # prompt position whose logits come first
+        start = seq.num_computed_tokens  # prompt position whose logits come first
         next_tokens = request.prompt_token_ids[start + 1 : start + 1 + logits.shape[0]]
-        for position in prompt_logprobs(logits, next_tokens, request.params.prompt_logprobs):
-            request.prompt_logprobs.append(self._decorate(position))
-
-    def _decorate(self, position: dict[int, Logprob] | None) -> dict[int, Logprob]:
-        for token_id, logprob in position.items():
-            text = self._token_text.get(token_id)
-            if text is None:
-                text = self._token_text[token_id] = self.tokenizer.decode(
-                    [token_id], skip_special_tokens=False
-                )
-            logprob.decoded_token = text
-        return position
+        top_k = request.params.prompt_logprobs
+        return PromptLogprobsCopy(seq, HostCopy(prompt_logprob_tensors(logits, next_tokens, top_k)), top_k)
 
     def _collect_outputs(self, updated: set[Sequence]) -> list[RequestOutput]:
         outputs = []
         now = time.monotonic()
         for request in {seq.request.request_id: seq.request for seq in updated}.values():
-            if request.finished:
-                request.metrics.finished_time = now
+            output = build_output(request, updated)  # never None once the request finished
+            if output is None:
+                continue
+            if output.finished:
+                request.metrics.finished_time = now  # output.metrics is this object
                 self.requests.pop(request.request_id, None)
-            output = build_output(request, updated)
-            if output is not None:
-                outputs.append(output)
+            outputs.append(output)
         return outputs
 
 
@@ -378,12 +401,6 @@ def _resolve_max_model_len(requested: int | None, arch) -> int:
             param="max_model_len",
         )
     return requested
-
-
-def _stops_apply(thought: ThoughtState | None, num_output_tokens: int, params: SamplingParams) -> bool:
-    """Stop strings are matched in the answer, and only once min_tokens are out (as in vLLM)."""
-    in_thought = thought is not None and thought.in_thought
-    return not in_thought and num_output_tokens >= params.min_tokens
 
 
 def _tokenizer_eos(tokenizer: Tokenizer) -> frozenset[int]:

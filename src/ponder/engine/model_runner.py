@@ -7,10 +7,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ponder.engine.cuda_graphs import DecodeGraphs, HostUploader
+from ponder.engine.cuda_graphs import DecodeGraphs
 from ponder.engine.scheduler import ScheduledBatch
+from ponder.engine.transfers import HostUploader, to_device
 from ponder.kernels.attention_metadata import AttentionMetadata
 from ponder.layers.forward_context import forward_context
+
+# Stands in for a token still on the device until the device-side copy overwrites it.
+PLACEHOLDER_TOKEN = 0
 
 
 @dataclass
@@ -20,6 +24,17 @@ class ModelStepOutput:
     sample_seq_indices: list[int]
     # Batch index -> logits of its prompt positions computed this step (for prompt_logprobs).
     prompt_logits: dict[int, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class PendingInputs:
+    """Input tokens of a step that exist only on the device (asynchronous scheduling): sampled
+    by the step before, still on their way to the host. For each listed batch row, the last
+    token scheduled is one of them; the host arrays carry a placeholder there."""
+
+    sampled_token_ids: torch.Tensor  # int64 [rows of the previous step's sampler], on the device
+    batch_indices: np.ndarray  # int64
+    source_rows: np.ndarray  # int64: row of sampled_token_ids for each batch index
 
 
 class ModelRunner:
@@ -52,6 +67,7 @@ class ModelRunner:
         model.bind_kv_cache(self.kv_caches)
         self._uploader64 = HostUploader(torch.int64, self.device)
         self._uploader32 = HostUploader(torch.int32, self.device)
+        self._pending_uploader = HostUploader(torch.int64, self.device)
         self.decode_graphs: DecodeGraphs | None = None
         if self.device.type == "cuda" and not enforce_eager:
             arch = getattr(model, "arch", None)
@@ -69,18 +85,23 @@ class ModelRunner:
             self.decode_graphs.capture()
 
     @torch.inference_mode()
-    def execute(self, batch: ScheduledBatch) -> ModelStepOutput:
+    def execute(self, batch: ScheduledBatch, pending: PendingInputs | None = None) -> ModelStepOutput:
+        """Queue the step's forward on the device; nothing here waits for the device."""
         if batch.block_copies:
             self._copy_blocks(batch.block_copies)
         host = _host_inputs(batch, self.block_size)
         graphs = self.decode_graphs
         if graphs is not None and host.is_plain_decode and host.num_seqs <= graphs.max_batch_size:
-            hidden = graphs.run(
+            input_ids = graphs.load_inputs(
                 host.input_ids, host.positions, host.slot_mapping, host.seq_lens, host.block_tables
             )
-            logits = self.model.compute_logits(hidden)
+            if pending is not None:
+                self._fill_pending(input_ids, pending, host.query_start_loc)
+            logits = self.model.compute_logits(graphs.replay(host.num_seqs))
             return ModelStepOutput(logits, host.sample_seq_indices, {})
         inputs = self._upload(host)
+        if pending is not None:
+            self._fill_pending(inputs.input_ids, pending, host.query_start_loc)
         with forward_context(inputs.metadata):
             hidden = self.model(inputs.input_ids, inputs.positions)
         logits = self.model.compute_logits(hidden[inputs.logits_indices])
@@ -90,9 +111,23 @@ class ModelRunner:
         }
         return ModelStepOutput(logits[:num_sample], host.sample_seq_indices, prompt_logits)
 
+    def _fill_pending(
+        self, input_ids: torch.Tensor, pending: PendingInputs, query_start_loc: np.ndarray
+    ) -> None:
+        """Copy the tokens the previous step sampled into their places, device to device."""
+        flat_indices = query_start_loc[pending.batch_indices + 1].astype(np.int64) - 1
+        count = len(flat_indices)
+        source = pending.sampled_token_ids
+        # Steady-state decode: the same sequences in the same order as last step.
+        if _is_range(flat_indices) and _is_range(pending.source_rows):
+            input_ids[:count].copy_(source[:count])
+            return
+        indices = self._pending_uploader.upload([flat_indices, pending.source_rows])
+        input_ids.index_copy_(0, indices[:count], source.index_select(0, indices[count:]))
+
     def _copy_blocks(self, copies: list[tuple[int, int]]) -> None:
-        src = torch.tensor([s for s, _ in copies], device=self.device)
-        dst = torch.tensor([d for _, d in copies], device=self.device)
+        pairs = to_device(copies, torch.int64, self.device)
+        src, dst = pairs[:, 0], pairs[:, 1]
         for k_cache, v_cache in self.kv_caches:
             k_cache[dst] = k_cache[src]
             v_cache[dst] = v_cache[src]
@@ -171,7 +206,7 @@ def _decode_host_inputs(batch: ScheduledBatch, block_size: int) -> _HostInputs:
     seqs = batch.seqs
     num_seqs = len(seqs)
     positions = np.fromiter((seq.num_computed_tokens for seq in seqs), np.int64, num_seqs)
-    input_ids = np.fromiter((seq.token_ids[seq.num_computed_tokens] for seq in seqs), np.int64, num_seqs)
+    input_ids = np.fromiter((_input_token(seq, seq.num_computed_tokens) for seq in seqs), np.int64, num_seqs)
     block_tables = _block_table_array(batch)
     blocks = block_tables[np.arange(num_seqs), positions // block_size].astype(np.int64)
     return _HostInputs(
@@ -203,7 +238,9 @@ def _mixed_host_inputs(batch: ScheduledBatch, block_size: int) -> _HostInputs:
     for batch_index, (seq, num_new) in enumerate(zip(batch.seqs, batch.num_new_tokens)):
         start, end = seq.num_computed_tokens, seq.num_computed_tokens + num_new
         flat_start = len(input_ids)
-        input_ids.extend(seq.token_ids[start:end])
+        known = seq.token_ids[start:end]
+        input_ids.extend(known)
+        input_ids.extend([PLACEHOLDER_TOKEN] * (num_new - len(known)))  # pending: see PendingInputs
         table = seq.block_table
         block_tables[batch_index, : len(table)] = table
         if num_new == 1:  # decode: skip the numpy calls, they dominate at one token
@@ -245,6 +282,16 @@ def _mixed_host_inputs(batch: ScheduledBatch, block_size: int) -> _HostInputs:
         sample_seq_indices=sample_seq_indices,
         prompt_logits_rows=prompt_logits_rows,
     )
+
+
+def _input_token(seq, position: int) -> int:
+    token_ids = seq.token_ids
+    return token_ids[position] if position < len(token_ids) else PLACEHOLDER_TOKEN
+
+
+def _is_range(indices: np.ndarray) -> bool:
+    """indices == 0, 1, ..., len - 1"""
+    return bool(len(indices) and indices[-1] == len(indices) - 1 and np.all(np.diff(indices) == 1))
 
 
 @dataclass

@@ -26,7 +26,11 @@ class SequenceStatus(enum.Enum):
 class Sequence:
     """One token stream. The engine's single rule: each step moves num_computed_tokens toward
     num_tokens; when they meet, a new token is sampled. Prefill, chunked prefill, prefix hits,
-    decode and recompute after preemption are all this rule."""
+    decode and recompute after preemption are all this rule.
+
+    With asynchronous scheduling a sampled token may still be on the device when the next step
+    is scheduled: it counts in num_tokens (the next step computes it) but is not in token_ids
+    until the host receives it (num_pending_tokens)."""
 
     seq_id: int
     request: Request
@@ -46,6 +50,10 @@ class Sequence:
     confidences: list[float | None] | None = None  # None at tokens the engine forced
     finish_reason: str | None = None
     stop_reason: int | str | None = None
+    num_pending_tokens: int = 0
+    # Set when a pending token may end the sequence or change its next input (a length limit,
+    # a thinking budget): it is not scheduled again until that token has reached the host.
+    wait_for_pending: bool = False
     # what earlier DELTA outputs already carried
     num_sent_tokens: int = 0
     num_sent_chars: int = 0
@@ -56,7 +64,7 @@ class Sequence:
 
     @property
     def num_tokens(self) -> int:
-        return len(self.token_ids)
+        return len(self.token_ids) + self.num_pending_tokens
 
     @property
     def num_output_tokens(self) -> int:

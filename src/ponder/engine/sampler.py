@@ -9,8 +9,10 @@ from dataclasses import dataclass
 
 import torch
 
-from ponder.engine.outputs import Logprob, PositionLogprobs
+from ponder.engine.logprobs import position_logprob_entries, position_logprob_tensors
+from ponder.engine.outputs import PositionLogprobs
 from ponder.engine.sampling_params import SamplingParams
+from ponder.engine.transfers import HostCopy, to_device
 
 
 @dataclass
@@ -18,13 +20,30 @@ class SamplingRow:
     """What the sampler needs to know about the request behind one row of logits."""
 
     params: SamplingParams
-    prompt_token_ids: Sequence[int]
-    output_token_ids: Sequence[int]
+    # Prompt + output tokens the host knows (the sequence's own list, not a copy: only penalties
+    # read the ids themselves).
+    token_ids: Sequence[int]
+    num_prompt_tokens: int
     # Set when the request has a seed (see make_generator); None: the sampler's own RNG.
     generator: torch.Generator | None = None
-    # The model's eos ids. While len(output) < min_tokens they and params.stop_token_ids are
-    # masked; eos ids are left alone under params.ignore_eos, since they end nothing then.
+    # The model's eos ids. While the output is shorter than min_tokens they and
+    # params.stop_token_ids are masked; eos ids are left alone under params.ignore_eos.
     eos_token_ids: frozenset[int] = frozenset()
+    # Output tokens sampled on the device whose ids are not in token_ids yet (asynchronous
+    # scheduling). They count toward min_tokens; penalties need them on the host first.
+    num_pending_tokens: int = 0
+
+    @property
+    def prompt_token_ids(self) -> Sequence[int]:
+        return self.token_ids[: self.num_prompt_tokens]
+
+    @property
+    def output_token_ids(self) -> Sequence[int]:
+        return self.token_ids[self.num_prompt_tokens :]
+
+    @property
+    def num_output_tokens(self) -> int:
+        return len(self.token_ids) - self.num_prompt_tokens + self.num_pending_tokens
 
 
 @dataclass
@@ -38,6 +57,51 @@ class SamplerOutput:
     confidences: list[float | None]
 
 
+class DeviceSamples:
+    """One batch's sampling result while it is still on the device.
+
+    `token_ids` stays on the device (the next step can read its inputs from it); everything
+    the host needs is already being copied back in the background, and `to_host` waits for it.
+    """
+
+    def __init__(
+        self,
+        token_ids: torch.Tensor,
+        logprobs: torch.Tensor,
+        top_logprobs: tuple[list[int], list[int], list[torch.Tensor]] | None,
+        confidences: tuple[list[int], torch.Tensor] | None,
+    ) -> None:
+        self.token_ids = token_ids
+        self.num_rows = token_ids.shape[0]
+        self._top_rows, self._top_ks, top_tensors = top_logprobs or ([], [], [])
+        self._confidence_rows = confidences[0] if confidences else []
+        tensors = [token_ids, logprobs, *top_tensors]
+        if confidences:
+            tensors.append(confidences[1])
+        self._copy = HostCopy(tensors)
+
+    def wait(self) -> None:
+        """Block until the device has produced the samples and they are on the host."""
+        self._copy.wait()
+
+    def to_host(self) -> SamplerOutput:
+        host = self._copy.get()
+        result = SamplerOutput(
+            token_ids=host[0].tolist(),
+            logprobs=host[1].tolist(),
+            top_logprobs=[None] * self.num_rows,
+            confidences=[None] * self.num_rows,
+        )
+        if self._top_rows:  # host[2:8]: the six position_logprob_tensors
+            entries = position_logprob_entries(host[2:8], self._top_ks)
+            for i, entry in zip(self._top_rows, entries, strict=True):
+                result.top_logprobs[i] = entry
+        if self._confidence_rows:
+            for i, confidence in zip(self._confidence_rows, host[-1].tolist(), strict=True):
+                result.confidences[i] = confidence
+        return result
+
+
 def make_generator(seed: int, device: torch.device | str) -> torch.Generator:
     """The per-request generator for a seeded request; create it once, reuse it every step."""
     generator = torch.Generator(device=device)
@@ -46,36 +110,48 @@ def make_generator(seed: int, device: torch.device | str) -> torch.Generator:
 
 
 class Sampler:
-    """Picks one token per row. Batched on tensors; the only per-row loop draws seeded noise."""
+    """Picks one token per row. Batched on tensors; the only per-row loop draws seeded noise.
+
+    Nothing here waits for the device (per-row parameters travel by non-blocking copies), so a
+    step can be sampled while the GPU still runs the step before. Penalties count a row's
+    output tokens, so its whole history must be on the host (no pending tokens)."""
 
     def __init__(self, seed: int | None = None):
         self._seed = seed
         self._generators: dict[torch.device, torch.Generator] = {}
 
-    @torch.inference_mode()
     def __call__(self, logits: torch.Tensor, rows: Sequence[SamplingRow]) -> SamplerOutput:
+        return self.sample(logits, rows).to_host()
+
+    @torch.inference_mode()
+    def sample(self, logits: torch.Tensor, rows: Sequence[SamplingRow]) -> DeviceSamples:
         if logits.dim() != 2 or logits.shape[0] != len(rows):
             raise ValueError(f"logits must be [{len(rows)}, vocab], got {tuple(logits.shape)}")
-        if not rows:
-            return SamplerOutput([], [], [], [])
         raw_logprobs = torch.log_softmax(logits.float(), dim=-1)
-        work = logits.to(torch.float32, copy=True)
-        apply_penalties(work, rows)
-        mask_stop_tokens_before_min_tokens(work, rows)
-        token_ids = work.argmax(dim=-1)
         random_rows = [i for i, row in enumerate(rows) if not row.params.greedy]
-        if random_rows:
-            token_ids[random_rows] = self._sample(work[random_rows], [rows[i] for i in random_rows])
+        if random_rows or any(_changes_logits(row) for row in rows):
+            work = logits.to(torch.float32, copy=True)
+            apply_penalties(work, rows)
+            mask_stop_tokens_before_min_tokens(work, rows)
+        else:  # all greedy and unrestricted: argmax of the logits as they are
+            work = logits
+        token_ids = work.argmax(dim=-1)
+        if random_rows and len(random_rows) == len(rows):
+            token_ids = self._sample(work, rows)
+        elif random_rows:
+            index = to_device(random_rows, torch.int64, logits.device)
+            sampled = self._sample(work.index_select(0, index), [rows[i] for i in random_rows])
+            token_ids.index_copy_(0, index, sampled)
         chosen_logprobs = raw_logprobs.gather(1, token_ids[:, None]).squeeze(1)
-        return SamplerOutput(
-            token_ids=token_ids.tolist(),
-            logprobs=chosen_logprobs.tolist(),
-            top_logprobs=_top_logprobs(raw_logprobs, token_ids, rows),
-            confidences=_confidences(raw_logprobs, rows),
+        return DeviceSamples(
+            token_ids,
+            chosen_logprobs,
+            _top_logprobs(raw_logprobs, token_ids, rows),
+            _confidences(raw_logprobs, rows),
         )
 
     def _sample(self, logits: torch.Tensor, rows: list[SamplingRow]) -> torch.Tensor:
-        temperatures = logits.new_tensor([row.params.temperature for row in rows])
+        temperatures = _per_row([row.params.temperature for row in rows], logits)
         logits.div_(temperatures[:, None])
         apply_top_k_top_p(logits, rows)
         apply_min_p(logits, rows)
@@ -95,7 +171,8 @@ class Sampler:
             noise.exponential_(generator=self._global_generator(device))
         elif unseeded:
             shared = torch.empty(len(unseeded), vocab_size, device=device)
-            noise[unseeded] = shared.exponential_(generator=self._global_generator(device))
+            shared.exponential_(generator=self._global_generator(device))
+            noise.index_copy_(0, to_device(unseeded, torch.int64, device), shared)
         for i, row in enumerate(rows):
             if row.generator is not None:
                 noise[i].exponential_(generator=row.generator)
@@ -113,6 +190,26 @@ class Sampler:
         return self._generators[device]
 
 
+def _changes_logits(row: SamplingRow) -> bool:
+    params = row.params
+    return params.needs_penalties or (params.min_tokens > 0 and row.num_output_tokens < params.min_tokens)
+
+
+def _per_row(values: list[float], like: torch.Tensor) -> torch.Tensor:
+    """[len(values)] float tensor on like's device; a batch that agrees needs no copy at all."""
+    first = values[0]
+    if all(value == first for value in values):
+        return like.new_full((len(values),), first)
+    return to_device(values, like.dtype, like.device)
+
+
+def _select_rows(tensor: torch.Tensor, rows: list[int]) -> torch.Tensor:
+    """tensor[rows] for a sorted list of row indices, without a blocking index upload."""
+    if len(rows) == tensor.shape[0]:
+        return tensor
+    return tensor.index_select(0, to_device(rows, torch.int64, tensor.device))
+
+
 def apply_penalties(logits: torch.Tensor, rows: Sequence[SamplingRow]) -> None:
     """In place: repetition penalty (HF: over prompt + output), then frequency and presence
     penalties (OpenAI: over output counts)."""
@@ -120,28 +217,38 @@ def apply_penalties(logits: torch.Tensor, rows: Sequence[SamplingRow]) -> None:
     if not indices:
         return
     penalized = [rows[i] for i in indices]
-    selected = logits[indices]
+    if any(row.num_pending_tokens for row in penalized):
+        raise ValueError("penalties need every output token on the host")
+    index = to_device(indices, torch.int64, logits.device)
+    selected = logits.index_select(0, index)
     output_counts = _token_counts([row.output_token_ids for row in penalized], logits)
-    repetition = selected.new_tensor([row.params.repetition_penalty for row in penalized])[:, None]
-    if bool((repetition != 1.0).any()):
+    repetition_values = [row.params.repetition_penalty for row in penalized]
+    if any(value != 1.0 for value in repetition_values):
+        repetition = _per_row(repetition_values, selected)[:, None]
         in_prompt = _token_counts([row.prompt_token_ids for row in penalized], logits) > 0
         seen = in_prompt | (output_counts > 0)
         scaled = torch.where(selected > 0, selected / repetition, selected * repetition)
         selected = torch.where(seen, scaled, selected)
-    frequency = selected.new_tensor([row.params.frequency_penalty for row in penalized])[:, None]
-    presence = selected.new_tensor([row.params.presence_penalty for row in penalized])[:, None]
+    frequency = _per_row([row.params.frequency_penalty for row in penalized], selected)[:, None]
+    presence = _per_row([row.params.presence_penalty for row in penalized], selected)[:, None]
     selected -= frequency * output_counts + presence * (output_counts > 0)
-    logits[indices] = selected
+    logits.index_copy_(0, index, selected)
 
 
 def _token_counts(sequences: Sequence[Sequence[int]], like: torch.Tensor) -> torch.Tensor:
     """[len(sequences), vocab] float counts of each token id per sequence."""
     counts = like.new_zeros(len(sequences), like.shape[1])
-    lengths = torch.tensor([len(seq) for seq in sequences], device=like.device)
-    if int(lengths.sum()) == 0:
+    lengths = [len(seq) for seq in sequences]
+    total = sum(lengths)
+    if total == 0:
         return counts
-    token_ids = torch.tensor(list(itertools.chain.from_iterable(sequences)), device=like.device)
-    row_ids = torch.repeat_interleave(torch.arange(len(sequences), device=like.device), lengths)
+    device = like.device
+    token_ids = to_device(list(itertools.chain.from_iterable(sequences)), torch.int64, device)
+    row_ids = torch.repeat_interleave(
+        torch.arange(len(sequences), device=device),
+        to_device(lengths, torch.int64, device),
+        output_size=total,
+    )
     counts.index_put_((row_ids, token_ids), torch.ones_like(token_ids, dtype=counts.dtype), True)
     return counts
 
@@ -153,7 +260,7 @@ def mask_stop_tokens_before_min_tokens(logits: torch.Tensor, rows: Sequence[Samp
     vocab_size = logits.shape[1]
     for i, row in enumerate(rows):
         params = row.params
-        if len(row.output_token_ids) >= params.min_tokens:
+        if row.num_output_tokens >= params.min_tokens:
             continue
         enders = set(params.stop_token_ids or ())
         if not params.ignore_eos:
@@ -162,7 +269,8 @@ def mask_stop_tokens_before_min_tokens(logits: torch.Tensor, rows: Sequence[Samp
         row_ids.extend([i] * len(enders))
         token_ids.extend(enders)
     if row_ids:
-        logits[row_ids, token_ids] = -math.inf
+        index = to_device([row_ids, token_ids], torch.int64, logits.device)
+        logits[index[0], index[1]] = -math.inf
 
 
 def apply_top_k_top_p(logits: torch.Tensor, rows: Sequence[SamplingRow]) -> None:
@@ -177,7 +285,7 @@ def apply_top_k_top_p(logits: torch.Tensor, rows: Sequence[SamplingRow]) -> None
         return
     sorted_logits = logits.sort(dim=-1, descending=True).values
     if uses_top_k:
-        k_index = torch.tensor([min(k, vocab_size) - 1 for k in top_k], device=logits.device)
+        k_index = to_device([min(k, vocab_size) - 1 for k in top_k], torch.int64, logits.device)
         kth_largest = sorted_logits.gather(1, k_index[:, None])
         logits.masked_fill_(logits < kth_largest, -math.inf)
         sorted_logits.masked_fill_(sorted_logits < kth_largest, -math.inf)
@@ -187,7 +295,7 @@ def apply_top_k_top_p(logits: torch.Tensor, rows: Sequence[SamplingRow]) -> None
         # set reaching top_p. cummax undoes rounding dips, so the kept tokens form a prefix.
         mass_before = torch.cumsum(sorted_probs, dim=-1) - sorted_probs
         mass_before = torch.cummax(mass_before, dim=-1).values
-        limits = logits.new_tensor(top_p)[:, None]
+        limits = _per_row(top_p, logits)[:, None]
         num_kept = (mass_before < limits).sum(dim=-1).clamp_min(1)
         cutoff = sorted_logits.gather(1, (num_kept - 1)[:, None])
         cutoff = torch.where(limits < 1.0, cutoff, torch.full_like(cutoff, -math.inf))
@@ -199,79 +307,34 @@ def apply_min_p(logits: torch.Tensor, rows: Sequence[SamplingRow]) -> None:
     min_p = [row.params.min_p for row in rows]
     if not any(p > 0.0 for p in min_p):
         return
-    log_min_p = logits.new_tensor([math.log(p) if p > 0 else -math.inf for p in min_p])
+    log_min_p = _per_row([math.log(p) if p > 0 else -math.inf for p in min_p], logits)
     threshold = logits.max(dim=-1, keepdim=True).values + log_min_p[:, None]
     logits.masked_fill_(logits < threshold, -math.inf)
 
 
-def prompt_logprobs(
-    logits: torch.Tensor, next_token_ids: Sequence[int], k: int
-) -> list[PositionLogprobs]:
-    """Per prompt position: the logprob of the prompt's next token plus the top-k (logits[i]
-    predicts next_token_ids[i])."""
-    if logits.shape[0] != len(next_token_ids):
-        raise ValueError(f"{logits.shape[0]} logit rows for {len(next_token_ids)} next tokens")
-    if not next_token_ids:
-        return []
-    raw_logprobs = torch.log_softmax(logits.float(), dim=-1)
-    token_ids = torch.tensor(list(next_token_ids), device=logits.device)
-    return position_logprobs(raw_logprobs, token_ids, [k] * len(next_token_ids))
-
-
-def position_logprobs(
-    raw_logprobs: torch.Tensor, token_ids: torch.Tensor, top_ks: Sequence[int]
-) -> list[PositionLogprobs]:
-    """One dict per row: token_ids[i] first, then the row's top_ks[i] most likely tokens.
-    Rank = 1 + the number of tokens strictly more likely, so tied tokens share a rank."""
-    chosen = raw_logprobs.gather(1, token_ids[:, None])
-    chosen_ranks = (raw_logprobs > chosen).sum(dim=-1) + 1
-    k_max = min(max(top_ks), raw_logprobs.shape[1])
-    top_values, top_ids = raw_logprobs.topk(k_max, dim=-1)
-    top_ranks = (top_values[:, None, :] > top_values[:, :, None]).sum(dim=-1) + 1
-    result: list[PositionLogprobs] = []
-    rows = zip(
-        token_ids.tolist(),
-        chosen.squeeze(1).tolist(),
-        chosen_ranks.tolist(),
-        top_ids.tolist(),
-        top_values.tolist(),
-        top_ranks.tolist(),
-        top_ks,
-        strict=True,
-    )
-    for token_id, logprob, rank, ids, values, ranks, k in rows:
-        entry: PositionLogprobs = {token_id: Logprob(logprob, rank)}
-        for top_id, value, top_rank in zip(ids[:k], values[:k], ranks[:k], strict=True):
-            entry.setdefault(top_id, Logprob(value, top_rank))
-        result.append(entry)
-    return result
-
-
 def _top_logprobs(
     raw_logprobs: torch.Tensor, token_ids: torch.Tensor, rows: Sequence[SamplingRow]
-) -> list[PositionLogprobs | None]:
+) -> tuple[list[int], list[int], list[torch.Tensor]] | None:
     wanted = [i for i, row in enumerate(rows) if row.params.logprobs is not None]
-    result: list[PositionLogprobs | None] = [None] * len(rows)
-    if wanted:
-        top_ks = [rows[i].params.logprobs or 0 for i in wanted]
-        entries = position_logprobs(raw_logprobs[wanted], token_ids[wanted], top_ks)
-        for i, entry in zip(wanted, entries, strict=True):
-            result[i] = entry
-    return result
-
-
-def _confidences(raw_logprobs: torch.Tensor, rows: Sequence[SamplingRow]) -> list[float | None]:
-    wanted = [i for i, row in enumerate(rows) if row.params.confidence_top_k > 0]
-    result: list[float | None] = [None] * len(rows)
     if not wanted:
-        return result
-    vocab_size = raw_logprobs.shape[1]
-    top_ks = raw_logprobs.new_tensor(
-        [min(rows[i].params.confidence_top_k, vocab_size) for i in wanted]
+        return None
+    top_ks = [rows[i].params.logprobs or 0 for i in wanted]
+    tensors = position_logprob_tensors(
+        _select_rows(raw_logprobs, wanted), _select_rows(token_ids, wanted), top_ks
     )
-    top_values = raw_logprobs[wanted].topk(int(top_ks.max()), dim=-1).values
+    return wanted, top_ks, tensors
+
+
+def _confidences(
+    raw_logprobs: torch.Tensor, rows: Sequence[SamplingRow]
+) -> tuple[list[int], torch.Tensor] | None:
+    wanted = [i for i, row in enumerate(rows) if row.params.confidence_top_k > 0]
+    if not wanted:
+        return None
+    vocab_size = raw_logprobs.shape[1]
+    ks = [min(rows[i].params.confidence_top_k, vocab_size) for i in wanted]
+    top_values = _select_rows(raw_logprobs, wanted).topk(max(ks), dim=-1).values
+    top_ks = _per_row([float(k) for k in ks], raw_logprobs)
     in_top_k = torch.arange(top_values.shape[1], device=top_values.device) < top_ks[:, None]
     sums = torch.where(in_top_k, top_values, torch.zeros_like(top_values)).sum(dim=-1)
-    for i, confidence in zip(wanted, (-sums / top_ks).tolist(), strict=True):
-        result[i] = confidence
-    return result
+    return wanted, -sums / top_ks

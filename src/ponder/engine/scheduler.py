@@ -70,6 +70,9 @@ class Scheduler:
         index = 0
         while index < len(self.running) and budget > 0:
             seq = self.running[index]
+            if seq.num_pending_tokens and seq.wait_for_pending:
+                index += 1
+                continue
             num_new = min(seq.num_tokens - seq.num_computed_tokens, budget)
             if self._make_room(seq, num_new):
                 batch.seqs.append(seq)
@@ -106,6 +109,8 @@ class Scheduler:
     def _admit_waiting(self, batch: ScheduledBatch, budget: int) -> int:
         while self.waiting and budget > 0:
             seq = self.waiting[0]
+            if seq.num_pending_tokens:
+                break  # preempted with a token still on the device: recompute once it is here
             if len(self.running) + self._seats_needed(seq) > self.config.max_num_seqs:
                 break
             seq.num_computed_tokens = self.kv.match_prefix(seq)

@@ -27,7 +27,7 @@ def check_stop(
         reached_max_tokens = (
             params.max_tokens is not None and seq.num_output_tokens >= params.max_tokens
         )
-        if reached_max_tokens or seq.num_tokens >= max_model_len:
+        if reached_max_tokens or len(seq.token_ids) >= max_model_len:
             _finish(seq, "length", None)
     if seq.finish_reason is not None and detokenizer is not None:
         detokenizer.flush()  # text held back for a possible stop string is final now

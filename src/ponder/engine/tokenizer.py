@@ -51,6 +51,9 @@ class Tokenizer:
         self.bos_token_id = self.token_to_id(self.special_tokens.get("bos_token"))
         self.eos_token_id = self.token_to_id(self.special_tokens.get("eos_token"))
         self.pad_token_id = self.token_to_id(self.special_tokens.get("pad_token"))
+        # decode([id]) is a pure function of the id; the detokenizer asks for it about once per
+        # generated token, and logprobs for every top-k alternative.
+        self._token_texts: dict[tuple[int, bool], str] = {}
 
     @classmethod
     def from_dir(cls, path: str | Path) -> Tokenizer:
@@ -93,6 +96,12 @@ class Tokenizer:
         return self.backend.encode(text, add_special_tokens=add_special_tokens).ids
 
     def decode(self, token_ids: Sequence[int], skip_special_tokens: bool = True) -> str:
+        if len(token_ids) == 1:
+            key = (int(token_ids[0]), skip_special_tokens)
+            text = self._token_texts.get(key)
+            if text is None:
+                text = self._token_texts[key] = self.backend.decode([key[0]], skip_special_tokens)
+            return text
         return self.backend.decode(list(token_ids), skip_special_tokens=skip_special_tokens)
 
     def convert_ids_to_tokens(self, token_ids: Sequence[int]) -> list[str]:

@@ -3,7 +3,9 @@
 Many strategy runs (one per problem) share one engine, so their branches batch together. The
 engine steps only when every run with requests in flight is waiting for outputs: each run sees
 every step's outputs and reacts (stops a branch, adds a probe) before the next step. That makes
-offline runs deterministic, which the threaded AsyncEngine cannot promise.
+offline runs deterministic, which the threaded AsyncEngine cannot promise. (With asynchronous
+scheduling the step after is already on the device when outputs arrive, so a reaction lands one
+step later; runs are still deterministic.)
 """
 
 from __future__ import annotations

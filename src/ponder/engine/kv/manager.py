@@ -62,22 +62,22 @@ class KVCacheManager:
         self.prefix_stats.queries += num_tokens
         self.prefix_stats.hits += num_cached
 
-    def blocks_needed(self, seq: Sequence, num_new_tokens: int) -> int:
-        total = cdiv(seq.num_computed_tokens + num_new_tokens, self.block_size)
-        return max(0, total - len(seq.block_table)) + int(self._needs_copy_on_write(seq))
-
     def allocate_slots(self, seq: Sequence, num_new_tokens: int) -> bool:
         """Make room for num_new_tokens more KV entries; False (and no change) if the pool is short."""
-        if self.blocks_needed(seq, num_new_tokens) > self.pool.num_free_blocks:
+        needs_copy = self._needs_copy_on_write(seq)
+        total = cdiv(seq.num_computed_tokens + num_new_tokens, self.block_size)
+        num_new_blocks = total - len(seq.block_table)
+        if num_new_blocks <= 0 and not needs_copy:
+            return True  # a decode inside its last block: the common case, kept cheap
+        if max(0, num_new_blocks) + int(needs_copy) > self.pool.num_free_blocks:
             return False
-        if self._needs_copy_on_write(seq):
+        if needs_copy:
             index = seq.num_computed_tokens // self.block_size
             shared = seq.block_table[index]
             private = self.pool.allocate()
             self.pending_copies.append((shared, private))
             self.pool.release(shared)
             seq.block_table[index] = private
-        total = cdiv(seq.num_computed_tokens + num_new_tokens, self.block_size)
         while len(seq.block_table) < total:
             seq.block_table.append(self.pool.allocate())
         return True
@@ -86,12 +86,13 @@ class KVCacheManager:
         """Publish the sequence's newly computed full blocks for prefix reuse."""
         if not self.enable_prefix_caching:
             return
-        num_full = seq.num_computed_tokens // self.block_size
+        # A block's hash needs its token ids: one computed from a token still on the device
+        # (asynchronous scheduling) waits until that token reaches the host.
+        num_known = min(seq.num_computed_tokens, len(seq.token_ids))
+        num_full = num_known // self.block_size
         if num_full <= seq.num_published_blocks:
             return
-        extend_block_hashes(
-            seq.block_hashes, seq.token_ids, self.block_size, seq.num_computed_tokens
-        )
+        extend_block_hashes(seq.block_hashes, seq.token_ids, self.block_size, num_known)
         for block_index in range(seq.num_published_blocks, num_full):
             self.pool.register(seq.block_table[block_index], seq.block_hashes[block_index])
         seq.num_published_blocks = num_full
