@@ -132,7 +132,7 @@ def test_stopping_one_branch_frees_it_and_the_others_finish(qwen3_ckpt, async_sc
     assert stats.kv_blocks_used == 0
 
 
-def test_engines_in_one_process_step_side_by_side(qwen3_ckpt, qwen2_ckpt):
+def test_engines_in_one_process_step_side_by_side(qwen3_ckpt, qwen2_ckpt, async_scheduling):
     """A server hosting two models steps two engines in two threads at once: each forward must
     see its own batch (the attention metadata is per thread, not global)."""
     prompts = ["Hello", "The quick brown fox", "Let me think step by step", "Numbers like 0 1 2"]
@@ -143,7 +143,7 @@ def test_engines_in_one_process_step_side_by_side(qwen3_ckpt, qwen2_ckpt):
     }
 
     async def run():
-        engines = {ckpt: make_engine(ckpt) for ckpt in offline}
+        engines = {ckpt: make_engine(ckpt, async_scheduling) for ckpt in offline}
 
         async def complete(ckpt, index):
             stream = engines[ckpt].add_request(f"{ckpt.name}-{index}", prompts[index], greedy)
