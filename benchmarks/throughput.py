@@ -362,9 +362,10 @@ def section_ponder(name: str, args, state) -> None:
         max_model_len=args.input_len + args.output_len + 16,
     )
     arch = read_arch_config(model_dir)
-    run_steps(llm, prompts[:8], 8)  # warm-up: prefill kernels compile
+    run_steps(llm, prompts, 2)  # warm-up at the measured shapes: kernels compile, buffers grow
     for mode in args.scheduling:
         llm.engine.async_scheduling = mode == "async"  # same engine, same graphs: a fair A/B
+        llm.engine.reset_prefix_cache()  # no run may reuse an earlier run's prompts
         result = run_steps(llm, prompts, args.output_len)
         assert result["generated"] == total, result["generated"]
         record(
@@ -428,7 +429,7 @@ def section_long(args, state) -> None:
         max_num_batched_tokens=8192,
         max_model_len=context + decode_tokens + 16,
     )
-    run_steps(llm, random_prompts(1, 64, seed=3), 4)
+    run_steps(llm, random_prompts(4, context - 1, seed=3), 4)  # warm-up at the measured shapes
     for batch in (1, 4):
         prompts = random_prompts(batch, context - 1, seed=batch)
         for mode in args.scheduling:
