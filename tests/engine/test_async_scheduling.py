@@ -7,10 +7,15 @@ discarded, and every output must equal synchronous scheduling's.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
+import torch
 
 from ponder import LLM, RequestOutputKind, SamplingParams
+from ponder.config import SchedulerConfig
 from ponder.engine.llm_engine import LLMEngine
+from ponder.errors import InvalidRequestError
 from ponder.llm import build_engine_config
 
 
@@ -259,3 +264,20 @@ def test_off_by_default_on_cpu_and_the_cli_flag_turns_it_on_or_off(qwen3_ckpt):
     assert engine_kwargs(parser.parse_args(["--no-async-scheduling"]))["async_scheduling"] is False
     assert not LLMEngine(build_engine_config(str(qwen3_ckpt), kv_cache_memory=1 << 24)).async_scheduling
     assert engine(qwen3_ckpt, True).async_scheduling
+
+
+def test_small_steps_stay_synchronous_on_cuda_only(qwen3_ckpt, monkeypatch):
+    """On CUDA a step of fewer than async_min_batch_size sequences is finished at once (a
+    single sequence measured slower kept in flight); on the CPU every step stays in flight."""
+    async_engine = engine(qwen3_ckpt, True)
+    step = SimpleNamespace(batch=SimpleNamespace(seqs=[object()] * 3))
+    assert async_engine._keep_in_flight(step)
+    monkeypatch.setattr(async_engine, "device", torch.device("cuda"))
+    assert not async_engine._keep_in_flight(step)
+    step.batch.seqs.append(object())
+    assert async_engine._keep_in_flight(step)
+
+
+def test_async_min_batch_size_is_validated():
+    with pytest.raises(InvalidRequestError, match="async_min_batch_size"):
+        SchedulerConfig(async_min_batch_size=0)
