@@ -45,7 +45,7 @@ def main() -> None:
         params = SamplingParams(temperature=0.0, max_tokens=3 * args.steps, ignore_eos=True)
         for index, prompt in enumerate(prompts):
             engine.add_request(f"{mode}-{index}", {"prompt_token_ids": prompt}, params)
-        while engine.stats().num_waiting or any(s.num_computed_tokens < s.num_prompt_tokens
+        while engine.scheduler.waiting or any(s.num_computed_tokens < s.num_prompt_tokens
                                                 for s in engine.scheduler.running):
             engine.step()  # prefill
         for _ in range(args.steps):  # warm decode
