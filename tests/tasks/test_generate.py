@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 
 import pytest
@@ -99,3 +100,37 @@ def test_unknown_split_is_rejected() -> None:
 
 def test_zero_items() -> None:
     assert generate("counting", "hard", 0) == []
+
+
+# Digests of (question, answer) for 5 test and 5 train items per cell, recorded before the
+# worked solutions gained routes and checks: solutions may change, the questions may not, so
+# evaluation sets (and every figure measured on them) stay comparable.
+_QUESTION_DIGESTS = {
+    "arithmetic/easy": "6f506df2d2496d90",
+    "arithmetic/medium": "cbc441aada6fbbeb",
+    "arithmetic/hard": "bb1590917c30e9fc",
+    "boxes/easy": "ea6d29a0f356df8e",
+    "boxes/medium": "2ce7cb0309685c75",
+    "boxes/hard": "8642f919742194fa",
+    "ordering/easy": "c6239a76a785407c",
+    "ordering/medium": "9fad5642f43ab708",
+    "ordering/hard": "3fef0a01317e7ec6",
+    "counting/easy": "041ab3713c72f608",
+    "counting/medium": "5379f40f1a446a8f",
+    "counting/hard": "938627fccb4d223f",
+    "equations/easy": "7388b4eb0d88bdd1",
+    "equations/medium": "299f713e2440c4b7",
+    "equations/hard": "ed09431a59e8c7fe",
+    "word_problems/easy": "97cfed0da40c7a88",
+    "word_problems/medium": "cfe8c96f32d3ac39",
+    "word_problems/hard": "2976fce6fa78b884",
+}
+
+
+@pytest.mark.parametrize(("family", "difficulty"), ALL_CELLS)
+def test_questions_and_answers_never_change(family: str, difficulty: str) -> None:
+    items = generate(family, difficulty, 5, split="test", seed=0)
+    items += generate(family, difficulty, 5, split="train", seed=3)
+    text = "|".join(f"{item.question}={item.answer}" for item in items)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    assert digest == _QUESTION_DIGESTS[f"{family}/{difficulty}"]
