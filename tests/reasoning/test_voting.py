@@ -62,3 +62,18 @@ def test_the_winner_has_the_most_weight(answers, data):
         return
     assert all(result.weight >= other for other in result.tallies.values())
     assert result.tallies[normalize_answer(result.answer)] == result.weight
+
+
+def test_tie_goes_to_the_surer_answer_before_the_earlier_one():
+    answers = ["5", "7", "7", "5"]
+    result = vote(answers, tie_scores=[-0.9, -0.2, -0.3, -0.8])
+    assert result.answer == "7" and result.tie and result.winner_index == 1
+    # Equal mean scores fall back to the earliest voter.
+    assert vote(answers, tie_scores=[-0.5] * 4).answer == "5"
+    # Scores never override weight: a clear majority wins however unsure it is.
+    assert vote(["5", "5", "7"], tie_scores=[-3.0, -3.0, -0.1]).answer == "5"
+
+
+def test_tie_scores_must_match_the_answers():
+    with pytest.raises(ValueError, match="tie scores"):
+        vote(["5", "7"], tie_scores=[0.0])

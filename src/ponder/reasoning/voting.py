@@ -15,27 +15,36 @@ class VoteResult:
     share: float  # winner's weight / all weight cast (0 when nothing was cast)
     winner_index: int | None  # index (into the answers given) of the winner's first voter
     tallies: dict[str, float] = field(default_factory=dict)  # normalised answer -> weight
-    tie: bool = False  # another answer had the same weight (the earliest one won)
+    tie: bool = False  # another answer had the same weight (tie_scores, then the earliest, decided)
 
     @property
     def num_votes(self) -> float:
         return sum(self.tallies.values())
 
 
-def vote(answers: Sequence[str | None], weights: Sequence[float] | None = None) -> VoteResult:
+def vote(
+    answers: Sequence[str | None],
+    weights: Sequence[float] | None = None,
+    tie_scores: Sequence[float] | None = None,
+) -> VoteResult:
     """Pick the answer with the largest total weight (1 per answer without weights).
 
     Equivalent answers ("12" and "12.0") pool their weight. Missing answers (None) cast no vote.
-    A tie goes to the answer whose first voter came earliest, so the result never depends on
+    A tie goes to the answer whose voters have the higher mean ``tie_scores`` (e.g. their mean
+    log-probability: with few samples, 5-5 splits are common and the surer side is right more
+    often), then to the one whose first voter came earliest, so the result never depends on
     dict order or on the sampler: branch order is fixed by the engine.
     """
     if weights is None:
         weights = [1.0] * len(answers)
-    if len(weights) != len(answers):
-        raise ValueError(f"{len(weights)} weights for {len(answers)} answers")
+    if tie_scores is None:
+        tie_scores = [0.0] * len(answers)
+    if not len(weights) == len(tie_scores) == len(answers):
+        raise ValueError(f"{len(weights)} weights, {len(tie_scores)} tie scores for {len(answers)} answers")
     tallies: dict[str, float] = {}
     first_voter: dict[str, int] = {}
-    for index, (answer, weight) in enumerate(zip(answers, weights)):
+    scores: dict[str, list[float]] = {}
+    for index, (answer, weight, tie_score) in enumerate(zip(answers, weights, tie_scores)):
         if answer is None:
             continue
         if weight < 0 or weight != weight:
@@ -43,9 +52,14 @@ def vote(answers: Sequence[str | None], weights: Sequence[float] | None = None) 
         key = normalize_answer(answer)
         tallies[key] = tallies.get(key, 0.0) + weight
         first_voter.setdefault(key, index)
+        scores.setdefault(key, []).append(tie_score)
     if not tallies:
         return VoteResult(answer=None, weight=0.0, share=0.0, winner_index=None)
-    ranked = sorted(tallies, key=lambda key: (-tallies[key], first_voter[key]))
+
+    def mean_score(key: str) -> float:
+        return sum(scores[key]) / len(scores[key])
+
+    ranked = sorted(tallies, key=lambda key: (-tallies[key], -mean_score(key), first_voter[key]))
     winner = ranked[0]
     total = sum(tallies.values())
     tie = len(ranked) > 1 and tallies[ranked[1]] == tallies[winner]

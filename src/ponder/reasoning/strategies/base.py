@@ -229,9 +229,11 @@ def confidence_weight(branch: BranchRecord, how: str) -> float:
 
 
 def vote_over(records: Sequence[BranchRecord], how: str) -> VoteResult:
-    """Majority or confidence-weighted vote; discarded branches do not vote."""
+    """Majority or confidence-weighted vote; discarded branches do not vote; ties go to the
+    answer whose branches were surer (higher mean log-probability)."""
     voters = [r for r in records if not r.discarded]
-    result = vote([r.answer for r in voters], [confidence_weight(r, how) for r in voters])
+    weights = [confidence_weight(r, how) for r in voters]
+    result = vote([r.answer for r in voters], weights, [r.mean_logprob for r in voters])
     for r in voters:
         r.score = confidence_weight(r, how)
     return result
