@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from ponder.tasks.family import TaskFamily, final_line
+from ponder.tasks.family import TaskFamily, checked_solution, route_rng
 from ponder.tasks.item import Problem
 from ponder.tasks.words import FRUITS, NUMBER_WORDS, join_with_and, plural
 
@@ -53,20 +53,17 @@ class BoxesFamily(TaskFamily):
         clues = _classic_clue(labels, contents, rng) if classic else _clues(labels, contents, rng)
         draw_box = clues[0].box if classic else None
         answer = _answer(contents, draw_box)
-        return Problem(
-            question=_question(boxes, labels, clues, classic),
-            answer=answer,
-            solution="\n".join(_solution_lines(boxes, labels, clues, classic, answer)),
-        )
+        question = _question(boxes, labels, clues, classic)
+        work = _work_lines(boxes, labels, clues, classic, contents, route_rng(question))
+        check = _check_lines(boxes, labels, clues, classic, contents)
+        return Problem(question=question, answer=answer, solution=checked_solution(work, answer, check))
 
 
 def _article(fruit: str) -> str:
     return "an" if fruit[0] in "aeiou" else "a"
 
 
-def _random_derangement(
-    boxes: list[str], labels: dict[str, str], rng: random.Random
-) -> dict[str, str]:
+def _random_derangement(boxes: list[str], labels: dict[str, str], rng: random.Random) -> dict[str, str]:
     while True:
         shuffled = rng.sample([labels[box] for box in boxes], len(boxes))
         if all(kind != labels[box] for box, kind in zip(boxes, shuffled, strict=True)):
@@ -79,9 +76,7 @@ def _true_draw(box: str, contents: dict[str, str], rng: random.Random) -> _Clue:
     return _Clue(box, kind[:-1] if kind != MIXED else rng.choice(fruits), is_draw=True)
 
 
-def _classic_clue(
-    labels: dict[str, str], contents: dict[str, str], rng: random.Random
-) -> list[_Clue]:
+def _classic_clue(labels: dict[str, str], contents: dict[str, str], rng: random.Random) -> list[_Clue]:
     """The one draw that solves the classic puzzle: from the box labelled mixed."""
     mixed_label_box = next(box for box, label in labels.items() if label == MIXED)
     return [_true_draw(mixed_label_box, contents, rng)]
@@ -98,9 +93,7 @@ def _clues(labels: dict[str, str], contents: dict[str, str], rng: random.Random)
     return clues
 
 
-def _random_true_clue(
-    labels: dict[str, str], contents: dict[str, str], rng: random.Random
-) -> _Clue:
+def _random_true_clue(labels: dict[str, str], contents: dict[str, str], rng: random.Random) -> _Clue:
     box = rng.choice(sorted(labels))
     if rng.random() < 0.5:
         return _true_draw(box, contents, rng)
@@ -127,27 +120,42 @@ def _is_solved(options: dict[str, list[str]]) -> bool:
     return all(len(kinds) == 1 for kinds in options.values())
 
 
-def _propagate(options: dict[str, list[str]]) -> tuple[dict[str, list[str]], list[str]]:
-    """Apply the two rules until nothing changes; returns the options and the worked lines."""
+def _propagate(
+    options: dict[str, list[str]], rng: random.Random | None = None
+) -> tuple[dict[str, list[str]], list[str]]:
+    """Apply the two rules until nothing changes; returns the options and the worked lines.
+
+    Without ``rng`` the first applicable rule fires (Only option before Only place, boxes and
+    kinds in order); with it, any applicable one does, which is another route to the same end.
+    """
     options = {box: list(kinds) for box, kinds in options.items()}
     fixed: set[str] = set()
     lines: list[str] = []
     while True:
         open_boxes = [box for box in sorted(options) if box not in fixed]
-        single = next((box for box in open_boxes if len(options[box]) == 1), None)
-        if single is not None:
-            kind = options[single][0]
-            fixed.add(single)
-            lines.append(f"Only option: {single}={kind}")
-            lines.append(_remove_line(kind, single, options, fixed))
-            continue
-        place = _only_place(open_boxes, options)
-        if place is None:
+        steps = _applicable(open_boxes, options)
+        if not steps:
             return options, lines
-        box, kind = place
-        options[box] = [kind]
+        box, kind, is_place = rng.choice(steps) if rng else steps[0]
         fixed.add(box)
-        lines.append(f"Only place for {kind}: {box}={kind}")
+        if is_place:
+            options[box] = [kind]
+            lines.append(f"Only place for {kind}: {box}={kind}")
+        else:
+            lines.append(f"Only option: {box}={kind}")
+            lines.append(_remove_line(kind, box, options, fixed))
+
+
+def _applicable(open_boxes: list[str], options: dict[str, list[str]]) -> list[tuple[str, str, bool]]:
+    """Every (box, kind, is_place) the two rules can fix now: Only option ones first."""
+    singles = [(box, options[box][0], False) for box in open_boxes if len(options[box]) == 1]
+    open_kinds = _kind_order(sorted({k for box in open_boxes for k in options[box]}))
+    places = []
+    for kind in open_kinds:
+        holders = [box for box in open_boxes if kind in options[box]]
+        if len(holders) == 1 and len(options[holders[0]]) > 1:  # else Only option covers it
+            places.append((holders[0], kind, True))
+    return singles + places
 
 
 def _remove_line(kind: str, owner: str, options: dict[str, list[str]], fixed: set[str]) -> str:
@@ -157,15 +165,6 @@ def _remove_line(kind: str, owner: str, options: dict[str, list[str]], fixed: se
             options[box].remove(kind)
             changed.append(f"{box}: {', '.join(options[box]) or 'nothing'}")
     return f"Remove {kind}: " + ("; ".join(changed) if changed else "none")
-
-
-def _only_place(open_boxes: list[str], options: dict[str, list[str]]) -> tuple[str, str] | None:
-    open_kinds = _kind_order(sorted({k for box in open_boxes for k in options[box]}))
-    for kind in open_kinds:
-        holders = [box for box in open_boxes if kind in options[box]]
-        if len(holders) == 1:
-            return holders[0], kind
-    return None
 
 
 def _answer(contents: dict[str, str], draw_box: str | None) -> str:
@@ -189,20 +188,22 @@ def _question(boxes: list[str], labels: dict[str, str], clues: list[_Clue], clas
     return " ".join(sentences)
 
 
-def _solution_lines(
+def _work_lines(
     boxes: list[str],
     labels: dict[str, str],
     clues: list[_Clue],
     classic: bool,
-    answer: str,
+    contents: dict[str, str],
+    rng: random.Random,
 ) -> list[str]:
+    """List the options, narrow them clue by clue in a random order, then apply the rules."""
     options = _initial_options(labels, [])
     lines = ["Every label is wrong, so:"]
     lines += [f"{box} (label {labels[box]}): {', '.join(options[box])}" for box in boxes]
     if classic:
         box = clues[0].box
         lines.append(f"Draw from {box}: it is labelled mixed, so it holds one kind only.")
-    for clue in clues:
+    for clue in rng.sample(clues, len(clues)):
         options[clue.box] = clue.allowed(options[clue.box])
         if clue.is_draw:
             rule = f"{clue.box} is {plural(clue.fruit)} or mixed"
@@ -210,6 +211,29 @@ def _solution_lines(
         else:
             lines.append(f"Clue: {clue.box} is not {plural(clue.fruit)}.")
         lines.append(f"{clue.box}: {', '.join(options[clue.box])}")
-    lines += _propagate(options)[1]
-    lines.append(final_line(answer))
+    final, propagation = _propagate(options, rng)
+    # Every route must end in the gold assignment; the generator only proves it for one.
+    if final != {box: [kind] for box, kind in contents.items()}:
+        raise AssertionError(f"boxes route did not reach the answer: {final} vs {contents}")
+    return lines + propagation
+
+
+def _check_lines(
+    boxes: list[str],
+    labels: dict[str, str],
+    clues: list[_Clue],
+    classic: bool,
+    contents: dict[str, str],
+) -> list[str]:
+    """Put the assignment back into the question: each label is wrong, each clue holds."""
+    lines = [f"{box} (label {labels[box]}) = {contents[box]}, ok" for box in boxes]
+    for clue in clues:
+        held = f"{clue.box}={contents[clue.box]}"
+        if clue.is_draw:
+            lines.append(f"{_article(clue.fruit)} {clue.fruit} from {clue.box}: {held}, ok")
+        else:
+            lines.append(f"{clue.box} is not {plural(clue.fruit)}: {held}, ok")
+    if classic:
+        box = clues[0].box
+        lines.append(f"draw={box} (label mixed): {box}={contents[box]}, one kind, ok")
     return lines
