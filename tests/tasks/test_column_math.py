@@ -14,6 +14,7 @@ from ponder.tasks.column_math import (
     divide_lines,
     multiply_lines,
     signed_add_lines,
+    signed_multiply_lines,
     subtract_lines,
 )
 
@@ -87,3 +88,10 @@ def test_bad_inputs_raise() -> None:
         divide_lines(7, 2)
     with pytest.raises(ValueError):
         multiply_lines(123, 456)
+
+
+@given(st.integers(min_value=-999, max_value=999), st.integers(min_value=-99, max_value=99))
+def test_signed_multiplication(left: int, right: int) -> None:
+    lines = signed_multiply_lines(left, right)
+    assert lines[-1].endswith(f"= {left * right}")
+    _assert_steps_true([re.sub(r"\((-\d+)\)", r"\1", line) for line in lines])

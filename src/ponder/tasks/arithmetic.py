@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass
 
 from ponder.tasks.column_math import add_lines, multiply_lines, subtract_lines
-from ponder.tasks.family import TaskFamily, final_line
+from ponder.tasks.family import TaskFamily, checked_solution, route_rng
 from ponder.tasks.item import Problem
 
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2}
@@ -49,12 +49,13 @@ class ArithmeticFamily(TaskFamily):
             expression = _random_expression(spec, rng.randint(spec.min_ops, spec.max_ops), rng)
             if expression is not None:
                 break
-        rendered = _render(expression)
-        return Problem(
-            question=f"What is {rendered}?",
-            answer=str(expression.value),
-            solution="\n".join(_solution_lines(expression)),
-        )
+        question = f"What is {_render(expression)}?"
+        answer = str(expression.value)
+        routes = route_rng(question)
+        route = _evaluation_order(expression, routes)
+        work = _work_lines(expression, route, routes)
+        check = _check_lines(_check_order(expression, route, routes))
+        return Problem(question, answer, checked_solution(work, answer, check))
 
 
 def _random_expression(spec: _Spec, num_ops: int, rng: random.Random) -> _Node | None:
@@ -105,35 +106,73 @@ def _render(node: _Node) -> str:
     return f"{left} {node.op} {right}"
 
 
-def _solution_lines(expression: _Node) -> list[str]:
+def _evaluation_order(expression: _Node, rng: random.Random) -> list[_Node]:
+    """A route: at each step a uniformly random ready operation (not always the leftmost)."""
+    order: list[_Node] = []
+    while ready := _ready(expression, order):
+        order.append(rng.choice(ready))
+    return order
+
+
+def _all_orders(expression: _Node, done: tuple[_Node, ...] = ()) -> list[tuple[_Node, ...]]:
+    """Every order in which the operations can be evaluated (at most 5! for five operations)."""
+    ready = _ready(expression, list(done))
+    if not ready:
+        return [done]
+    return [order for node in ready for order in _all_orders(expression, (*done, node))]
+
+
+def _check_order(expression: _Node, route: list[_Node], rng: random.Random) -> list[_Node]:
+    """Another evaluation order than the route's where one exists, so the check differs.
+
+    Orders are compared by value, so swapping two identical operations does not count as another.
+    """
+    others = [list(order) for order in _all_orders(expression) if list(order) != route]
+    return rng.choice(others) if others else route
+
+
+def _ready(node: _Node, done: list[_Node]) -> list[_Node]:
+    """Operations not yet done whose operands are numbers or done operations, left to right."""
+    if node.op is None or any(node is finished for finished in done):
+        return []
+    assert node.left is not None and node.right is not None
+    if _is_number(node.left, done) and _is_number(node.right, done):
+        return [node]
+    return _ready(node.left, done) + _ready(node.right, done)
+
+
+def _is_number(node: _Node, done: list[_Node]) -> bool:
+    return node.op is None or any(node is finished for finished in done)
+
+
+def _collapse(node: _Node, done: list[_Node]) -> _Node:
+    """The expression with every done operation replaced by its value."""
+    if _is_number(node, done):
+        return _Node(node.value)
+    assert node.left is not None and node.right is not None
+    return _Node(node.value, node.op, _collapse(node.left, done), _collapse(node.right, done))
+
+
+def _work_lines(expression: _Node, route: list[_Node], rng: random.Random) -> list[str]:
     lines = [_render(expression)]
-    current = expression
-    while current.op is not None:
-        ready = _first_ready(current)
-        assert ready.left is not None and ready.right is not None and ready.op is not None
-        lines.append(f"Next: {_render(ready)}")
-        lines += _operation_lines(ready.op, ready.left.value, ready.right.value)
-        current = _replace(current, ready)
-        lines.append(f"Now: {_render(current)}")
-    lines.append(final_line(str(current.value)))
+    for step, node in enumerate(route, start=1):
+        assert node.left is not None and node.right is not None and node.op is not None
+        left, right = node.left.value, node.right.value
+        if node.op == "+" and rng.random() < 0.5:
+            left, right = right, left  # commutative: the column work differs, the sum does not
+        lines.append(f"Next: {left} {node.op} {right}")
+        lines += _operation_lines(node.op, left, right)
+        lines.append(f"Now: {_render(_collapse(expression, route[:step]))}")
     return lines
 
 
-def _first_ready(node: _Node) -> _Node:
-    """The leftmost operation whose operands are both numbers: the next one to evaluate."""
-    assert node.left is not None and node.right is not None
-    if node.left.op is None and node.right.op is None:
-        return node
-    return _first_ready(node.left if node.left.op is not None else node.right)
-
-
-def _replace(node: _Node, target: _Node) -> _Node:
-    if node is target:
-        return _Node(node.value)
-    if node.op is None:
-        return node
-    assert node.left is not None and node.right is not None
-    return _Node(node.value, node.op, _replace(node.left, target), _replace(node.right, target))
+def _check_lines(order: list[_Node]) -> list[str]:
+    """A short recap pass: each operation as one line, without column work."""
+    lines = []
+    for node in order:
+        assert node.left is not None and node.right is not None
+        lines.append(f"{node.left.value} {node.op} {node.right.value} = {node.value}")
+    return lines
 
 
 def _operation_lines(op: str, left: int, right: int) -> list[str]:

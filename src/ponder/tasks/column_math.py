@@ -49,9 +49,7 @@ def subtract_lines(left: int, right: int) -> list[str]:
             lines.append(f"{terms} = {available - bottom}")
             borrow = 0
         else:
-            lines.append(
-                f"{terms}, borrow: {available + 10} - {bottom} = {available + 10 - bottom}"
-            )
+            lines.append(f"{terms}, borrow: {available + 10} - {bottom} = {available + 10 - bottom}")
             borrow = 1
     lines.append(f"{left} - {right} = {difference}")
     return lines
@@ -117,6 +115,18 @@ def signed_add_lines(left: int, right: int) -> list[str]:
         *subtract_lines(negative, positive),
         f"{shown} = {total}",
     ]
+
+
+def signed_multiply_lines(left: int, right: int) -> list[str]:
+    """``left * right`` for integers of any sign: the unsigned product, then the signed one."""
+    if left >= 0 and right >= 0:
+        return multiply_lines(left, right)
+    unsigned = multiply_lines(abs(left), abs(right))
+    return [*unsigned, f"{_signed(left)} * {_signed(right)} = {left * right}"]
+
+
+def _signed(number: int) -> str:
+    return f"({number})" if number < 0 else str(number)
 
 
 def _padded_digits(left: int, right: int) -> tuple[list[int], list[int]]:

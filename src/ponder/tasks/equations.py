@@ -10,9 +10,10 @@ from ponder.tasks.column_math import (
     divide_lines,
     multiply_lines,
     signed_add_lines,
+    signed_multiply_lines,
     subtract_lines,
 )
-from ponder.tasks.family import TaskFamily, final_line
+from ponder.tasks.family import TaskFamily, checked_solution, route_rng
 from ponder.tasks.item import Problem
 
 
@@ -49,12 +50,11 @@ class EquationsFamily(TaskFamily):
             if sides is not None:
                 break
         left, right = sides
-        equation = f"{_render(left)} = {_render(right)}"
-        return Problem(
-            question=f"Solve for x: {equation}",
-            answer=str(x),
-            solution="\n".join(_solution_lines(left, right, x)),
-        )
+        question = f"Solve for x: {_render(left)} = {_render(right)}"
+        route = _random_route(route_rng(question))
+        work = _solution_lines(left, right, x, route)
+        solution = checked_solution(work, str(x), _check_lines(left, right, x))
+        return Problem(question, str(x), solution)
 
 
 _HARD_SOLUTIONS = [value for value in range(-9, 26) if value != 0]
@@ -104,10 +104,14 @@ def _x_coefficient(terms: list[_Term]) -> int:
 
 
 def _render(terms: list[_Term]) -> str:
-    text = terms[0].render()
-    for term in terms[1:]:
-        rendered = term.render()
-        text += f" - {rendered[1:]}" if rendered.startswith("-") else f" + {rendered}"
+    return _join([term.render() for term in terms])
+
+
+def _join(parts: list[str]) -> str:
+    """Terms joined by + and -, a negative term written as a subtraction: "2x - 7"."""
+    text = parts[0]
+    for part in parts[1:]:
+        text += f" - {part[1:]}" if part.startswith("-") else f" + {part}"
     return text
 
 
@@ -154,23 +158,38 @@ def _linear(x_coefficient: int, constant: int) -> str:
     return _render(terms)
 
 
-def _solution_lines(left: list[_Term], right: list[_Term], x: int) -> list[str]:
+@dataclass(frozen=True)
+class _Route:
+    """The random choices of one worked solution; each changes its intermediate lines."""
+
+    right_side_first: bool  # expand and collect the right side before the left
+    numbers_first: bool  # move the numbers right before moving the x terms left
+    numbers_reversed: bool  # add the moved numbers as "-b + d" instead of "d - b"
+
+
+def _random_route(rng: random.Random) -> _Route:
+    return _Route(rng.random() < 0.5, rng.random() < 0.5, rng.random() < 0.5)
+
+
+# a x + b = c x + d, the equation after collecting each side.
+_Linear = tuple[int, int, int, int]
+
+
+def _solution_lines(left: list[_Term], right: list[_Term], x: int, route: _Route) -> list[str]:
     lines = [f"{_render(left)} = {_render(right)}"]
-    left_terms, right_terms = _expand(left, lines), _expand(right, lines)
-    if left_terms != left or right_terms != right:
-        lines.append(f"Now: {_render(left_terms)} = {_render(right_terms)}")
-    a, b = _collect("Left", left_terms, lines)
-    c, d = _collect("Right", right_terms, lines)
-    collected = f"{_linear(a, b)} = {_linear(c, d)}"
-    if collected != f"{_render(left_terms)} = {_render(right_terms)}":
-        lines.append(f"Now: {collected}")
-    if c:
-        lines.append(f"Move x terms to the left: {a} - {c}")
-        lines += subtract_lines(a, c)
-    if b:
-        lines.append(f"Move numbers to the right: {_render([_Term(0, d), _Term(0, -b)])}")
-        lines += signed_add_lines(d, -b)
-    coefficient, value = a - c, d - b
+    names = ("Right", "Left") if route.right_side_first else ("Left", "Right")
+    sides = {"Left": left, "Right": right}
+    expanded = {name: _expand(sides[name], lines) for name in names}
+    if expanded["Left"] != left or expanded["Right"] != right:
+        lines.append(f"Now: {_render(expanded['Left'])} = {_render(expanded['Right'])}")
+    collected = {name: _collect(name, expanded[name], lines) for name in names}
+    state = (*collected["Left"], *collected["Right"])
+    if _show(state) != f"{_render(expanded['Left'])} = {_render(expanded['Right'])}":
+        lines.append(f"Now: {_show(state)}")
+    moves = (_move_numbers, _move_x_terms) if route.numbers_first else (_move_x_terms, _move_numbers)
+    for move in moves:
+        state = move(state, route, lines)
+    coefficient, _, _, value = state
     lines.append(f"Now: {_linear(coefficient, 0)} = {value}")
     if coefficient != 1:
         lines.append(f"x = {value} / {coefficient}")
@@ -178,5 +197,71 @@ def _solution_lines(left: list[_Term], right: list[_Term], x: int) -> list[str]:
             lines.append(f"{value} / {coefficient} = -({-value} / {coefficient})")
         lines += divide_lines(abs(value), coefficient)
     lines.append(f"x = {x}")
-    lines.append(final_line(str(x)))
     return lines
+
+
+def _show(state: _Linear) -> str:
+    a, b, c, d = state
+    return f"{_linear(a, b)} = {_linear(c, d)}"
+
+
+def _move_x_terms(state: _Linear, route: _Route, lines: list[str]) -> _Linear:
+    a, b, c, d = state
+    if not c:
+        return state
+    lines.append(f"Move x terms to the left: {a} - {c}")
+    lines += subtract_lines(a, c)
+    return a - c, b, 0, d
+
+
+def _move_numbers(state: _Linear, route: _Route, lines: list[str]) -> _Linear:
+    a, b, c, d = state
+    if not b:
+        return state
+    first, second = (-b, d) if route.numbers_reversed else (d, -b)
+    lines.append(f"Move numbers to the right: {_render([_Term(0, first), _Term(0, second)])}")
+    lines += signed_add_lines(first, second)
+    return a, 0, c, d - b
+
+
+def _check_lines(left: list[_Term], right: list[_Term], x: int) -> list[str]:
+    """Substitute x into the original equation and work out both sides."""
+    return [f"Check x = {x}:", *_side_lines("Left", left, x), *_side_lines("Right", right, x)]
+
+
+def _side_lines(name: str, terms: list[_Term], x: int) -> list[str]:
+    substituted = _join([_substitute(term, x) for term in terms])
+    lines = [] if substituted == str(_side_value(terms, x)) else [f"{name}: {substituted}"]
+    total = _term_value_lines(terms[0], x, lines)
+    for term in terms[1:]:
+        value = _term_value_lines(term, x, lines)
+        lines.append(f"{_join([str(total), str(value)])} = {total + value}")
+        total += value
+    lines.append(f"{name} = {total}")
+    return lines
+
+
+def _side_value(terms: list[_Term], x: int) -> int:
+    return sum(term.value(x) for term in terms)
+
+
+def _substitute(term: _Term, x: int) -> str:
+    """The term with x written in: "3(-5 + 4)", "2*(-5)", "7"."""
+    shown_x = f"({x})" if x < 0 else str(x)
+    if term.offset is not None:
+        sign = "+" if term.offset > 0 else "-"
+        return f"{term.coefficient}({x} {sign} {abs(term.offset)})"
+    if term.coefficient:
+        return shown_x if term.coefficient == 1 else f"{term.coefficient}*{shown_x}"
+    return str(term.constant)
+
+
+def _term_value_lines(term: _Term, x: int, lines: list[str]) -> int:
+    """The term's value at x, its column work appended to ``lines``."""
+    if term.offset is not None:
+        inner = x + term.offset
+        lines.append(f"{_join([str(x), str(term.offset)])} = {inner}")
+        lines += signed_multiply_lines(inner, term.coefficient)
+    elif term.coefficient > 1:
+        lines += signed_multiply_lines(x, term.coefficient)
+    return term.value(x)

@@ -167,7 +167,8 @@ def _step_loop(run: _Run, batches: Iterator[Batch]) -> tuple[float, float, bool]
                 bar.total = max(state.step, round(state.step / progress))
         if state.step % config.checkpoint_every == 0:
             _save(run)
-        if config.snapshot_every and state.step % config.snapshot_every == 0 and state.step < config.max_steps:
+        snapshot_due = config.snapshot_every and state.step % config.snapshot_every == 0
+        if snapshot_due and state.step < config.max_steps:
             # Models along the way, to pick one by task accuracy rather than by loss (the last
             # step's model is model/, exported once below).
             export_model(run.model, run.tokenizer_dir, run.out_dir / "snapshots" / f"step-{state.step:06d}",
