@@ -98,6 +98,9 @@ def test_streamed_strategy_sends_the_decided_answer(hosted):
         stream_options={"include_usage": True},
     )
     chunks = list(stream)
+    progress = [getattr(c.choices[0], "strategy_progress", None) for c in chunks if c.choices]
+    progress = [each for each in progress if each is not None]
+    assert progress and progress[-1]["generated_tokens"] == whole.usage.completion_tokens
     deltas = [c.choices[0].delta for c in chunks if c.choices]
     assert deltas[0].role == "assistant"
     assert "".join(d.content or "" for d in deltas) == whole.choices[0].message.content
@@ -234,8 +237,12 @@ def test_a_client_that_goes_away_aborts_every_branch(hosted, stream):
     aborted = metric(
         scrape(hosted), "ponder:request_success_total", finished_reason="abort", model_name="ponder"
     )
-    with pytest.raises(httpx.ReadTimeout):
-        httpx.post(f"{hosted.url}/v1/chat/completions", json=body, timeout=0.5)
+    if stream:  # progress arrives while the branches run: hang up at the first one
+        with httpx.stream("POST", f"{hosted.url}/v1/chat/completions", json=body) as response:
+            assert any("strategy_progress" in line for line in response.iter_lines())
+    else:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{hosted.url}/v1/chat/completions", json=body, timeout=0.5)
     stats = wait_until_idle(hosted.builtin)
     assert 0 < stats.generation_tokens - before.generation_tokens < 4 * LONG["max_tokens"]
     after = metric(

@@ -14,6 +14,7 @@ from ponder.engine.sampling_params import SamplingParams
 from ponder.errors import InvalidRequestError
 from ponder.reasoning.confidence import percentile
 from ponder.reasoning.controller import run_on_sessions
+from ponder.reasoning.progress import StrategyProgress
 from ponder.reasoning.session import EngineSession
 from ponder.reasoning.specs import DEFAULT_PROBE_TEXT
 
@@ -249,6 +250,33 @@ def test_confidence_stops_weak_branches_and_ends_at_consensus():
     assert result.usage.num_stopped_branches == 3
     assert result.vote.tallies == {"7": 20.0, "8": 10.0}
     assert result.usage.generated_tokens < 2 * 12 + 4 * len(pieces(long_thought))
+
+
+def test_progress_snapshot_counts_branches_and_tracks_the_leading_answer():
+    def script(prompt, params, index):
+        if params.n == 2:  # warm-up: two sure branches that disagree
+            return pieces(f"<think>abcdef</think>\\boxed{{{7 + index}}}", 10.0)
+        if index in (0, 1):  # unsure: stopped early
+            return pieces("<think>" + "x" * 40 + "</think>\\boxed{8}", 1.0)
+        if index == 2:  # still running at consensus: cancelled
+            return pieces("<think>" + "x" * 40 + "</think>\\boxed{9}", 10.0)
+        return pieces("<think>ab</think>\\boxed{7}", 10.0)
+
+    progress = StrategyProgress()
+    assert progress.snapshot().to_dict() == {
+        "branches_running": 0,
+        "branches_finished": 0,
+        "branches_stopped": 0,
+        "generated_tokens": 0,
+        "leading_answer": None,
+        "leading_share": None,
+    }
+    spec = {"type": "confidence", "n": 6, "warmup": 2, "window": 4, "consensus": 0.6, "min_votes": 3}
+    result = run(ScriptedSession(script), spec, progress=progress)
+    snapshot = progress.snapshot()
+    assert (snapshot.branches_running, snapshot.branches_finished, snapshot.branches_stopped) == (0, 3, 3)
+    assert snapshot.leading_answer == "7" and snapshot.leading_share == pytest.approx(2 / 3)
+    assert snapshot.usage == result.usage
 
 
 def answer_stability_script(probe_ids: list[int], base_len: int) -> Script:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ponder.engine.sampling_params import SamplingParams
 from ponder.errors import InvalidRequestError
 from ponder.reasoning.inline_engine import InlineEngine
+from ponder.reasoning.progress import StrategyProgress
 from ponder.reasoning.reward_model import RewardModels
 from ponder.reasoning.session import AsyncEngineSession, EngineSession
 from ponder.reasoning.spec_parser import parse_strategy_spec
@@ -73,6 +74,7 @@ async def run_on_sessions(
     verifier: Verifier | None = None,
     reward_models: RewardScorer | None = None,
     chat: bool = True,
+    progress: StrategyProgress | None = None,
 ) -> StrategyResult:
     spec = parse_strategy_spec(spec)
     check_strategy_params(spec, params)
@@ -85,6 +87,8 @@ async def run_on_sessions(
         verifier=verifier,
         reward_scorer=reward_models,
     )
+    if progress is not None:
+        progress.attach(run.sessions)
     try:
         return await RUNNERS[spec.type](run)
     finally:
@@ -102,6 +106,7 @@ async def run_strategy(
     reward_models: RewardScorer | None = None,
     verifier: Verifier | None = None,
     name: str = "default",
+    progress: StrategyProgress | None = None,
 ) -> StrategyResult:
     """The server's entry point: one strategy run for one prompt on a shared AsyncEngine.
 
@@ -110,7 +115,8 @@ async def run_strategy(
     engines for ensemble/cascade; `name` is the main engine's own name there (besides
     "default"). Raises InvalidRequestError (param "reasoning_strategy.*",
     "temperature" or "n") before any engine work when the request is invalid; cancelling the
-    awaiting task aborts every request of the run.
+    awaiting task aborts every request of the run. `progress`, if given, can be polled for a
+    snapshot of the run while it goes on.
     """
     others = {name: AsyncEngineSession(each, name) for name, each in (models or {}).items()}
     return await run_on_sessions(
@@ -122,6 +128,7 @@ async def run_strategy(
         verifier=verifier,
         reward_models=reward_models,
         chat=False,
+        progress=progress,
     )
 
 

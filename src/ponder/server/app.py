@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -32,7 +32,7 @@ from ponder.server.protocol import ChatCompletionRequest, CompletionRequest
 from ponder.server.responses_protocol import ResponsesRequest
 from ponder.server.settings import ServerSettings
 from ponder.server.strategies import StrategyCall
-from ponder.server.strategy_responses import strategy_body, strategy_chunks
+from ponder.server.strategy_responses import strategy_response, strategy_stream
 
 logger = logging.getLogger("ponder.server")
 
@@ -131,15 +131,14 @@ def build_app(
     async def create_response(body: ResponsesRequest, request: Request) -> Response:
         responses = router.route(body.model).responses
         run = responses.start(body)
-        close = run.chat_run.generation.close
         if body.stream:
-            return EventStream(responses.stream(run), close, encode=named_sse_events)
-        return await _respond(request, responses.respond(run), close)
+            return EventStream(responses.stream(run), run.close, encode=named_sse_events)
+        return await _respond(request, responses.respond(run), run.close)
 
     return app
 
 
-async def _respond(request: Request, work, close) -> Response:
+async def _respond(request: Request, work: Awaitable[dict], close: Callable[[], None]) -> Response:
     try:
         return JSONBody(await until_disconnected(request, work))
     except ClientGone:
@@ -149,22 +148,9 @@ async def _respond(request: Request, work, close) -> Response:
 
 
 async def _answer_strategy(request: Request, call: StrategyCall, stream: bool | None) -> Response:
-    """The strategy runs to the end before the response starts (its answer is unknown until
-    the vote), so even a streamed request gets any error as an HTTP status."""
-    try:
-        results = await until_disconnected(request, call.run())
-    except ClientGone:
-        return Response(status_code=CLIENT_CLOSED_REQUEST)
-    finally:
-        call.close()
-    if stream:
-        return EventStream(_iterate(strategy_chunks(call, results)), on_close=lambda: None)
-    return JSONBody(strategy_body(call, results))
-
-
-async def _iterate(items: list[dict]) -> AsyncIterator[dict]:
-    for item in items:
-        yield item
+    if stream:  # progress while the strategy runs, then its decided answer
+        return EventStream(strategy_stream(call), call.close)
+    return await _respond(request, strategy_response(call), call.close)
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -168,13 +168,14 @@ def chat_chunk(
     head: dict, index: int, delta: dict, include_usage: bool, logprobs: dict | None = None
 ) -> dict:
     """One streamed chunk of choice `index` (finish_reason still null)."""
-    body = {
-        **head,
-        "choices": [{"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": None}],
-    }
+    body = {**head, "choices": [delta_choice(index, delta, logprobs)]}
     if include_usage:
         body["usage"] = None
     return body
+
+
+def delta_choice(index: int, delta: dict, logprobs: dict | None = None) -> dict:
+    return {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": None}
 
 
 def assistant_message(split: ThinkSplit, include_reasoning: bool) -> dict:

@@ -67,14 +67,8 @@ class ModelRouter:
             context = ServingContext(hosted.engine, model_settings, model_metrics)
             chat = ChatCompletions(context)
             completions = Completions(context)
-            served = ServedModel(
-                hosted,
-                context,
-                chat,
-                completions,
-                Responses(chat),
-                StrategyRunner(context, chat, completions, self, reward_models),
-            )
+            strategies = StrategyRunner(context, chat, completions, self, reward_models)
+            served = ServedModel(hosted, context, chat, completions, Responses(chat, strategies), strategies)
             for name in hosted.names:
                 if name in self._by_name:
                     raise ValueError(f"the model name {name!r} is served twice")

@@ -13,7 +13,7 @@ from ponder.server.hosting import HostedModel, ModelRouter
 from ponder.server.protocol import ChatCompletionRequest, CompletionRequest
 from ponder.server.settings import ServerSettings
 from ponder.server.strategies import StrategyCall
-from ponder.server.strategy_responses import strategy_body
+from ponder.server.strategy_responses import strategy_response
 
 CHAT_URL = "/v1/chat/completions"
 COMPLETIONS_URL = "/v1/completions"
@@ -64,7 +64,7 @@ class LocalAPI:
 
 async def _run_strategy(call: StrategyCall) -> dict:
     try:
-        return strategy_body(call, await call.run())
+        return await strategy_response(call)
     finally:
         call.close()
 

@@ -17,6 +17,15 @@ MAX_TOKEN_ID = 2**31 - 1
 MAX_N = 128
 
 TokenId = Annotated[int, Field(ge=0, le=MAX_TOKEN_ID)]
+# Checked field by field by ponder.reasoning.spec_parser (errors name
+# "reasoning_strategy.<field>"), so the server, LLM.reason and ponder eval agree.
+StrategyField = Annotated[
+    dict[str, Any] | str | None,
+    Field(
+        description='a test-time scaling strategy, e.g. {"type": "self_consistency", "n": 16} '
+        "or just its type; see docs/reasoning.md",
+    ),
+]
 _STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
 
 
@@ -60,13 +69,7 @@ class SamplingFields(BaseModel):
     thinking_budget: int | None = Field(
         None, ge=1, le=MAX_TOKEN_ID, description="max tokens inside <think>; then the answer"
     )
-    # Checked field by field by ponder.reasoning.spec_parser (errors name
-    # "reasoning_strategy.<field>"), so the server, LLM.reason and ponder eval agree.
-    reasoning_strategy: dict[str, Any] | str | None = Field(
-        None,
-        description='a test-time scaling strategy, e.g. {"type": "self_consistency", "n": 16} '
-        "or just its type; see docs/reasoning.md",
-    )
+    reasoning_strategy: StrategyField = None
 
 
 class ChatMessage(BaseModel):

@@ -1,5 +1,6 @@
-"""/v1/responses: the chat path's result as Responses API output items (a reasoning item with
-the thinking, then the message), whole or as the Responses streaming events."""
+"""/v1/responses: the chat path's result, or a reasoning_strategy's decided answer, as Responses
+API output items (a reasoning item with the thinking, then the message), whole or as the
+Responses streaming events."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from dataclasses import dataclass, field
 
 from ponder.server.chat import ChatCompletions, ChatRun
 from ponder.server.responses_protocol import ResponsesRequest, to_chat_request
+from ponder.server.strategies import StrategyCall, StrategyRunner
+from ponder.server.strategy_responses import strategy_response, strategy_stream
 
 
 def _new_id(prefix: str) -> str:
@@ -20,12 +23,26 @@ def _new_id(prefix: str) -> str:
 @dataclass
 class ResponseRun:
     request: ResponsesRequest
-    chat_run: ChatRun
+    source: ChatRun | StrategyCall  # what answers it: a chat generation, or a strategy run
     response_id: str = field(default_factory=lambda: _new_id("resp"))
     created_at: int = field(default_factory=lambda: int(time.time()))
 
-    def envelope(self, status: str, output: list[dict], usage: dict | None, finish: str | None):
-        return {
+    def close(self) -> None:
+        """Abort whatever still runs and release its admission."""
+        if isinstance(self.source, StrategyCall):
+            self.source.close()
+        else:
+            self.source.generation.close()
+
+    def envelope(
+        self,
+        status: str,
+        output: list[dict],
+        usage: dict | None,
+        finish: str | None,
+        strategy: dict | None = None,
+    ) -> dict:
+        body = {
             "id": self.response_id,
             "object": "response",
             "created_at": self.created_at,
@@ -44,17 +61,27 @@ class ResponseRun:
             "usage": usage and responses_usage(usage),
             "error": None,
         }
+        if strategy is not None:  # ponder's extension: what chat puts in choices[i].strategy
+            body["strategy"] = strategy
+        return body
 
 
 class Responses:
-    def __init__(self, chat: ChatCompletions):
+    def __init__(self, chat: ChatCompletions, strategies: StrategyRunner):
         self.chat = chat
+        self.strategies = strategies
 
     def start(self, request: ResponsesRequest) -> ResponseRun:
-        return ResponseRun(request, self.chat.start(to_chat_request(request)))
+        chat_request = to_chat_request(request)
+        if chat_request.reasoning_strategy is not None:
+            return ResponseRun(request, self.strategies.start_chat(chat_request))
+        return ResponseRun(request, self.chat.start(chat_request))
 
     async def respond(self, run: ResponseRun) -> dict:
-        completion = await self.chat.respond(run.chat_run)
+        if isinstance(run.source, StrategyCall):
+            completion = await strategy_response(run.source)
+        else:
+            completion = await self.chat.respond(run.source)
         choice = completion["choices"][0]
         message, finish = choice["message"], choice["finish_reason"]
         output = []
@@ -62,7 +89,12 @@ class Responses:
             output.append(reasoning_item(_new_id("rs"), message["reasoning"], "completed"))
         status = "completed" if finish != "length" else "incomplete"
         output.append(message_item(_new_id("msg"), message["content"], status))
-        return run.envelope(status, output, completion["usage"], finish)
+        return run.envelope(status, output, completion["usage"], finish, choice.get("strategy"))
+
+    def _chat_chunks(self, run: ResponseRun) -> AsyncIterator[dict]:
+        if isinstance(run.source, StrategyCall):
+            return strategy_stream(run.source)
+        return self.chat.stream(run.source)
 
     async def stream(self, run: ResponseRun) -> AsyncIterator[dict]:
         """Responses streaming events (each with its `type` and `sequence_number`)."""
@@ -70,7 +102,7 @@ class Responses:
         items: list[dict] = []
         open_item: dict | None = None
         texts: list[str] = []
-        finish, usage = None, None
+        finish, usage, strategy = None, None, None
 
         def event(kind: str, **data) -> dict:
             return {"type": kind, "sequence_number": next(numbers), **data}
@@ -129,10 +161,15 @@ class Responses:
 
         yield event("response.created", response=run.envelope("in_progress", [], None, None))
         yield event("response.in_progress", response=run.envelope("in_progress", [], None, None))
-        async for chunk in self.chat.stream(run.chat_run):
+        async for chunk in self._chat_chunks(run):
             usage = chunk.get("usage") or usage
             for choice in chunk["choices"]:
                 finish = choice.get("finish_reason") or finish
+                strategy = choice.get("strategy") or strategy
+                if "strategy_progress" in choice:  # a standard event, with ponder's extension
+                    progress = {"strategy_progress": choice["strategy_progress"]}
+                    in_progress = run.envelope("in_progress", [], None, None) | progress
+                    yield event("response.in_progress", response=in_progress)
                 delta = choice["delta"]
                 for kind, text in (
                     ("reasoning", delta.get("reasoning")),
@@ -159,7 +196,7 @@ class Responses:
             yield done
         status = "completed" if finish != "length" else "incomplete"
         items[-1]["status"] = status
-        final = run.envelope(status, items, usage, finish)
+        final = run.envelope(status, items, usage, finish, strategy)
         yield event(f"response.{status}", response=final)
 
 

@@ -3,7 +3,8 @@
 The Responses API is served by the chat path: `input` items become chat messages (reasoning
 items sent back attach to the assistant message that follows them, function calls and their
 outputs become tool calls and tool messages), `instructions` a system message, and
-`reasoning.effort` the same thinking budget as `reasoning_effort`.
+`reasoning.effort` the same thinking budget as `reasoning_effort`, and `reasoning_strategy`
+runs a strategy as on chat.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ponder.server.protocol import (
     INT64_MIN,
     MAX_TOKEN_ID,
     ChatCompletionRequest,
+    StrategyField,
     StreamOptions,
 )
 
@@ -69,6 +71,7 @@ class ResponsesRequest(BaseModel):
     ignore_eos: bool = False
     thinking_budget: int | None = Field(None, ge=1, le=MAX_TOKEN_ID)
     include_reasoning: bool = True
+    reasoning_strategy: StrategyField = None
 
 
 def to_chat_request(request: ResponsesRequest) -> ChatCompletionRequest:
@@ -97,6 +100,7 @@ def to_chat_request(request: ResponsesRequest) -> ChatCompletionRequest:
         "ignore_eos": request.ignore_eos,
         "thinking_budget": request.thinking_budget,
         "include_reasoning": request.include_reasoning,
+        "reasoning_strategy": request.reasoning_strategy,
         "reasoning_effort": request.reasoning.effort if request.reasoning else None,
         "tools": [_chat_tool(tool) for tool in request.tools] if request.tools else None,
         "tool_choice": request.tool_choice if isinstance(request.tool_choice, str) else None,

@@ -1,6 +1,7 @@
-"""The `reasoning_strategy` field of /v1/chat/completions and /v1/completions: check the spec
-against the request and the hosted models, then run it on the requested model's engine through
-ponder.reasoning.controller (one run per prompt; its branches share the prompt's KV)."""
+"""The `reasoning_strategy` field of /v1/chat/completions, /v1/completions and /v1/responses:
+check the spec against the request and the hosted models, then run it on the requested model's
+engine through ponder.reasoning.controller (one run per prompt; its branches share the prompt's
+KV), with a progress view of each run for streamed responses."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from ponder.errors import InvalidRequestError
 from ponder.reasoning.controller import check_strategy_params, run_strategy
+from ponder.reasoning.progress import ProgressSnapshot, StrategyProgress
 from ponder.reasoning.spec_parser import parse_strategy_spec
 from ponder.reasoning.specs import PARAM_PREFIX, StrategySpec
 
@@ -44,12 +46,23 @@ class StrategyCall:
     response_id: str
     metrics: ModelMetrics | None = None
     created: int = field(default_factory=lambda: int(time.time()))
+    progress: list[StrategyProgress] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.progress = [StrategyProgress() for _ in self.prompts]
+
+    def snapshots(self) -> list[ProgressSnapshot]:
+        """Where each prompt's run stands now (all zeros before it starts)."""
+        return [each.snapshot() for each in self.progress]
 
     async def run(self) -> list[StrategyResult]:
         """One result per prompt. Cancelling this (the client went away) or a failed run cancels
         every run, and each run aborts its unfinished requests, freeing their KV."""
         started = time.monotonic()
-        runs = [asyncio.ensure_future(self._run(prompt)) for prompt in self.prompts]
+        runs = [
+            asyncio.ensure_future(self._run(prompt, progress))
+            for prompt, progress in zip(self.prompts, self.progress)
+        ]
         try:
             results = list(await asyncio.gather(*runs))
         except asyncio.CancelledError:
@@ -64,7 +77,7 @@ class StrategyCall:
                 self.metrics.strategy_finished(result, time.monotonic() - started)
         return results
 
-    async def _run(self, prompt: Prompt) -> StrategyResult:
+    async def _run(self, prompt: Prompt, progress: StrategyProgress) -> StrategyResult:
         return await run_strategy(
             self.engine,  # type: ignore[arg-type]  # AsyncEngine, or a test double
             prompt.as_reasoning_input(),
@@ -73,6 +86,7 @@ class StrategyCall:
             models=self.peers,  # type: ignore[arg-type]
             reward_models=self.reward_models,
             name=self.model_name,
+            progress=progress,
         )
 
     def close(self) -> None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ponder.engine.outputs import RequestOutput
-    from ponder.reasoning.strategies import StrategyResult
+    from ponder.reasoning.strategies import TokenUsage
 
 
 @dataclass
@@ -35,13 +35,13 @@ class UsageCounter:
         )
 
 
-def strategy_usage(results: Sequence[StrategyResult]) -> dict:
+def strategy_usage(usages: Sequence[TokenUsage]) -> dict:
     """Every request of every strategy run: all branches and probes, stopped ones included."""
     return usage_body(
-        sum(result.usage.prompt_tokens for result in results),
-        sum(result.usage.cached_prompt_tokens for result in results),
-        sum(result.usage.generated_tokens for result in results),
-        sum(result.usage.reasoning_tokens for result in results),
+        sum(usage.prompt_tokens for usage in usages),
+        sum(usage.cached_prompt_tokens for usage in usages),
+        sum(usage.generated_tokens for usage in usages),
+        sum(usage.reasoning_tokens for usage in usages),
     )
 
 
