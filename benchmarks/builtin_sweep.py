@@ -9,7 +9,8 @@ training goes on, and ranks them. Run on the device machine from the repo root:
     PYTHONPATH=src python3 benchmarks/builtin_sweep.py --out /tmp/sweep \\
         --run nohard:4:easy=0.4,medium=0.6,hard=0 --run short:1.5:easy=0.25,medium=0.35,hard=0.4
 
-A run is NAME:MINUTES:DIFFICULTY_WEIGHTS[:CELL_WEIGHTS] (cells as in `ponder train --cell-weights`).
+A run is NAME:MINUTES:DIFFICULTY_WEIGHTS[:CELL_WEIGHTS] (cells as in `ponder train --cell-weights`);
+a run ends at MINUTES or at the preset's step count (`--steps` overrides it), whichever comes first.
 Results: OUT/ranking.json (every snapshot's accuracy per family and difficulty) and OUT/best (a
 copy of the chosen model).
 """
@@ -52,6 +53,7 @@ def start_training(run: Run, args: argparse.Namespace) -> None:
         "--snapshot-every", str(args.snapshot_every), "--tokenizer-dir", TOKENIZER,
         "--num-workers", str(args.workers_per_run), "--seed", str(args.seed), "--no-progress",
         *(["--cell-weights", run.cells] if run.cells else []),
+        *(["--steps", str(args.steps)] if args.steps else []),
     ]
     log = open(Path(args.out) / f"{run.name}.train.log", "w")
     run.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
@@ -106,6 +108,7 @@ def main() -> int:
     parser.add_argument("--preset", default="builtin", help="tiny: a CPU smoke run of this script")
     parser.add_argument("--max-tokens", type=int, default=1536)
     parser.add_argument("--snapshot-every", type=int, default=500)
+    parser.add_argument("--steps", type=int, help="optimiser steps per run (default: the preset's)")
     parser.add_argument("--workers-per-run", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--difficulty", default="easy,hard")
