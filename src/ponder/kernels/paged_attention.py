@@ -78,13 +78,12 @@ def _query_starts(metadata: AttentionMetadata) -> list[int]:
 def _gather_context(
     cache: torch.Tensor, block_tables: torch.Tensor, num_blocks: int
 ) -> torch.Tensor:
-    """[S, >=num_blocks] block ids -> head-major float32 context [S, Hkv, num_blocks * bs, D]."""
+    """[S, >=num_blocks] block ids -> token-major float32 context [S, num_blocks * bs, Hkv, D]."""
     num_seqs = block_tables.shape[0]
     _, block_size, num_kv_heads, head_dim = cache.shape
     block_ids = block_tables[:, :num_blocks].reshape(-1).to(torch.long)
     blocks = cache.index_select(0, block_ids)
-    context = blocks.view(num_seqs, num_blocks * block_size, num_kv_heads, head_dim)
-    return context.permute(0, 2, 1, 3).float()
+    return blocks.view(num_seqs, num_blocks * block_size, num_kv_heads, head_dim).float()
 
 
 def _decode_attention(
@@ -95,7 +94,7 @@ def _decode_attention(
     scale: float,
     seqs: list[int] | None,
 ) -> torch.Tensor:
-    """One query token per sequence: pad every context to the longest, mask, one batched matmul.
+    """One query token per sequence: pad every context to the longest, mask, batched matmuls.
 
     seqs lists which sequences of the batch the query rows belong to (None = all of them).
     """
@@ -107,17 +106,21 @@ def _decode_attention(
         block_tables, seq_lens = block_tables[seq_index], seq_lens[seq_index]
         max_len = max(metadata.seq_lens_cpu[i] for i in seqs)
     num_blocks = -(-max_len // metadata.block_size)
-    keys = _gather_context(k_cache, block_tables, num_blocks)  # [S, Hkv, L, D]
+    keys = _gather_context(k_cache, block_tables, num_blocks)  # [S, L, Hkv, D]
     values = _gather_context(v_cache, block_tables, num_blocks)
-    num_seqs, num_kv_heads, context_len, head_dim = keys.shape
+    num_seqs, context_len, num_kv_heads, head_dim = keys.shape
     group = query.shape[1] // num_kv_heads
-    # Query heads of one KV head form the rows of one matmul: [S, Hkv, G, D] x [S, Hkv, D, L].
     q = query.float().view(num_seqs, num_kv_heads, group, head_dim)
-    scores = torch.matmul(q, keys.transpose(-1, -2)) * scale
     positions = torch.arange(context_len, device=query.device)
     padding = positions[None, :] >= seq_lens.to(query.device)[:, None]  # [S, L]
-    scores.masked_fill_(padding[:, None, None, :], float("-inf"))
-    out = torch.matmul(torch.softmax(scores, dim=-1), values)  # [S, Hkv, G, D]
+    out = torch.empty_like(q)
+    for head in range(num_kv_heads):
+        # One KV head's [S, L, D] slice is a strided view that batched GEMM reads in place; a
+        # head-major permute of the whole context would copy it every step, which cost as much
+        # as the GEMMs themselves for 16 branches on a CPU.
+        scores = torch.bmm(q[:, head], keys[:, :, head].transpose(1, 2)) * scale  # [S, G, L]
+        scores.masked_fill_(padding[:, None, :], float("-inf"))
+        out[:, head] = torch.bmm(torch.softmax(scores, dim=-1), values[:, :, head])
     return out.reshape(num_seqs, num_kv_heads * group, head_dim)
 
 
@@ -133,8 +136,8 @@ def _prefill_attention(
     q_len, seq_len = query.shape[0], metadata.seq_lens_cpu[seq]
     num_blocks = -(-seq_len // metadata.block_size)
     table = metadata.block_tables[seq : seq + 1]
-    keys = _gather_context(k_cache, table, num_blocks)[0, :, :seq_len]  # [Hkv, seq_len, D]
-    values = _gather_context(v_cache, table, num_blocks)[0, :, :seq_len]
+    keys = _gather_context(k_cache, table, num_blocks)[0, :seq_len].transpose(0, 1)  # [Hkv, L, D]
+    values = _gather_context(v_cache, table, num_blocks)[0, :seq_len].transpose(0, 1)
     num_kv_heads, _, head_dim = keys.shape
     group = query.shape[1] // num_kv_heads
     # The G query heads sharing a KV head are stacked as G * q_len rows of one SDPA batch entry,
