@@ -16,7 +16,8 @@ def test_presets_load_and_validate() -> None:
     assert builtin == PRESETS["builtin"]
     # Within the 15 GPU minutes at the rate measured alone on an H100 (~1.5M tokens/s).
     assert builtin.max_steps * builtin.tokens_per_step < 1.5e6 * 15 * 60
-    assert sum(key.endswith("/hard") for key in builtin.cell_weights) == 6
+    # The classic boxes puzzle is learned last, so the builtin mix shows it more often.
+    assert builtin.cell_weights["boxes/easy"] > 1
 
 
 def test_file_then_flags_override_the_preset(tmp_path: Path) -> None:
