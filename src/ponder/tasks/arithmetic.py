@@ -133,7 +133,7 @@ def _check_order(expression: _Node, route: list[_Node], rng: random.Random) -> l
 
 def _ready(node: _Node, done: list[_Node]) -> list[_Node]:
     """Operations not yet done whose operands are numbers or done operations, left to right."""
-    if node.op is None or any(node is finished for finished in done):
+    if _is_number(node, done):
         return []
     assert node.left is not None and node.right is not None
     if _is_number(node.left, done) and _is_number(node.right, done):

@@ -125,38 +125,29 @@ def _propagate(options: dict[str, list[str]]) -> tuple[dict[str, list[str]], lis
 
     The first applicable rule fires (Only option before Only place, boxes and kinds in order).
     Letting any applicable rule fire is another valid route, but a model then has to find an
-    "Only place" among all boxes far more often, and the classic puzzle was no longer learned
-    (easy boxes fell from 94-100% to 31-56% in four of six trained candidates), so the routes
-    vary the clue order only.
+    "Only place" among all boxes far more often; models trained on it often failed the classic
+    puzzle (below 60% in four of seven candidates, docs/model.md), so the routes vary the clue
+    order only.
     """
     options = {box: list(kinds) for box, kinds in options.items()}
     fixed: set[str] = set()
     lines: list[str] = []
     while True:
         open_boxes = [box for box in sorted(options) if box not in fixed]
-        steps = _applicable(open_boxes, options)
-        if not steps:
+        single = next((box for box in open_boxes if len(options[box]) == 1), None)
+        if single is not None:
+            kind = options[single][0]
+            fixed.add(single)
+            lines.append(f"Only option: {single}={kind}")
+            lines.append(_remove_line(kind, single, options, fixed))
+            continue
+        place = _only_place(open_boxes, options)
+        if place is None:
             return options, lines
-        box, kind, is_place = steps[0]
+        box, kind = place
+        options[box] = [kind]
         fixed.add(box)
-        if is_place:
-            options[box] = [kind]
-            lines.append(f"Only place for {kind}: {box}={kind}")
-        else:
-            lines.append(f"Only option: {box}={kind}")
-            lines.append(_remove_line(kind, box, options, fixed))
-
-
-def _applicable(open_boxes: list[str], options: dict[str, list[str]]) -> list[tuple[str, str, bool]]:
-    """Every (box, kind, is_place) the two rules can fix now: Only option ones first."""
-    singles = [(box, options[box][0], False) for box in open_boxes if len(options[box]) == 1]
-    open_kinds = _kind_order(sorted({k for box in open_boxes for k in options[box]}))
-    places = []
-    for kind in open_kinds:
-        holders = [box for box in open_boxes if kind in options[box]]
-        if len(holders) == 1 and len(options[holders[0]]) > 1:  # else Only option covers it
-            places.append((holders[0], kind, True))
-    return singles + places
+        lines.append(f"Only place for {kind}: {box}={kind}")
 
 
 def _remove_line(kind: str, owner: str, options: dict[str, list[str]], fixed: set[str]) -> str:
@@ -166,6 +157,15 @@ def _remove_line(kind: str, owner: str, options: dict[str, list[str]], fixed: se
             options[box].remove(kind)
             changed.append(f"{box}: {', '.join(options[box]) or 'nothing'}")
     return f"Remove {kind}: " + ("; ".join(changed) if changed else "none")
+
+
+def _only_place(open_boxes: list[str], options: dict[str, list[str]]) -> tuple[str, str] | None:
+    open_kinds = _kind_order(sorted({k for box in open_boxes for k in options[box]}))
+    for kind in open_kinds:
+        holders = [box for box in open_boxes if kind in options[box]]
+        if len(holders) == 1:
+            return holders[0], kind
+    return None
 
 
 def _answer(contents: dict[str, str], draw_box: str | None) -> str:
