@@ -9,7 +9,8 @@ training goes on, and ranks them. Run on the device machine from the repo root:
     PYTHONPATH=src python3 benchmarks/builtin_sweep.py --out /tmp/sweep \\
         --run nohard:4:easy=0.4,medium=0.6,hard=0 --run short:1.5:easy=0.25,medium=0.35,hard=0.4
 
-A run is NAME:MINUTES:DIFFICULTY_WEIGHTS[:CELL_WEIGHTS] (cells as in `ponder train --cell-weights`);
+A run is NAME:MINUTES:DIFFICULTY_WEIGHTS[:CELL_WEIGHTS[:PROBE_FRACTION]] (cells as in
+`ponder train --cell-weights`, probes as `--probe-fraction`; an empty field keeps the preset's);
 a run ends at MINUTES or at the preset's step count (`--steps` overrides it), whichever comes first.
 Results: OUT/ranking.json (every snapshot's accuracy per family and difficulty) and OUT/best (a
 copy of the chosen model).
@@ -37,12 +38,13 @@ class Run:
     minutes: float
     weights: str
     cells: str = ""
+    probe_fraction: str = ""
     process: subprocess.Popen | None = None
 
 
 def parse_run(text: str) -> Run:
-    name, minutes, weights, *cells = text.split(":", 3)
-    return Run(name, float(minutes), weights, *cells)
+    name, minutes, weights, *rest = text.split(":", 4)
+    return Run(name, float(minutes), weights, *rest)
 
 
 def start_training(run: Run, args: argparse.Namespace) -> None:
@@ -53,6 +55,7 @@ def start_training(run: Run, args: argparse.Namespace) -> None:
         "--snapshot-every", str(args.snapshot_every), "--tokenizer-dir", TOKENIZER,
         "--num-workers", str(args.workers_per_run), "--seed", str(args.seed), "--no-progress",
         *(["--cell-weights", run.cells] if run.cells else []),
+        *(["--probe-fraction", run.probe_fraction] if run.probe_fraction else []),
         *(["--steps", str(args.steps)] if args.steps else []),
     ]
     log = open(Path(args.out) / f"{run.name}.train.log", "w")

@@ -25,6 +25,8 @@ LABEL_VALUES = ["apples", "pears", "plums", "mixed", "figs"]
         ("<think>the answer is 3</think>\nThe final answer is 5", "5"),
         ("Answer: B=pears, A=apples", "B=pears, A=apples"),
         ("no answer here", None),
+        ("<think>\nResul\n</think>\n\n\\boxed{}", None),  # an empty box: no answer yet
+        ("the answer is 4 \\boxed{ }", None),
         ("", None),
     ],
 )

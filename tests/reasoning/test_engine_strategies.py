@@ -13,6 +13,7 @@ from ponder.engine.llm_engine import LLMEngine
 from ponder.llm import build_engine_config
 from ponder.reasoning.controller import OfflineReasoner, run_strategy
 from ponder.reasoning.inline_engine import InlineEngine
+from ponder.reasoning.session import PROBE
 
 PROMPT = "Let me think step by step. First add 12 and 30 to get 42, then subtract"
 THINKING_PROMPT = "The answer is 42. <think>\n"  # ends inside a thought: every token is reasoning
@@ -85,6 +86,38 @@ def test_probes_reuse_the_live_thoughts_kv(qwen3_ckpt):
     # Every probe after the first finds at least the thought's first 8 tokens (two full blocks).
     assert stats.prefix_cache_hits >= 8 * (result.usage.num_probes - 1)
     assert result.usage.reasoning_tokens == 48 and stats.kv_blocks_used == 0
+
+
+@pytest.mark.parametrize("ahead", [True, False])
+def test_a_probe_goes_ahead_of_waiting_requests(qwen3_ckpt, ahead):
+    engine = make_engine(qwen3_ckpt, max_num_seqs=2)  # the thought and one more: the engine is full
+    inline = InlineEngine(engine)
+    greedy = SamplingParams(temperature=0, max_tokens=40, ignore_eos=True)
+
+    async def scenario():
+        session = inline.session()
+        thought_prompt = engine.tokenizer.encode(THINKING_PROMPT)
+        thought = session.submit(thought_prompt, greedy)
+        while thought.branches[0].num_tokens < 4:
+            await session.wait()
+        session.submit(engine.tokenizer.encode(PROMPT), greedy)  # takes the free slot
+        later = session.submit(engine.tokenizer.encode(PROMPT), greedy)  # waits for one
+        probe = session.submit(
+            thought_prompt + thought.branches[0].token_ids,
+            SamplingParams(temperature=0, max_tokens=2),
+            kind=PROBE,
+            ahead=ahead,
+        )
+        while not probe.finished:
+            await session.wait()
+        started_before_probe = later.branches[0].num_tokens > 0
+        while session.in_flight:
+            await session.wait()
+        inline.release(session)
+        return started_before_probe
+
+    # A probe that waited behind later requests would come back after its thought had ended.
+    assert asyncio.run(scenario()) is not ahead
 
 
 @pytest.mark.parametrize(

@@ -70,7 +70,7 @@ class ScriptedSession(EngineSession):
         self.pending: list[RequestOutput] = []
         self.stopped: list[tuple[str, int, int]] = []  # request, branch, tokens when stopped
 
-    def _start(self, request_id, prompt_token_ids, params) -> None:
+    def _start(self, request_id, prompt_token_ids, params, order_time) -> None:
         self.submitted.append((request_id, prompt_token_ids, params))
         start, end = (self.tokenizer.token_to_id(m) for m in MARKERS)
         last_marker = next((t for t in reversed(prompt_token_ids) if t in (start, end)), None)
@@ -316,6 +316,48 @@ def test_answer_stability_probes_the_live_thought_and_stops_once_stable():
     assert result.usage.num_probes == len(probes) >= 3
     assert result.usage.probe_tokens == sum(b.num_tokens for h in session.handles[1:] for b in h.branches)
     assert result.text.endswith(DEFAULT_PROBE_TEXT + "42}") and session.stopped[0][0] == thought_id
+
+
+def test_confidence_with_probes_settles_every_branch_by_its_answer():
+    tokenizer = FakeTokenizer()
+    probe_ids = tokenizer.encode(DEFAULT_PROBE_TEXT)
+    prompt_ids = tokenizer.encode(
+        tokenizer.apply_chat_template([{"role": "user", "content": "What is 6 * 7?"}])
+    )
+    session = ScriptedSession(answer_stability_script(probe_ids, len(prompt_ids)), tokenizer=tokenizer)
+    spec = {"type": "confidence", "n": 6, "warmup": 2, "window": 4, "probe_every": 4, "agree": 2,
+            "min_votes": 6}
+    result = run(session, spec, SamplingParams(temperature=0.8, max_tokens=500))
+    thought_len = len(pieces("<think>" + "y" * 40 + "</think>\\boxed{41}"))
+    assert result.answer == "42" and result.details["settled"] == 6 == len(result.branches)
+    assert all(not b.stopped and not b.discarded and b.answer == "42" for b in result.branches)
+    assert result.usage.num_probes == result.details["probes"] >= 12
+    assert result.usage.reasoning_tokens + result.usage.answer_tokens < 6 * thought_len / 2
+    assert not session.requests  # no branch or probe left running
+
+
+def test_probes_with_an_empty_box_never_count_as_agreeing():
+    tokenizer = FakeTokenizer()
+    probe_ids = tokenizer.encode(DEFAULT_PROBE_TEXT)
+
+    def script(prompt, params, index):
+        if prompt[-len(probe_ids) :] == probe_ids:
+            return pieces("}")  # the model has no result yet
+        return pieces("<think>" + "y" * 40 + "</think>\\boxed{41}")
+
+    session = ScriptedSession(script, tokenizer=tokenizer)
+    result = run(
+        session,
+        {"type": "answer_stability", "probe_every": 4, "agree": 2},
+        SamplingParams(temperature=0, max_tokens=500),
+    )
+    assert result.answer == "41" and result.details["settled"] == 0 and result.usage.num_probes >= 3
+
+
+def test_probe_text_is_what_the_builtin_model_learned():
+    from ponder.train.chat_format import PROBE_TEXT
+
+    assert DEFAULT_PROBE_TEXT == PROBE_TEXT
 
 
 def test_a_thought_that_closes_first_keeps_its_own_answer():

@@ -43,6 +43,8 @@ def test_every_type_parses_from_its_own_dict():
         ({"type": "confidence", "consensus": 1.5}, "reasoning_strategy.consensus", "[0.0, 1.0]"),
         ({"type": "confidence", "keep_top": float("nan")}, "reasoning_strategy.keep_top", "float"),
         ({"type": "confidence", "n": 4, "warmup": 4}, "reasoning_strategy.warmup", "smaller than n"),
+        ({"type": "confidence", "probe_every": 0}, "reasoning_strategy.probe_every", ">= 1"),
+        ({"type": "confidence", "agree": 0}, "reasoning_strategy.agree", "[1, 64]"),
         ({"type": "ensemble"}, "reasoning_strategy.models", "at least 1"),
         ({"type": "ensemble", "models": "small"}, "reasoning_strategy.models", "list of model names"),
         ({"type": "cascade", "models": ["small"]}, "reasoning_strategy.models", "at least 2"),

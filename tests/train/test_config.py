@@ -46,6 +46,7 @@ def test_file_then_flags_override_the_preset(tmp_path: Path) -> None:
         ({"batch_size": 0}, "batch_size"),
         ({"device": "tpu"}, "device"),
         ({"no_think_fraction": 2.0}, "no_think_fraction"),
+        ({"probe_fraction": -0.1}, "probe_fraction"),
     ],
 )
 def test_bad_settings_are_rejected(overrides: dict, param: str) -> None:

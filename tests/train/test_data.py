@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import random
 import statistics
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from transformers import Qwen3Config, Qwen3ForCausalLM
 
 from ponder.tasks import DIFFICULTIES, FAMILIES, generate
+from ponder.train.chat_format import PROBE_TEXT
 from ponder.train.config import PRESETS
 from ponder.train.data import (
     IGNORE_INDEX,
@@ -17,6 +19,8 @@ from ponder.train.data import (
     MixSampler,
     PackedTaskDataset,
     encode_examples,
+    encode_probe_example,
+    example_stream,
     example_texts,
     pack_rows,
 )
@@ -40,6 +44,46 @@ def test_no_thinking_example_answers_directly() -> None:
     prompt, completion = example_texts(item, thinking=False)
     assert prompt.endswith("<think>\n\n</think>\n\n")
     assert completion == f"\\boxed{{{item.answer}}}<|im_end|>"
+
+
+def test_probe_examples_learn_only_the_forced_answer(task_tokenizer_dir: Path) -> None:
+    tokenizer = load_tokenizer(task_tokenizer_dir)
+    item = generate("arithmetic", "medium", 1)[0]
+    prompt, completion = example_texts(item)
+    full = tokenizer.encode(completion, add_special_tokens=False).ids
+    answers = set()
+    for seed in range(40):
+        example = encode_probe_example(tokenizer, item, random.Random(seed))
+        text = tokenizer.decode(example.input_ids, skip_special_tokens=False)
+        learned = [token for token, label in zip(example.input_ids, example.labels, strict=True)
+                   if label != IGNORE_INDEX]
+        answer = tokenizer.decode(learned, skip_special_tokens=False)
+        thought = text[len(prompt) : text.rindex(PROBE_TEXT)]
+        # the context is the served thought's own tokens, cut anywhere, then the probe text
+        assert text.startswith(prompt) and text.endswith(PROBE_TEXT + answer)
+        cut = len(example.input_ids) - len(learned) - len(tokenizer.encode(PROBE_TEXT).ids)
+        assert example.input_ids[len(tokenizer.encode(prompt).ids) : cut] == full[: cut - len(
+            tokenizer.encode(prompt).ids)]
+        settled = f"Result: {item.answer}\n" in thought
+        assert answer == (f"{item.answer}}}<|im_end|>" if settled else "}<|im_end|>")
+        answers.add(settled)
+    assert answers == {True, False}  # cuts land before and after the result
+
+
+def test_probe_fraction_mixes_probes_into_the_stream(task_tokenizer_dir: Path) -> None:
+    tokenizer = load_tokenizer(task_tokenizer_dir)
+    probe_ids = tokenizer.encode(PROBE_TEXT).ids
+
+    def is_probe(example: EncodedExample) -> bool:  # the learned part starts right after a probe
+        first = next(i for i, label in enumerate(example.labels) if label != IGNORE_INDEX)
+        return example.input_ids[first - len(probe_ids) : first] == probe_ids
+
+    config = replace(PRESETS["tiny"], probe_fraction=0.5)
+    stream = example_stream(config, tokenizer, random.Random(0))
+    probes = sum(is_probe(next(stream)) for _ in range(128))
+    assert 40 <= probes <= 88
+    plain = example_stream(PRESETS["tiny"], tokenizer, random.Random(0))
+    assert not any(is_probe(next(plain)) for _ in range(128))
 
 
 def test_mix_sampler_follows_weights() -> None:

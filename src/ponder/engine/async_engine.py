@@ -88,14 +88,18 @@ class AsyncEngine:
         params: SamplingParams,
         *,
         priority: int = 0,
+        order_time: float | None = None,
     ) -> RequestStream:
-        """Validate now (raising typed errors), queue for the engine loop, return the stream."""
+        """Validate now (raising typed errors), queue for the engine loop, return the stream.
+        `order_time`: as in LLMEngine.make_request."""
         if self._stopped:
             raise EngineDeadError("the engine is shut down")
         request_id = request_id or uuid.uuid4().hex
         if request_id in self._streams:
             raise InvalidRequestError(f"request id {request_id!r} is already in use", param="request_id")
-        request = self.engine.make_request(request_id, prompt, params, priority=priority)
+        request = self.engine.make_request(
+            request_id, prompt, params, priority=priority, order_time=order_time
+        )
         stream = RequestStream(request_id, self)
         self._streams[request_id] = stream
         self._commands.put(("add", request))

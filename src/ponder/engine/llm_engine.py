@@ -118,8 +118,13 @@ class LLMEngine:
         *,
         priority: int = 0,
         arrival_time: float | None = None,
+        order_time: float | None = None,
     ) -> Request:
-        """Validate and tokenize; touches no engine state, so any thread may call it."""
+        """Validate and tokenize; touches no engine state, so any thread may call it.
+
+        `order_time` is when the request counts as arrived in the queues' first-come order
+        (default: its arrival); a probe of a running thought passes -inf to go before every
+        waiting request."""
         if not isinstance(params, SamplingParams):
             raise InvalidRequestError("sampling params must be a SamplingParams", param="params")
         if params.thinking_budget is not None and self.think_markers is None:
@@ -140,7 +145,7 @@ class LLMEngine:
             prompt=text,
             prompt_token_ids=token_ids,
             params=params,
-            arrival_time=arrival,
+            arrival_time=arrival if order_time is None else order_time,
             priority=priority,
             prompt_logprobs=[None] if params.prompt_logprobs is not None else None,
             metrics=RequestMetrics(arrival_time=arrival),

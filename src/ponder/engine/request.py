@@ -97,7 +97,7 @@ class Request:
     prompt: str | None
     prompt_token_ids: list[int]
     params: SamplingParams
-    arrival_time: float
+    arrival_time: float  # orders the scheduler's queues (metrics keep the real arrival)
     priority: int = 0
     sequences: list[Sequence] = field(default_factory=list)
     prompt_logprobs: list[PositionLogprobs | None] | None = None

@@ -2,8 +2,9 @@
 
 The fixed answer format: a model thinks inside ``<think> … </think>`` and then writes its final
 answer as ``\\boxed{ANSWER}``. ``extract_answer`` takes the last ``\\boxed{…}`` (nested braces are
-fine). Without one it falls back, in order, to the last "the answer is X" / "answer: X" phrase and
-finally to ``None``.
+fine); an empty ``\\boxed{}`` is an explicit "no answer yet" (``None``: what the built-in model
+writes when a probe closes its thought before it has a result). Without a box it falls back, in
+order, to the last "the answer is X" / "answer: X" phrase and finally to ``None``.
 
 ``normalize_answer`` maps equivalent answers to one canonical string:
 - numbers by exact value: "12" = "12.0" = " 12 " = "+12" = "1.2e1"; "1/2" = "0.5" =
@@ -36,7 +37,7 @@ def extract_answer(text: str) -> str | None:
     """The final answer in a model's output: last \\boxed{…}, else an answer phrase, else None."""
     boxed = _last_boxed(text)
     if boxed is not None:
-        return boxed.strip()
+        return boxed.strip() or None
     # Prefer what follows the thinking, so a phrase inside the thoughts loses to the final one.
     after_thinking = text.rsplit("</think>", 1)[-1]
     for region in (after_thinking, text):

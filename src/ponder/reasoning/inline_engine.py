@@ -118,9 +118,13 @@ class InlineSession(EngineSession):
         if self.waiting:
             self._waiter.set_exception(error)
 
-    def _start(self, request_id: str, prompt_token_ids: list[int], params: SamplingParams) -> None:
+    def _start(
+        self, request_id: str, prompt_token_ids: list[int], params: SamplingParams, order_time: float
+    ) -> None:
         engine = self.inline.engine
-        request = engine.make_request(request_id, {"prompt_token_ids": prompt_token_ids}, params)
+        request = engine.make_request(
+            request_id, {"prompt_token_ids": prompt_token_ids}, params, order_time=order_time
+        )
         engine.add(request)
         self.inline.own(request_id, self)
 

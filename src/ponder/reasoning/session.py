@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import math
+import time
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -85,13 +87,21 @@ class EngineSession(ABC):
     # ---- what strategies call ----------------------------------------------------------
 
     def submit(
-        self, prompt_token_ids: list[int], params: SamplingParams, kind: str = BRANCH
+        self,
+        prompt_token_ids: list[int],
+        params: SamplingParams,
+        kind: str = BRANCH,
+        *,
+        ahead: bool = False,
     ) -> RequestHandle:
-        """Start one engine request; its n branches share the prompt's prefill and KV."""
+        """Start one engine request; its n branches share the prompt's prefill and KV.
+        `ahead`: queue it before every waiting request (a probe of a running thought: a few
+        tokens that may end the thought, worth more than starting anything new)."""
         request_id = f"reason-{self._prefix}-{next(self._counter)}"
         params = dataclasses.replace(params, output_kind=RequestOutputKind.DELTA)
         prompt = list(prompt_token_ids)
-        self._start(request_id, prompt, params)  # raises typed errors before any bookkeeping
+        order_time = -math.inf if ahead else time.monotonic()
+        self._start(request_id, prompt, params, order_time)  # raises typed errors first
         branches = [BranchState(request_id, i, kind, prompt) for i in range(params.n)]
         handle = RequestHandle(request_id, kind, branches)
         self.handles.append(handle)
@@ -166,8 +176,11 @@ class EngineSession(ABC):
     # ---- what an implementation provides -----------------------------------------------
 
     @abstractmethod
-    def _start(self, request_id: str, prompt_token_ids: list[int], params: SamplingParams) -> None:
-        """Queue the request (validating it: typed errors propagate)."""
+    def _start(
+        self, request_id: str, prompt_token_ids: list[int], params: SamplingParams, order_time: float
+    ) -> None:
+        """Queue the request (validating it: typed errors propagate) in first-come order as of
+        `order_time`."""
 
     @abstractmethod
     def _stop(self, request_id: str, index: int) -> None: ...
@@ -189,8 +202,12 @@ class AsyncEngineSession(EngineSession):
         self._queue: asyncio.Queue[RequestOutput | BaseException] = asyncio.Queue()
         self._streams: dict[str, tuple[RequestStream, asyncio.Task]] = {}
 
-    def _start(self, request_id: str, prompt_token_ids: list[int], params: SamplingParams) -> None:
-        stream = self.engine.add_request(request_id, {"prompt_token_ids": prompt_token_ids}, params)
+    def _start(
+        self, request_id: str, prompt_token_ids: list[int], params: SamplingParams, order_time: float
+    ) -> None:
+        stream = self.engine.add_request(
+            request_id, {"prompt_token_ids": prompt_token_ids}, params, order_time=order_time
+        )
         self._streams[request_id] = (stream, asyncio.create_task(self._pump(stream)))
 
     async def _pump(self, stream: RequestStream) -> None:

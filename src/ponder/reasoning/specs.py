@@ -18,6 +18,17 @@ PARAM_PREFIX = "reasoning_strategy"
 DEFAULT_PROBE_TEXT = "\n</think>\n\n\\boxed{"
 
 
+@dataclass(frozen=True)
+class ProbePlan:
+    """How thoughts are probed for their current answer (ponder.reasoning.strategies.probing)."""
+
+    probe_every: int  # thinking tokens between probes
+    agree: int  # this many probes in a row giving one answer settle the thought
+    min_thinking: int = 0  # the first probe not before this many thinking tokens
+    probe_text: str = DEFAULT_PROBE_TEXT
+    probe_max_tokens: int = 32
+
+
 def _range(low: float, high: float | None = None) -> dict[str, Any]:
     return {"min": low, "max": high}
 
@@ -109,6 +120,16 @@ class ConfidenceSpec(StrategySpec):
     consensus: float = field(default=0.95, metadata=_range(0.0, 1.0))
     min_votes: int = field(default=2, metadata=_range(1, MAX_BRANCHES))
     confidence_top_k: int = field(default=20, metadata=_range(1, 100))
+    # Also settle each branch by answer probes (as answer_stability does): None: no probes.
+    probe_every: int | None = field(default=None, metadata=_range(1))
+    agree: int = field(default=2, metadata=_range(1, 64))
+
+    @property
+    def max_sequences(self) -> int:
+        return self.n if self.probe_every is None else 2 * self.n
+
+    def probe_plan(self) -> ProbePlan | None:
+        return None if self.probe_every is None else ProbePlan(self.probe_every, self.agree)
 
     def validate(self) -> None:
         if self.warmup >= self.n:
@@ -131,6 +152,11 @@ class AnswerStabilitySpec(StrategySpec):
     @property
     def max_sequences(self) -> int:
         return 2 * self.n  # each thought may have one probe in flight
+
+    def probe_plan(self) -> ProbePlan:
+        return ProbePlan(
+            self.probe_every, self.agree, self.min_thinking, self.probe_text, self.probe_max_tokens
+        )
 
     def validate(self) -> None:
         if not self.probe_text:

@@ -12,6 +12,9 @@ IM_START = "<|im_start|>"
 IM_END = "<|im_end|>"
 THINK_START = "<think>"
 THINK_END = "</think>"
+# What an answer probe appends to a live thought to read its answer at once (the default probe of
+# ponder.reasoning's answer-stability strategy; a test holds the two equal).
+PROBE_TEXT = f"\n{THINK_END}\n\n\\boxed{{"
 
 # Assistant turns after the last user message keep their reasoning; earlier ones are shown
 # without it (as Qwen3 does), so multi-turn prompts stay short.

@@ -27,6 +27,7 @@ _FLAG_FIELDS = {
     "checkpoint_every": "checkpoint_every",
     "snapshot_every": "snapshot_every",
     "log_every": "log_every",
+    "probe_fraction": "probe_fraction",
 }
 
 
@@ -74,6 +75,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="data mix by difficulty, e.g. easy=1,medium=1,hard=2")
     parser.add_argument("--cell-weights", type=_weights,
                         help="factors for single family/difficulty cells, e.g. ordering/hard=0.2")
+    parser.add_argument("--probe-fraction", type=float,
+                        help="share of examples that are cut thoughts closed by an answer probe "
+                             "(teaches the model to answer a probe with its settled result)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

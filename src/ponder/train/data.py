@@ -1,7 +1,9 @@
 """Training data: task items as chat examples, tokenised, packed into fixed-length rows.
 
 Each example is one user question and the assistant turn that answers it; only the assistant
-turn is learned (prompt labels are -100). Examples are packed several to a row; position ids
+turn is learned (prompt labels are -100). A share of examples (`probe_fraction`) are probes
+instead: a thought cut at a random token and closed at once, where only the forced answer is
+learned (see `encode_probe_example`). Examples are packed several to a row; position ids
 restart at every example, which makes transformers build a block-diagonal causal mask, so an
 example never attends to its neighbours and sees the same positions it will see when served.
 """
@@ -17,7 +19,14 @@ from tokenizers import Tokenizer
 from torch.utils.data import IterableDataset, get_worker_info
 
 from ponder.tasks import DIFFICULTIES, FAMILIES, TaskItem, random_item
-from ponder.train.chat_format import IM_END, answer_text, completion_text, prompt_text
+from ponder.train.chat_format import (
+    IM_END,
+    PROBE_TEXT,
+    THINK_START,
+    answer_text,
+    completion_text,
+    prompt_text,
+)
 from ponder.train.config import TrainConfig
 
 IGNORE_INDEX = -100
@@ -60,6 +69,27 @@ def encode_examples(tokenizer: Tokenizer, pairs: list[tuple[str, str]]) -> list[
     return examples
 
 
+def encode_probe_example(tokenizer: Tokenizer, item: TaskItem, rng: random.Random) -> EncodedExample:
+    """The worked solution cut after a random token and closed by `PROBE_TEXT`, exactly as an
+    answer-stability probe closes a live thought. Only the forced answer is learned: the result
+    once the thought has stated it (its whole `Result: X` line), an empty box before that. So a
+    probe reads what the thought has settled, not the number it happens to be computing."""
+    prompt_ids = tokenizer.encode(prompt_text(item.question), add_special_tokens=False).ids
+    completion = completion_text(item.solution, item.answer)
+    encoding = tokenizer.encode(completion, add_special_tokens=False)
+    thought_chars = len(f"{THINK_START}\n{item.solution}")
+    thought_tokens = sum(end <= thought_chars for _, end in encoding.offsets)
+    cut = rng.randint(1, thought_tokens)  # the served thought's own tokens, as the model wrote them
+    seen = completion[: encoding.offsets[cut - 1][1]]
+    answer = item.answer if f"Result: {item.answer}\n" in seen else ""
+    probe_ids = tokenizer.encode(PROBE_TEXT, add_special_tokens=False).ids
+    answer_ids = tokenizer.encode(f"{answer}}}{IM_END}", add_special_tokens=False).ids
+    context = prompt_ids + encoding.ids[:cut] + probe_ids
+    return EncodedExample(
+        input_ids=context + answer_ids, labels=[IGNORE_INDEX] * len(context) + answer_ids
+    )
+
+
 class MixSampler:
     """Draws (family, difficulty) pairs: family weight x difficulty weight x any per-cell factor."""
 
@@ -91,11 +121,17 @@ def example_stream(
     sampler = MixSampler(config.family_weights, config.difficulty_weights, config.cell_weights)
     while True:
         pairs = []
+        probes = []
         for _ in range(_ENCODE_CHUNK):
             family, difficulty = sampler.draw(rng)
             item = random_item(family, difficulty, rng, split=split)
-            pairs.append(example_texts(item, thinking=rng.random() >= config.no_think_fraction))
+            # (no draw at all without probes, so such a run's data stream stays what it was)
+            if config.probe_fraction and rng.random() < config.probe_fraction:
+                probes.append(encode_probe_example(tokenizer, item, rng))
+            else:
+                pairs.append(example_texts(item, thinking=rng.random() >= config.no_think_fraction))
         yield from encode_examples(tokenizer, pairs)
+        yield from probes
 
 
 def pack_rows(examples: Iterator[EncodedExample], seq_len: int, pad_id: int) -> Iterator[PackedRow]:

@@ -8,6 +8,8 @@
    KV freed; it does not vote.
 3. Votes are weighted by confidence. As soon as the leading answer holds `consensus` of the
    weight (with at least `min_votes` voters), every branch still running is stopped.
+4. With `probe_every`, every branch (warm-up included) is also probed for its current answer and
+   stopped once `agree` probes in a row agree (`probing.AnswerProbes`): it votes with that answer.
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ from ponder.reasoning.strategies.base import (
     branch_params,
     chosen_by_vote,
     finish,
-    record,
     require_sampling,
     vote_over,
 )
+from ponder.reasoning.strategies.probing import AnswerProbes
 from ponder.reasoning.voting import VoteResult
 
 _WAVE_SEED_STRIDE = 1_000_003  # later waves must not replay the warm-up's seeded samples
@@ -36,6 +38,7 @@ _WAVE_SEED_STRIDE = 1_000_003  # later waves must not replay the warm-up's seede
 @dataclasses.dataclass
 class _State:
     threshold: float
+    probes: AnswerProbes
     voters: list[BranchRecord] = dataclasses.field(default_factory=list)
     records: list[BranchRecord] = dataclasses.field(default_factory=list)
     outcome: VoteResult | None = None
@@ -55,10 +58,17 @@ async def run_confidence(run: StrategyRun) -> StrategyResult:
     require_sampling(run)
     session = run.session
     params = branch_params(run.params, confidence_top_k=spec.confidence_top_k)
-    warm = await session.run_to_end(session.submit(run.prompt_ids(), branch_params(params, n=spec.warmup)))
-    warm_records = [record(branch, session.name, spec.window) for branch in warm.branches]
+    probes = AnswerProbes(
+        session, run.prompt_ids(), spec.probe_plan(), skip_special_tokens=params.skip_special_tokens
+    )
+    warm = session.submit(run.prompt_ids(), branch_params(params, n=spec.warmup))
+    probes.watch(warm)
+    while not warm.finished:
+        await session.wait()
+        probes.update()
+    warm_records = [probes.record(branch, session.name, spec.window) for branch in warm.branches]
     threshold = percentile([r.confidence or 0.0 for r in warm_records], 100.0 * (1.0 - spec.keep_top))
-    state = _State(threshold=threshold)
+    state = _State(threshold=threshold, probes=probes)
     for branch_record in warm_records:
         _admit(state, branch_record, spec)
     remaining = spec.n - spec.warmup
@@ -69,6 +79,7 @@ async def run_confidence(run: StrategyRun) -> StrategyResult:
         seed = None if params.seed is None else params.seed + state.waves * _WAVE_SEED_STRIDE
         handle = session.submit(run.prompt_ids(), branch_params(params, n=size, seed=seed))
         await _watch(run, handle, state, spec)
+    probes.cancel()
     if not state.voters:  # everything fell below the threshold: vote over what finished
         for branch_record in state.records:
             branch_record.discarded = branch_record.stopped
@@ -84,6 +95,7 @@ async def run_confidence(run: StrategyRun) -> StrategyResult:
         threshold=threshold,
         waves=state.waves,
         consensus_reached=state.reached_consensus(spec),
+        **probes.details(),
     )
 
 
@@ -91,8 +103,11 @@ async def _watch(run: StrategyRun, handle: RequestHandle, state: _State, spec: C
     session = run.session
     groups = {id(branch): SlidingGroupConfidence(spec.window) for branch in handle.branches}
     seen = {id(branch): 0 for branch in handle.branches}
+    state.probes.watch(handle)
     while not handle.finished:
-        for branch in await session.wait():
+        changed = await session.wait()
+        state.probes.update()
+        for branch in changed:
             if id(branch) not in groups:
                 continue
             group = groups[id(branch)]
@@ -112,7 +127,7 @@ async def _watch(run: StrategyRun, handle: RequestHandle, state: _State, spec: C
 
 
 def _finished(state: _State, branch: BranchState, model: str, spec: ConfidenceSpec) -> None:
-    _admit(state, record(branch, model, spec.window), spec)
+    _admit(state, state.probes.record(branch, model, spec.window), spec)
 
 
 def _admit(state: _State, branch_record: BranchRecord, spec: ConfidenceSpec) -> None:
