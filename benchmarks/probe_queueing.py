@@ -21,9 +21,9 @@ from unittest import mock
 
 from ponder.eval.report import summarize
 from ponder.eval.runner import EvalConfig, evaluate
-from ponder.eval.strategy_args import parse_strategy_arg
 from ponder.llm import LLM
 from ponder.reasoning.session import EngineSession
+from ponder.reasoning.strategy_args import parse_strategy_arg
 from ponder.tasks import FAMILIES
 
 

@@ -4,6 +4,7 @@ prefilled once, weak branches stop early, ensembles span both models, bad specs 
 the field, and a client that goes away aborts every branch."""
 
 import asyncio
+import io
 
 import httpx
 import openai
@@ -16,6 +17,7 @@ from ponder.engine.llm_engine import LLMEngine
 from ponder.llm import build_engine_config
 from ponder.reasoning.answers import extract_answer
 from ponder.server.app import build_app
+from ponder.server.chat_cli import chat_loop
 from ponder.server.hosting import HostedModel
 from ponder.server.local_api import LocalAPI
 from ponder.server.settings import ServerSettings
@@ -249,6 +251,27 @@ def test_a_client_that_goes_away_aborts_every_branch(hosted, stream):
         scrape(hosted), "ponder:request_success_total", finished_reason="abort", model_name="ponder"
     )
     assert after == aborted + 1
+
+
+def test_chat_runs_a_strategy_in_process_with_progress(hosted):
+    api = LocalAPI(hosted.tiny, ServerSettings(served_model_names=("tiny",)))
+    body = {
+        "model": "tiny",
+        "max_tokens": 8,
+        "ignore_eos": True,
+        "temperature": 0.8,
+        "stream_options": {"include_usage": True},
+        "reasoning_strategy": {"type": "self_consistency", "n": 3},
+    }
+    out = io.StringIO()
+    lines = iter(["Hi"])
+    history = asyncio.run(
+        chat_loop(api.chat_stream, body, lambda: next(lines, None), out, color=False, show_thinking=True)
+    )
+    text = out.getvalue()
+    assert "[0 running, 3 finished, 0 stopped, 24 tokens" in text
+    assert "0 thinking + 24 answer tokens" in text  # the footer counts every branch
+    assert history[-1]["role"] == "assistant" and history[-1]["content"]
 
 
 def test_batch_lines_may_carry_a_strategy(hosted):

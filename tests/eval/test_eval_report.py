@@ -8,8 +8,8 @@ from ponder.errors import InvalidRequestError
 from ponder.eval.plot import plot_accuracy_vs_tokens
 from ponder.eval.report import format_table, summarize
 from ponder.eval.runner import ItemResult, StrategyEval
-from ponder.eval.strategy_args import parse_strategy_arg
 from ponder.reasoning.specs import AnswerStabilitySpec, ConfidenceSpec, EnsembleSpec, SelfConsistencySpec
+from ponder.reasoning.strategy_args import parse_strategy_arg
 
 
 def test_strategy_arguments():

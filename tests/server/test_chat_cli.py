@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from ponder.server.chat_cli import DIM, RESET, chat_loop
 from tests.server.harness import thinking_checkpoint
 
@@ -61,6 +63,41 @@ def test_without_color_thinking_is_labelled_and_can_be_hidden():
     assert "[thinking] hmm, four\n[answer] It is 4." in text
     hidden, _, _ = run_loop(["2+2?"], color=False, show_thinking=False)
     assert "hmm" not in hidden and "It is 4." in hidden
+
+
+def strategy_source(body: dict):
+    async def source(body: dict):
+        for running, finished, leading in ((3, 0, None), (1, 2, "4")):
+            progress = {"branches_running": running, "branches_finished": finished,
+                        "branches_stopped": 0, "generated_tokens": 1200 * finished + 10,
+                        "leading_answer": leading, "leading_share": 1.0 if leading else None}
+            yield {"choices": [{"index": 0, "delta": {}, "strategy_progress": progress}]}
+        for delta in ({"reasoning": "four"}, {"content": "4"}):
+            yield {"choices": [{"index": 0, "delta": delta}]}
+
+    return source(body)
+
+
+@pytest.mark.parametrize("color", [True, False])
+def test_strategy_progress_is_one_status_line_before_the_answer(color):
+    out = io.StringIO()
+    lines = iter(["2+2?"])
+    asyncio.run(chat_loop(strategy_source, {"model": "m"}, lambda: next(lines, None), out,
+                          color=color, show_thinking=True))
+    text = out.getvalue()
+    last = "1 running, 2 finished, 0 stopped, 2,410 tokens; leading: 4 (100%)"
+    if color:  # redrawn in place, then the thought starts on its own line
+        assert f"\r\x1b[2K{DIM}3 running, 0 finished, 0 stopped, 10 tokens{RESET}" in text
+        assert f"\r\x1b[2K{DIM}{last}{RESET}\n{DIM}four" in text
+    else:  # only the last status, once
+        assert f"[{last}]\n[thinking] four\n[answer] 4" in text and "3 running" not in text
+
+
+def test_a_bad_strategy_is_a_clear_error_before_the_model_loads(capsys):
+    from ponder.cli import main
+
+    assert main(["chat", "/no/such/model", "--strategy", "confidence:n=1"]) == 2
+    assert "reasoning_strategy.n must be in [2, 256]" in capsys.readouterr().err
 
 
 def test_history_keeps_answers_without_thinking_and_reset_forgets():

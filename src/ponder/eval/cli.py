@@ -66,8 +66,8 @@ def run_eval_command(args: argparse.Namespace) -> int:
     from ponder.eval.plot import plot_accuracy_vs_tokens
     from ponder.eval.report import format_table, summarize, to_json
     from ponder.eval.runner import EvalConfig, evaluate
-    from ponder.eval.strategy_args import parse_strategy_arg
     from ponder.llm import LLM
+    from ponder.reasoning.strategy_args import parse_strategy_arg
     from ponder.tasks import DIFFICULTIES, FAMILIES
 
     strategies = [parse_strategy_arg(text) for text in (args.strategy or [DEFAULT_STRATEGY])]

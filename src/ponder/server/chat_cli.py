@@ -2,7 +2,9 @@
 
 It runs the model in-process through the same code as the server (or talks to a running server
 with --url), keeps the conversation's history, and sends past answers back without their
-thinking, the way API clients do (so the prefix cache keeps working across turns).
+thinking, the way API clients do (so the prefix cache keeps working across turns). With
+`--strategy` every turn is a test-time scaling run (`reasoning_strategy`): a status line shows its
+branches while they run, then the chosen thought and answer follow.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ def add_chat_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-p", type=float, default=0.95)
     parser.add_argument("--reasoning-effort", default=None, help="low, medium, high, …")
     parser.add_argument("--thinking-budget", type=int, default=None)
+    parser.add_argument("--strategy", default=None,
+                        help="a reasoning strategy for every turn, as in ponder eval: "
+                             "self_consistency:n=8, confidence:n=16,wave=4,probe_every=32 or JSON")
     parser.add_argument("--hide-thinking", action="store_true")
     parser.add_argument("--color", choices=["auto", "always", "never"], default="auto")
 
@@ -43,10 +48,19 @@ class TurnPrinter:
     show_thinking: bool
     thinking_open: bool = False
     wrote_answer: bool = False
+    status: str = ""  # the strategy's latest progress line, until its answer comes
+
+    def progress(self, snapshot: dict) -> None:
+        """A strategy's progress: redrawn in place on a terminal, shown once (the last) without."""
+        self.status = progress_line(snapshot)
+        if self.color:
+            self.out.write(f"\r\x1b[2K{DIM}{self.status}{RESET}")
+            self.out.flush()
 
     def reasoning(self, text: str) -> None:
         if not self.show_thinking or not text:
             return
+        self._close_status()
         if not self.thinking_open:
             self.thinking_open = True
             self.out.write(DIM if self.color else "[thinking] ")
@@ -56,21 +70,40 @@ class TurnPrinter:
     def content(self, text: str) -> None:
         if not text:
             return
+        self._close_status()
         self._close_thinking()
         self.wrote_answer = True
         self.out.write(text)
         self.out.flush()
 
     def end(self, footer: str) -> None:
+        self._close_status()
         self._close_thinking()
         note = f"({footer})"
         self.out.write(f"\n{DIM}{note}{RESET}\n" if self.color else f"\n{note}\n")
         self.out.flush()
 
+    def _close_status(self) -> None:
+        if self.status:
+            self.out.write("\n" if self.color else f"[{self.status}]\n")
+            self.status = ""
+
     def _close_thinking(self) -> None:
         if self.thinking_open:
             self.thinking_open = False
             self.out.write(f"{RESET}\n\n" if self.color else "\n[answer] ")
+
+
+def progress_line(snapshot: dict) -> str:
+    """ "4 running, 9 finished, 3 stopped, 5,210 tokens; leading: 42 (62%)" """
+    line = (
+        f"{snapshot.get('branches_running', 0)} running, {snapshot.get('branches_finished', 0)} "
+        f"finished, {snapshot.get('branches_stopped', 0)} stopped, "
+        f"{snapshot.get('generated_tokens', 0):,} tokens"
+    )
+    if snapshot.get("leading_answer") is not None:
+        line += f"; leading: {snapshot['leading_answer']} ({snapshot.get('leading_share') or 0:.0%})"
+    return line
 
 
 async def chat_loop(
@@ -121,6 +154,8 @@ async def _one_turn(source: ChunkSource, body: dict, printer: TurnPrinter) -> st
             raise RuntimeError(chunk["error"].get("message", chunk["error"]))
         usage = chunk.get("usage") or usage
         for choice in chunk.get("choices", ()):
+            if choice.get("strategy_progress"):
+                printer.progress(choice["strategy_progress"])
             delta = choice.get("delta", {})
             printer.reasoning(delta.get("reasoning") or delta.get("reasoning_content") or "")
             printer.content(delta.get("content") or "")
@@ -145,6 +180,10 @@ def run_chat(args: argparse.Namespace) -> int:
         fields["reasoning_effort"] = args.reasoning_effort
     if args.thinking_budget:
         fields["thinking_budget"] = args.thinking_budget
+    if args.strategy:  # checked now, before the model loads (a bad one is a clear error)
+        from ponder.reasoning.strategy_args import parse_strategy_arg
+
+        fields["reasoning_strategy"] = parse_strategy_arg(args.strategy)[1].to_dict()
 
     async def main() -> None:
         if args.url:

@@ -13,7 +13,7 @@ from ponder.server.hosting import HostedModel, ModelRouter
 from ponder.server.protocol import ChatCompletionRequest, CompletionRequest
 from ponder.server.settings import ServerSettings
 from ponder.server.strategies import StrategyCall
-from ponder.server.strategy_responses import strategy_response
+from ponder.server.strategy_responses import strategy_response, strategy_stream
 
 CHAT_URL = "/v1/chat/completions"
 COMPLETIONS_URL = "/v1/completions"
@@ -53,7 +53,16 @@ class LocalAPI:
     async def chat_stream(self, body: dict) -> AsyncIterator[dict]:
         """Chat completion chunks, as the server would stream them; raises APIError."""
         request = _parse(ChatCompletionRequest, {**body, "stream": True})
-        chat = self.router.route(request.model).chat
+        served = self.router.route(request.model)
+        if request.reasoning_strategy is not None:
+            call = served.strategies.start_chat(request)
+            try:
+                async for chunk in strategy_stream(call):
+                    yield chunk
+            finally:
+                call.close()
+            return
+        chat = served.chat
         run = chat.start(request)
         try:
             async for chunk in chat.stream(run):

@@ -1,4 +1,5 @@
-"""`--strategy` text -> (label, spec dict): "self_consistency:n=16,vote=confidence" or JSON."""
+"""Command-line strategy text -> (label, spec): "self_consistency:n=16,vote=confidence" or JSON
+(`ponder eval --strategy`, `ponder chat --strategy`)."""
 
 from __future__ import annotations
 
