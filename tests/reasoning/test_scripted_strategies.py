@@ -336,6 +336,22 @@ def test_confidence_with_probes_settles_every_branch_by_its_answer():
     assert not session.requests  # no branch or probe left running
 
 
+def test_progress_counts_a_settled_branch_as_finished_with_its_probe_answer():
+    tokenizer = FakeTokenizer()
+    probe_ids = tokenizer.encode(DEFAULT_PROBE_TEXT)
+    prompt_ids = tokenizer.encode(
+        tokenizer.apply_chat_template([{"role": "user", "content": "What is 6 * 7?"}])
+    )
+    session = ScriptedSession(answer_stability_script(probe_ids, len(prompt_ids)), tokenizer=tokenizer)
+    progress = StrategyProgress()
+    spec = {"type": "answer_stability", "n": 2, "probe_every": 4, "agree": 2}
+    result = run(session, spec, SamplingParams(temperature=0.8, max_tokens=500), progress=progress)
+    snapshot = progress.snapshot()
+    assert result.details["settled"] == 2 and result.usage.num_stopped_branches == 2
+    assert (snapshot.branches_running, snapshot.branches_finished, snapshot.branches_stopped) == (0, 2, 0)
+    assert snapshot.leading_answer == "42" and snapshot.leading_share == 1.0
+
+
 def test_probes_with_an_empty_box_never_count_as_agreeing():
     tokenizer = FakeTokenizer()
     probe_ids = tokenizer.encode(DEFAULT_PROBE_TEXT)

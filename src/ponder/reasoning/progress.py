@@ -16,8 +16,8 @@ from ponder.reasoning.voting import vote
 @dataclass(frozen=True)
 class ProgressSnapshot:
     branches_running: int  # queued or generating
-    branches_finished: int  # ended on their own (stop or length)
-    branches_stopped: int  # ended early by the strategy, or aborted
+    branches_finished: int  # ended on their own (stop or length), or answered by a probe
+    branches_stopped: int  # ended early by the strategy without an answer, or aborted
     usage: TokenUsage  # every token so far, probes included
     leading_answer: str | None  # the majority answer among finished branches (not the final vote)
     leading_share: float | None  # its share of the finished branches that gave an answer
@@ -56,8 +56,13 @@ class StrategyProgress:
             if handle.kind == BRANCH
             for branch in handle.branches
         ]
-        stopped = sum(branch.stopped or branch.finish_reason == "abort" for branch in branches)
-        finished = [b for b in branches if b.finished and not b.stopped and b.finish_reason != "abort"]
+        finished = [
+            b for b in branches
+            if b.settled_text is not None or (b.finished and not b.stopped and b.finish_reason != "abort")
+        ]
+        stopped = sum(
+            (b.stopped or b.finish_reason == "abort") and b.settled_text is None for b in branches
+        )
         leader = vote([self._answer(branch) for branch in finished])
         return ProgressSnapshot(
             branches_running=len(branches) - stopped - len(finished),
@@ -71,5 +76,5 @@ class StrategyProgress:
     def _answer(self, branch: BranchState) -> str | None:
         key = (branch.request_id, branch.index)
         if key not in self._answers:
-            self._answers[key] = extract_answer(branch.text)
+            self._answers[key] = extract_answer(branch.settled_text or branch.text)
         return self._answers[key]

@@ -44,6 +44,8 @@ class BranchState:
     num_reasoning_tokens: int = 0
     finish_reason: str | None = None
     stopped: bool = False  # ended early by the strategy (its tokens still count)
+    # Answered by a probe (strategies.probing): the thought so far + probe text + its answer.
+    settled_text: str | None = None
 
     @property
     def finished(self) -> bool:

@@ -14,6 +14,7 @@ from ponder.reasoning.strategies.base import (
     StrategyRun,
     branch_params,
     finish,
+    record,
     require_sampling,
     result_from_vote,
 )
@@ -34,7 +35,7 @@ async def run_answer_stability(run: StrategyRun) -> StrategyResult:
     while session.in_flight:
         await session.wait()
         probes.update()
-    records = [probes.record(branch, session.name, window=1) for branch in handle.branches]
+    records = [record(branch, session.name, window=1) for branch in handle.branches]
     if spec.n == 1:
         return finish(run, records[0], records, **probes.details())
     return result_from_vote(run, records, "majority", **probes.details())

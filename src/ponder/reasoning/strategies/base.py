@@ -191,16 +191,19 @@ def usage_of(sessions: Sequence[EngineSession]) -> TokenUsage:
 
 
 def record(branch: BranchState, model: str, window: int, score: float | None = None) -> BranchRecord:
+    """The branch as a caller sees it; one answered by a probe ends with the probe's answer."""
     confidence = lowest_group_confidence(branch.confidences, window) if branch.confidences else None
+    settled = branch.settled_text is not None
+    text = branch.settled_text if settled else branch.text
     return BranchRecord(
         model=model,
         index=branch.index,
-        text=branch.text,
-        answer=extract_answer(branch.text),
+        text=text,
+        answer=extract_answer(text),
         num_tokens=branch.num_tokens,
         num_reasoning_tokens=branch.num_reasoning_tokens,
-        finish_reason=branch.finish_reason,
-        stopped=branch.stopped,
+        finish_reason="stop" if settled else branch.finish_reason,
+        stopped=branch.stopped and not settled,  # answered, not cut off
         mean_logprob=branch.mean_logprob,
         confidence=confidence,
         score=score,

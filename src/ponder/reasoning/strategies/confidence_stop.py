@@ -26,6 +26,7 @@ from ponder.reasoning.strategies.base import (
     branch_params,
     chosen_by_vote,
     finish,
+    record,
     require_sampling,
     vote_over,
 )
@@ -66,7 +67,7 @@ async def run_confidence(run: StrategyRun) -> StrategyResult:
     while not warm.finished:
         await session.wait()
         probes.update()
-    warm_records = [probes.record(branch, session.name, spec.window) for branch in warm.branches]
+    warm_records = [record(branch, session.name, spec.window) for branch in warm.branches]
     threshold = percentile([r.confidence or 0.0 for r in warm_records], 100.0 * (1.0 - spec.keep_top))
     state = _State(threshold=threshold, probes=probes)
     for branch_record in warm_records:
@@ -127,7 +128,7 @@ async def _watch(run: StrategyRun, handle: RequestHandle, state: _State, spec: C
 
 
 def _finished(state: _State, branch: BranchState, model: str, spec: ConfidenceSpec) -> None:
-    _admit(state, state.probes.record(branch, model, spec.window), spec)
+    _admit(state, record(branch, model, spec.window), spec)
 
 
 def _admit(state: _State, branch_record: BranchRecord, spec: ConfidenceSpec) -> None:

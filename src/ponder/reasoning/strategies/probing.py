@@ -16,7 +16,6 @@ from ponder.engine.sampling_params import SamplingParams
 from ponder.reasoning.answers import answers_equal, extract_answer
 from ponder.reasoning.session import PROBE, BranchState, EngineSession, RequestHandle
 from ponder.reasoning.specs import ProbePlan
-from ponder.reasoning.strategies.base import BranchRecord, record
 
 
 @dataclass
@@ -26,7 +25,6 @@ class _Thought:
     probe: RequestHandle | None = None
     probe_prefix: str = ""  # the thought's text when the probe in flight was forked
     answers: list[str | None] = field(default_factory=list)
-    settled_text: str | None = None  # thought + probe text + probe output, once stable
 
 
 class AnswerProbes:
@@ -66,7 +64,7 @@ class AnswerProbes:
         """Read finished probes (stopping thoughts whose answer settled), fork due ones."""
         for thought in self._thoughts.values():
             self._read(thought)
-            if thought.settled_text is None and thought.probe is None:
+            if thought.branch.settled_text is None and thought.probe is None:
                 self._maybe_probe(thought)
 
     def cancel(self) -> None:
@@ -75,21 +73,6 @@ class AnswerProbes:
             if thought.probe is not None:
                 self.session.cancel(thought.probe)
                 thought.probe = None
-
-    def settled(self, branch: BranchState) -> bool:
-        thought = self._thoughts.get(id(branch))
-        return thought is not None and thought.settled_text is not None
-
-    def record(self, branch: BranchState, model: str, window: int) -> BranchRecord:
-        """The branch as a caller sees it; a settled thought ends with its probe's answer."""
-        branch_record = record(branch, model, window)
-        thought = self._thoughts.get(id(branch))
-        if thought is not None and thought.settled_text is not None:
-            branch_record.text = thought.settled_text
-            branch_record.answer = extract_answer(thought.settled_text)
-            branch_record.finish_reason = "stop"
-            branch_record.stopped = False  # it was answered, not cut off
-        return branch_record
 
     def details(self) -> dict[str, int]:
         """What a strategy reports about its probing (nothing without a plan)."""
@@ -103,7 +86,7 @@ class AnswerProbes:
 
     @property
     def num_settled(self) -> int:
-        return sum(thought.settled_text is not None for thought in self._thoughts.values())
+        return sum(thought.branch.settled_text is not None for thought in self._thoughts.values())
 
     def _maybe_probe(self, thought: _Thought) -> None:
         branch = thought.branch
@@ -138,5 +121,5 @@ class AnswerProbes:
             answer is not None and answers_equal(answer, recent[0]) for answer in recent
         )
         if stable:
-            thought.settled_text = thought.probe_prefix + probe_text
+            thought.branch.settled_text = thought.probe_prefix + probe_text
             self.session.stop_branch(thought.branch)
