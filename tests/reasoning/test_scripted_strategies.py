@@ -289,13 +289,19 @@ def answer_stability_script(probe_ids: list[int], base_len: int) -> Script:
     return script
 
 
-def test_answer_stability_probes_the_live_thought_and_stops_once_stable():
+def probed_session() -> tuple[ScriptedSession, list[int], list[int]]:
+    """A session whose thoughts are probed: (session, prompt ids, probe ids)."""
     tokenizer = FakeTokenizer()
     probe_ids = tokenizer.encode(DEFAULT_PROBE_TEXT)
     prompt_ids = tokenizer.encode(
         tokenizer.apply_chat_template([{"role": "user", "content": "What is 6 * 7?"}])
     )
     session = ScriptedSession(answer_stability_script(probe_ids, len(prompt_ids)), tokenizer=tokenizer)
+    return session, prompt_ids, probe_ids
+
+
+def test_answer_stability_probes_the_live_thought_and_stops_once_stable():
+    session, prompt_ids, probe_ids = probed_session()
     result = run(
         session,
         {"type": "answer_stability", "probe_every": 4, "agree": 2},
@@ -319,12 +325,7 @@ def test_answer_stability_probes_the_live_thought_and_stops_once_stable():
 
 
 def test_confidence_with_probes_settles_every_branch_by_its_answer():
-    tokenizer = FakeTokenizer()
-    probe_ids = tokenizer.encode(DEFAULT_PROBE_TEXT)
-    prompt_ids = tokenizer.encode(
-        tokenizer.apply_chat_template([{"role": "user", "content": "What is 6 * 7?"}])
-    )
-    session = ScriptedSession(answer_stability_script(probe_ids, len(prompt_ids)), tokenizer=tokenizer)
+    session, _, _ = probed_session()
     spec = {"type": "confidence", "n": 6, "warmup": 2, "window": 4, "probe_every": 4, "agree": 2,
             "min_votes": 6}
     result = run(session, spec, SamplingParams(temperature=0.8, max_tokens=500))
@@ -337,12 +338,7 @@ def test_confidence_with_probes_settles_every_branch_by_its_answer():
 
 
 def test_progress_counts_a_settled_branch_as_finished_with_its_probe_answer():
-    tokenizer = FakeTokenizer()
-    probe_ids = tokenizer.encode(DEFAULT_PROBE_TEXT)
-    prompt_ids = tokenizer.encode(
-        tokenizer.apply_chat_template([{"role": "user", "content": "What is 6 * 7?"}])
-    )
-    session = ScriptedSession(answer_stability_script(probe_ids, len(prompt_ids)), tokenizer=tokenizer)
+    session, _, _ = probed_session()
     progress = StrategyProgress()
     spec = {"type": "answer_stability", "n": 2, "probe_every": 4, "agree": 2}
     result = run(session, spec, SamplingParams(temperature=0.8, max_tokens=500), progress=progress)
