@@ -223,6 +223,21 @@ def test_confidence_stops_unanimous_warmup_early():
     assert result.details["consensus_reached"] and result.usage.num_branches == 4
 
 
+@pytest.mark.parametrize(("stop_rule", "consensus", "requests"), [("share", 0.95, 4), ("beta", 0.95, 2)])
+def test_the_beta_stop_rule_ends_a_clear_vote_that_is_not_unanimous(stop_rule, consensus, requests):
+    def script(prompt, params, index):  # warm-up 7, 7, 7, 8; then 7 every time
+        dissent = params.seed == SAMPLED.seed and index == 3
+        return pieces(f"<think>ok</think>\\boxed{{{8 if dissent else 7}}}")
+
+    session = ScriptedSession(script)
+    spec = {"type": "confidence", "n": 16, "warmup": 4, "wave": 4, "stop_rule": stop_rule}
+    result = run(session, {**spec, "consensus": consensus})
+    # share: 15 of 16 is 0.94 < 0.95, so all four requests run; beta: 6 to 1 in the first wave
+    # puts the leader ahead with probability 0.965
+    assert len(session.submitted) == requests and result.answer == "7"
+    assert result.details["consensus_reached"] == (stop_rule == "beta")
+
+
 def test_confidence_stops_weak_branches_and_ends_at_consensus():
     window = 4
     long_thought = "<think>" + "x" * 40 + "</think>"

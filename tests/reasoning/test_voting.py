@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ponder.reasoning.answers import normalize_answer
-from ponder.reasoning.voting import vote
+from ponder.reasoning.voting import lead_probability, vote
 
 
 def test_majority_pools_equivalent_answers():
@@ -77,3 +77,26 @@ def test_tie_goes_to_the_surer_answer_before_the_earlier_one():
 def test_tie_scores_must_match_the_answers():
     with pytest.raises(ValueError, match="tie scores"):
         vote(["5", "7"], tie_scores=[0.0])
+
+
+def test_lead_probability_is_the_beta_posterior_mass_above_one_half():
+    assert lead_probability(0, 0) == 0.5
+    assert lead_probability(4, 0) == pytest.approx(31 / 32)  # Beta(5, 1): 1 - 0.5**5
+    assert lead_probability(6, 1) == pytest.approx(1 - 9 / 256)
+    assert lead_probability(3, 3) == 0.5
+    with pytest.raises(ValueError):
+        lead_probability(-1, 2)
+
+
+@given(st.integers(0, 40), st.integers(0, 40))
+def test_lead_probability_is_symmetric_and_grows_with_the_lead(leader, runner_up):
+    assert lead_probability(leader, runner_up) + lead_probability(runner_up, leader) == pytest.approx(1.0)
+    assert lead_probability(leader + 1, runner_up) > lead_probability(leader, runner_up)
+
+
+def test_a_vote_counts_the_voters_of_the_winner_and_the_runner_up():
+    result = vote(["4", "5", "5", None, "4.0", "4"], weights=[1.0, 5.0, 5.0, 9.0, 1.0, 1.0])
+    assert result.answer == "5" and (result.votes, result.runner_up_votes) == (2, 3)
+    assert result.lead_probability == pytest.approx(lead_probability(2, 3)) and result.lead_probability < 0.5
+    assert vote(["3"]).lead_probability == pytest.approx(0.75)
+    assert vote([None]).lead_probability == 0.0

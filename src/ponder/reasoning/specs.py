@@ -117,6 +117,10 @@ class ConfidenceSpec(StrategySpec):
     wave: int | None = field(default=None, metadata=_range(1, MAX_BRANCHES))  # None: all at once
     window: int = field(default=64, metadata=_range(1))
     keep_top: float = field(default=0.9, metadata=_range(0.0, 1.0))  # warm-up share above threshold
+    # Stop every branch once the vote is decided: "share": the leader holds `consensus` of the
+    # vote weight (DeepConf); "beta": the leader is ahead of the runner-up with probability
+    # `consensus` (Adaptive-Consistency), which stops sooner on clear but not unanimous votes.
+    stop_rule: str = field(default="share", metadata=_choices("share", "beta"))
     consensus: float = field(default=0.95, metadata=_range(0.0, 1.0))
     min_votes: int = field(default=2, metadata=_range(1, MAX_BRANCHES))
     confidence_top_k: int = field(default=20, metadata=_range(1, 100))

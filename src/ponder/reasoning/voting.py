@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -16,10 +17,29 @@ class VoteResult:
     winner_index: int | None  # index (into the answers given) of the winner's first voter
     tallies: dict[str, float] = field(default_factory=dict)  # normalised answer -> weight
     tie: bool = False  # another answer had the same weight (tie_scores, then the earliest, decided)
+    votes: int = 0  # voters for the winner
+    runner_up_votes: int = 0  # voters for the answer second by weight
 
     @property
     def num_votes(self) -> float:
         return sum(self.tallies.values())
+
+    @property
+    def lead_probability(self) -> float:
+        """How sure the winner is to stay ahead of the runner-up if voting went on (see
+        `lead_probability`); 0 when nothing was cast."""
+        return lead_probability(self.votes, self.runner_up_votes) if self.answer is not None else 0.0
+
+
+def lead_probability(leader_votes: int, runner_up_votes: int) -> float:
+    """P(the leader's true share > the runner-up's), given their vote counts and a uniform prior
+    over the two (Adaptive-Consistency's Beta stopping criterion). The posterior of the leader's
+    part of the two is Beta(leader + 1, runner_up + 1), whose mass above 1/2 is, for integer
+    parameters, the binomial tail P(Binomial(leader + runner_up + 1, 1/2) <= leader)."""
+    if leader_votes < 0 or runner_up_votes < 0:
+        raise ValueError(f"vote counts must be non-negative, got {leader_votes}, {runner_up_votes}")
+    trials = leader_votes + runner_up_votes + 1
+    return sum(math.comb(trials, k) for k in range(leader_votes + 1)) / 2**trials
 
 
 def vote(
@@ -42,6 +62,7 @@ def vote(
     if not len(weights) == len(tie_scores) == len(answers):
         raise ValueError(f"{len(weights)} weights, {len(tie_scores)} tie scores for {len(answers)} answers")
     tallies: dict[str, float] = {}
+    counts: dict[str, int] = {}
     first_voter: dict[str, int] = {}
     scores: dict[str, list[float]] = {}
     for index, (answer, weight, tie_score) in enumerate(zip(answers, weights, tie_scores)):
@@ -51,6 +72,7 @@ def vote(
             raise ValueError(f"vote weights must be non-negative numbers, got {weight!r}")
         key = normalize_answer(answer)
         tallies[key] = tallies.get(key, 0.0) + weight
+        counts[key] = counts.get(key, 0) + 1
         first_voter.setdefault(key, index)
         scores.setdefault(key, []).append(tie_score)
     if not tallies:
@@ -70,4 +92,6 @@ def vote(
         winner_index=first_voter[winner],
         tallies=tallies,
         tie=tie,
+        votes=counts[winner],
+        runner_up_votes=counts[ranked[1]] if len(ranked) > 1 else 0,
     )

@@ -6,8 +6,10 @@
 2. The other branches (all at once, or in waves of `wave`) are watched token by token: a branch
    whose current group confidence falls below the threshold is stopped mid-generation and its
    KV freed; it does not vote.
-3. Votes are weighted by confidence. As soon as the leading answer holds `consensus` of the
-   weight (with at least `min_votes` voters), every branch still running is stopped.
+3. Votes are weighted by confidence. As soon as the vote is decided (with at least `min_votes`
+   voters), every branch still running is stopped: `stop_rule` "share" (DeepConf): the leading
+   answer holds `consensus` of the weight; "beta" (Adaptive-Consistency): the leader is ahead of
+   the runner-up with posterior probability `consensus`, given their vote counts.
 4. With `probe_every`, every branch (warm-up included) is also probed for its current answer and
    stopped once `agree` probes in a row agree (`probing.AnswerProbes`): it votes with that answer.
 """
@@ -46,12 +48,13 @@ class _State:
     waves: int = 0
 
     def reached_consensus(self, spec: ConfidenceSpec) -> bool:
-        return (
-            self.outcome is not None
-            and self.outcome.answer is not None
-            and len([v for v in self.voters if v.answer is not None]) >= spec.min_votes
-            and self.outcome.share >= spec.consensus
-        )
+        outcome = self.outcome
+        if outcome is None or outcome.answer is None:
+            return False
+        if len([v for v in self.voters if v.answer is not None]) < spec.min_votes:
+            return False
+        sureness = outcome.share if spec.stop_rule == "share" else outcome.lead_probability
+        return sureness >= spec.consensus
 
 
 async def run_confidence(run: StrategyRun) -> StrategyResult:
