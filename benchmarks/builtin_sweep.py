@@ -13,7 +13,10 @@ A run is NAME:MINUTES:DIFFICULTY_WEIGHTS[:CELL_WEIGHTS[:PROBE_FRACTION]] (cells 
 `ponder train --cell-weights`, probes as `--probe-fraction`; an empty field keeps the preset's);
 a run ends at MINUTES or at the preset's step count (`--steps` overrides it), whichever comes first.
 Results: OUT/ranking.json (every snapshot's accuracy per family and difficulty) and OUT/best (a
-copy of the chosen model).
+copy of the chosen model). With `--vote-samples 16`, each run's final model is also scored by
+what voting gains: greedy and 16-sample self-consistency (temperature 0.8) on one set of hard
+items per `--vote-item-seeds` (several sets, because one set of 192 problems moves the gain by
+about 3 points).
 """
 
 from __future__ import annotations
@@ -62,15 +65,40 @@ def start_training(run: Run, args: argparse.Namespace) -> None:
     run.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
 
 
-def evaluate(model_dir: Path, args: argparse.Namespace) -> dict:
-    """Greedy accuracy per family x difficulty: {"hard": {"arithmetic": 0.5, ...}, ...}."""
-    result_path = model_dir / "eval.json"
-    command = [
+def eval_command(model_dir: Path, json_path: Path, args: argparse.Namespace, *options: str) -> list[str]:
+    return [
         sys.executable, "-m", "ponder", "eval", "--model", str(model_dir), "--tasks", "all",
-        "--difficulty", args.difficulty, "--limit", str(args.limit), "--strategy", "greedy",
         "--concurrency", "512", "--max-tokens", str(args.max_tokens), "--dtype", "float32",
-        "--kv-cache-memory", "4GiB", "--json", str(result_path), "--no-progress",
+        "--kv-cache-memory", "4GiB", "--json", str(json_path), "--no-progress", *options,
     ]
+
+
+def overall_accuracy(json_path: Path) -> dict[str, float]:
+    """Accuracy over all items, per strategy label."""
+    strategies = json.loads(json_path.read_text())["strategies"]
+    return {
+        s["label"]: next(r["accuracy"] for r in s["summary"] if r["family"] == "all") for s in strategies
+    }
+
+
+def evaluate(model_dir: Path, args: argparse.Namespace) -> dict:
+    """Greedy accuracy per family x difficulty: {"hard": {"arithmetic": 0.5, ...}, ...}; for a
+    final model with --vote-samples, also greedy and self-consistency on each --vote-item-seeds set
+    of hard items: {"vote": {"0": {"greedy": 0.42, "vote": 0.52}, ...}}."""
+    result_path = model_dir / "eval.json"
+    command = eval_command(model_dir, result_path, args, "--difficulty", args.difficulty,
+                           "--limit", str(args.limit), "--strategy", "greedy")
+    votes = {}
+    if args.vote_samples and model_dir.name == "model":  # the seed sets run beside the greedy eval
+        votes = {
+            seed: subprocess.Popen(
+                eval_command(model_dir, model_dir / f"vote-{seed}.json", args, "--difficulty", "hard",
+                             "--limit", str(args.vote_limit), "--item-seed", seed, "--temperature", "0.8",
+                             "--strategy", "greedy", "--strategy", f"self_consistency:n={args.vote_samples}"),
+                stdout=subprocess.DEVNULL,
+            )
+            for seed in args.vote_item_seeds.split(",")
+        }
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     summary = json.loads(result_path.read_text())["strategies"][0]["summary"]
     accuracy: dict[str, dict[str, float]] = {}
@@ -79,7 +107,13 @@ def evaluate(model_dir: Path, args: argparse.Namespace) -> dict:
         if row["family"] != "all":
             accuracy.setdefault(row["difficulty"], {})[row["family"]] = row["accuracy"]
             reasoning.setdefault(row["difficulty"], {})[row["family"]] = row["mean_reasoning_tokens"]
-    return {"accuracy": accuracy, "reasoning_tokens": reasoning}
+    result: dict = {"accuracy": accuracy, "reasoning_tokens": reasoning}
+    for seed, process in votes.items():
+        if process.wait() != 0:
+            raise subprocess.CalledProcessError(process.returncode, process.args)
+        greedy, vote = overall_accuracy(model_dir / f"vote-{seed}.json").values()
+        result.setdefault("vote", {})[seed] = {"greedy": greedy, "vote": vote}
+    return result
 
 
 def score(result: dict) -> tuple[bool, int, float]:
@@ -117,6 +151,10 @@ def main() -> int:
     parser.add_argument("--difficulty", default="easy,hard")
     parser.add_argument("--limit", type=int, default=16)
     parser.add_argument("--parallel-evals", type=int, default=2)
+    parser.add_argument("--vote-samples", type=int, default=0,
+                        help="also measure self-consistency with this many samples on final models")
+    parser.add_argument("--vote-item-seeds", default="0,1", help="one hard item set per seed")
+    parser.add_argument("--vote-limit", type=int, default=32, help="hard items per family and set")
     parser.add_argument("--deadline-s", type=float, default=540, help="stop evaluating after this")
     args = parser.parse_args()
     started = time.monotonic()

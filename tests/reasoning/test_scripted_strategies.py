@@ -191,6 +191,17 @@ def test_confidence_weighted_vote_lets_a_sure_minority_win():
     assert majority.answer == "5" and weighted.answer == "4"
 
 
+def test_keep_top_lets_only_the_most_confident_branches_vote():
+    script = answers_script(["4", "5", "5", "4", "5"], confidences=[30.0, 5.0, 6.0, 20.0, 1.0])
+    spec = {"type": "self_consistency", "n": 5, "keep_top": 0.4}  # ceil(0.4 * 5) = 2 vote
+    result = run(ScriptedSession(script), spec)
+    assert result.answer == "4" and result.vote.tallies == {"4": 2.0}
+    assert [b.discarded for b in result.branches] == [False, True, True, False, True]
+    assert run(ScriptedSession(script), {**spec, "keep_top": 1.0}).answer == "5"
+    only_one = run(ScriptedSession(script), {**spec, "keep_top": 0.0})
+    assert [b.discarded for b in only_one.branches].count(False) == 1 and only_one.answer == "4"
+
+
 def test_no_answer_anywhere_gives_none():
     script = lambda prompt, params, index: pieces("<think>hmm</think>no idea")  # noqa: E731
     result = run(ScriptedSession(script), {"type": "self_consistency", "n": 3})

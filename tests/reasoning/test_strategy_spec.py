@@ -40,6 +40,7 @@ def test_every_type_parses_from_its_own_dict():
         ({"type": "self_consistency", "n": 2.5}, "reasoning_strategy.n", "must be int"),
         ({"type": "self_consistency", "n": None}, "reasoning_strategy.n", "null"),
         ({"type": "self_consistency", "vote": "loudest"}, "reasoning_strategy.vote", "majority"),
+        ({"type": "self_consistency", "keep_top": 1.5}, "reasoning_strategy.keep_top", "[0.0, 1.0]"),
         ({"type": "confidence", "consensus": 1.5}, "reasoning_strategy.consensus", "[0.0, 1.0]"),
         ({"type": "confidence", "stop_rule": "median"}, "reasoning_strategy.stop_rule", "beta"),
         ({"type": "confidence", "keep_top": float("nan")}, "reasoning_strategy.keep_top", "float"),

@@ -81,6 +81,8 @@ class SelfConsistencySpec(StrategySpec):
     samples_many: ClassVar[bool] = True
     n: int = field(default=16, metadata=_range(1, MAX_BRANCHES))
     vote: str = field(default="majority", metadata=_choices("majority", "confidence"))
+    # DeepConf offline: only the most confident `keep_top` share of branches vote (at least one)
+    keep_top: float = field(default=1.0, metadata=_range(0.0, 1.0))
     window: int = field(default=64, metadata=_range(1))  # tokens per confidence group
     confidence_top_k: int = field(default=20, metadata=_range(1, 100))
 

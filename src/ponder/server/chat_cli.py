@@ -34,7 +34,8 @@ def add_chat_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--thinking-budget", type=int, default=None)
     parser.add_argument("--strategy", default=None,
                         help="a reasoning strategy for every turn, as in ponder eval: "
-                             "self_consistency:n=8, confidence:n=16,wave=4,probe_every=32 or JSON")
+                             "self_consistency:n=8, confidence:n=16,wave=2,probe_every=32,stop_rule=beta "
+                             "or JSON (docs/reasoning.md)")
     parser.add_argument("--hide-thinking", action="store_true")
     parser.add_argument("--color", choices=["auto", "always", "never"], default="auto")
 
