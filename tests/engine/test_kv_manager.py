@@ -86,3 +86,30 @@ def test_allocate_fails_without_side_effects():
     seq = make_seq(list(range(12)))
     assert not kv.allocate_slots(seq, 12)
     assert seq.block_table == [] and kv.num_free_blocks == 2
+
+
+def test_share_prefix_takes_a_live_sequences_blocks_up_to_the_first_differing_token():
+    kv = KVCacheManager(num_blocks=8, block_size=4)
+    source = make_seq(list(range(10)))
+    kv.match_prefix(source)
+    assert kv.allocate_slots(source, 10)
+    source.num_computed_tokens = 10
+    kv.cache_computed_blocks(source)
+    # A probe of the source: its 10 tokens (two full blocks and a partial one) plus new text.
+    probe = make_seq(list(range(10)) + [77, 78])
+    assert kv.share_prefix(source, probe) == 10
+    assert probe.block_table == source.block_table
+    assert probe.num_published_blocks == 2 and probe.block_hashes == source.block_hashes[:2]
+    probe.num_computed_tokens = 10
+    assert kv.allocate_slots(probe, 2)  # writes into the shared partial block: copied first
+    assert kv.pending_copies == [(source.block_table[2], probe.block_table[2])]
+    assert probe.block_table[:2] == source.block_table[:2]
+    # Only the tokens both hold are shared, and never the last token of the new prompt.
+    differs = make_seq(list(range(6)) + [50, 51, 52])
+    assert kv.share_prefix(source, differs) == 6
+    assert differs.block_table == source.block_table[:2]
+    same = make_seq(list(range(10)))
+    assert kv.share_prefix(source, same) == 9
+    for seq in (source, probe, differs, same):
+        kv.free(seq)
+    assert kv.num_free_blocks == 8

@@ -69,9 +69,11 @@ class ScriptedSession(EngineSession):
         self.submitted: list[tuple[str, list[int], SamplingParams]] = []
         self.pending: list[RequestOutput] = []
         self.stopped: list[tuple[str, int, int]] = []  # request, branch, tokens when stopped
+        self.prefix_of: dict[str, tuple[str, int] | None] = {}  # request -> the sample it extends
 
-    def _start(self, request_id, prompt_token_ids, params, order_time) -> None:
+    def _start(self, request_id, prompt_token_ids, params, order_time, prefix_of) -> None:
         self.submitted.append((request_id, prompt_token_ids, params))
+        self.prefix_of[request_id] = prefix_of
         start, end = (self.tokenizer.token_to_id(m) for m in MARKERS)
         last_marker = next((t for t in reversed(prompt_token_ids) if t in (start, end)), None)
         self.requests[request_id] = {
@@ -338,7 +340,8 @@ def test_answer_stability_probes_the_live_thought_and_stops_once_stable():
     probes = session.submitted[1:]
     assert result.answer == "42" and result.details["settled"] == 1
     assert thought.stopped and thought.num_tokens < len(pieces("<think>" + "y" * 40 + "</think>"))
-    for _, probe_prompt, params in probes:  # forked from the live thought
+    for probe_id, probe_prompt, params in probes:  # forked from the live thought, reusing its KV
+        assert session.prefix_of[probe_id] == (thought_id, 0)
         assert probe_prompt[: len(prompt_ids)] == prompt_ids and probe_prompt[-len(probe_ids) :] == probe_ids
         assert (
             thought.token_ids[: len(probe_prompt) - len(prompt_ids) - len(probe_ids)]

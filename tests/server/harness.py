@@ -196,7 +196,9 @@ class ScriptedEngine:
     delay_s: float = 0.0
     requests: list[ScriptedStream] = field(default_factory=list)
 
-    def add_request(self, request_id, prompt, params, *, priority=0, order_time=None) -> ScriptedStream:
+    def add_request(
+        self, request_id, prompt, params, *, priority=0, order_time=None, prefix_of=None
+    ) -> ScriptedStream:
         stream = ScriptedStream(self, request_id, prompt, params)
         self.requests.append(stream)
         return stream

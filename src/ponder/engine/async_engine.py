@@ -89,16 +89,17 @@ class AsyncEngine:
         *,
         priority: int = 0,
         order_time: float | None = None,
+        prefix_of: tuple[str, int] | None = None,
     ) -> RequestStream:
         """Validate now (raising typed errors), queue for the engine loop, return the stream.
-        `order_time`: as in LLMEngine.make_request."""
+        `order_time`, `prefix_of`: as in LLMEngine.make_request."""
         if self._stopped:
             raise EngineDeadError("the engine is shut down")
         request_id = request_id or uuid.uuid4().hex
         if request_id in self._streams:
             raise InvalidRequestError(f"request id {request_id!r} is already in use", param="request_id")
         request = self.engine.make_request(
-            request_id, prompt, params, priority=priority, order_time=order_time
+            request_id, prompt, params, priority=priority, order_time=order_time, prefix_of=prefix_of
         )
         stream = RequestStream(request_id, self)
         self._streams[request_id] = stream

@@ -119,12 +119,16 @@ class LLMEngine:
         priority: int = 0,
         arrival_time: float | None = None,
         order_time: float | None = None,
+        prefix_of: tuple[str, int] | None = None,
     ) -> Request:
         """Validate and tokenize; touches no engine state, so any thread may call it.
 
         `order_time` is when the request counts as arrived in the queues' first-come order
         (default: its arrival); a probe of a running thought passes -inf to go before every
-        waiting request."""
+        waiting request. `prefix_of` = (request id, sample index) of a running sample whose
+        tokens the prompt starts with: the request reuses that sample's KV, its partly filled
+        last block included. It is a hint: a sample that is gone by then is ignored (the prefix
+        cache still serves its full blocks)."""
         if not isinstance(params, SamplingParams):
             raise InvalidRequestError("sampling params must be a SamplingParams", param="params")
         if params.thinking_budget is not None and self.think_markers is None:
@@ -149,6 +153,7 @@ class LLMEngine:
             priority=priority,
             prompt_logprobs=[None] if params.prompt_logprobs is not None else None,
             metrics=RequestMetrics(arrival_time=arrival),
+            prefix_of=prefix_of,
         )
 
     def add(self, request: Request) -> None:
@@ -157,6 +162,7 @@ class LLMEngine:
                 f"request id {request.request_id!r} is already in use", param="request_id"
             )
         self.requests[request.request_id] = request
+        request.prefix_source = self._live_sample(request.prefix_of)
         seq = self._new_sequence(request, index=0, token_ids=list(request.prompt_token_ids))
         request.sequences.append(seq)
         self.scheduler.add_waiting(seq)
@@ -280,6 +286,13 @@ class LLMEngine:
             logprobs=[] if params.logprobs is not None else None,
             confidences=[] if params.confidence_top_k > 0 else None,
         )
+
+    def _live_sample(self, ids: tuple[str, int] | None) -> Sequence | None:
+        source = self.requests.get(ids[0]) if ids is not None else None
+        if source is None or not 0 <= ids[1] < len(source.sequences):
+            return None
+        sample = source.sequences[ids[1]]
+        return None if sample.is_finished else sample
 
     def _generator(self, seed: int | None, index: int) -> torch.Generator | None:
         if seed is None:

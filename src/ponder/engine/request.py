@@ -104,6 +104,10 @@ class Request:
     metrics: RequestMetrics | None = None
     aborted: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    # (request id, sample index) of a live sample whose tokens this prompt starts with (a probe
+    # of a running thought); the engine resolves it to `prefix_source` when the request is added
+    prefix_of: tuple[str, int] | None = None
+    prefix_source: Sequence | None = None
 
     @property
     def finished(self) -> bool:

@@ -113,7 +113,7 @@ class Scheduler:
                 break  # preempted with a token still on the device: recompute once it is here
             if len(self.running) + self._seats_needed(seq) > self.config.max_num_seqs:
                 break
-            seq.num_computed_tokens = self.kv.match_prefix(seq)
+            seq.num_computed_tokens = self._reuse_kv(seq)
             num_new = min(seq.num_tokens - seq.num_computed_tokens, budget)
             if not self.kv.allocate_slots(seq, num_new):
                 self.kv.free(seq)  # don't sit on cached blocks while waiting
@@ -125,6 +125,16 @@ class Scheduler:
             batch.num_new_tokens.append(num_new)
             budget -= num_new
         return budget
+
+    def _reuse_kv(self, seq: Sequence) -> int:
+        """KV the sequence need not compute: its prefix source's blocks while that sample is
+        running (a partial last block too), else whatever the prefix cache holds."""
+        source = seq.request.prefix_source
+        if source is not None and source.status is SequenceStatus.RUNNING and source.block_table:
+            shared = self.kv.share_prefix(source, seq)
+            if shared:
+                return shared
+        return self.kv.match_prefix(seq)
 
     @staticmethod
     def _seats_needed(seq: Sequence) -> int:

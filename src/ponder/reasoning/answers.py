@@ -52,7 +52,8 @@ def normalize_answer(answer: str) -> str:
     text = _strip_wrappers(answer)
     if _THOUSANDS.fullmatch(text):
         text = text.replace(",", "")
-    parts = [part.strip() for part in re.split(r"[,;]", text)]
+    # a full stop ends a part as it ends the whole answer ("A=1., B=2."; "." alone is nothing)
+    parts = [part.strip().rstrip(".").strip() for part in re.split(r"[,;]", text)]
     parts = [part for part in parts if part]
     if len(parts) == 1:
         return _normalize_single(parts[0])

@@ -119,11 +119,20 @@ class InlineSession(EngineSession):
             self._waiter.set_exception(error)
 
     def _start(
-        self, request_id: str, prompt_token_ids: list[int], params: SamplingParams, order_time: float
+        self,
+        request_id: str,
+        prompt_token_ids: list[int],
+        params: SamplingParams,
+        order_time: float,
+        prefix_of: tuple[str, int] | None,
     ) -> None:
         engine = self.inline.engine
         request = engine.make_request(
-            request_id, {"prompt_token_ids": prompt_token_ids}, params, order_time=order_time
+            request_id,
+            {"prompt_token_ids": prompt_token_ids},
+            params,
+            order_time=order_time,
+            prefix_of=prefix_of,
         )
         engine.add(request)
         self.inline.own(request_id, self)

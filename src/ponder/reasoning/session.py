@@ -95,15 +95,19 @@ class EngineSession(ABC):
         kind: str = BRANCH,
         *,
         ahead: bool = False,
+        prefix_of: BranchState | None = None,
     ) -> RequestHandle:
         """Start one engine request; its n branches share the prompt's prefill and KV.
         `ahead`: queue it before every waiting request (a probe of a running thought: a few
-        tokens that may end the thought, worth more than starting anything new)."""
+        tokens that may end the thought, worth more than starting anything new).
+        `prefix_of`: a running branch whose tokens the prompt starts with; the request reuses its
+        KV, the partly written last block included (a probe then computes only its own text)."""
         request_id = f"reason-{self._prefix}-{next(self._counter)}"
         params = dataclasses.replace(params, output_kind=RequestOutputKind.DELTA)
         prompt = list(prompt_token_ids)
         order_time = -math.inf if ahead else time.monotonic()
-        self._start(request_id, prompt, params, order_time)  # raises typed errors first
+        source = None if prefix_of is None else (prefix_of.request_id, prefix_of.index)
+        self._start(request_id, prompt, params, order_time, source)  # raises typed errors first
         branches = [BranchState(request_id, i, kind, prompt) for i in range(params.n)]
         handle = RequestHandle(request_id, kind, branches)
         self.handles.append(handle)
@@ -179,10 +183,15 @@ class EngineSession(ABC):
 
     @abstractmethod
     def _start(
-        self, request_id: str, prompt_token_ids: list[int], params: SamplingParams, order_time: float
+        self,
+        request_id: str,
+        prompt_token_ids: list[int],
+        params: SamplingParams,
+        order_time: float,
+        prefix_of: tuple[str, int] | None,
     ) -> None:
         """Queue the request (validating it: typed errors propagate) in first-come order as of
-        `order_time`."""
+        `order_time`, reusing the KV of sample `prefix_of` = (request id, index) if it still runs."""
 
     @abstractmethod
     def _stop(self, request_id: str, index: int) -> None: ...
@@ -205,10 +214,19 @@ class AsyncEngineSession(EngineSession):
         self._streams: dict[str, tuple[RequestStream, asyncio.Task]] = {}
 
     def _start(
-        self, request_id: str, prompt_token_ids: list[int], params: SamplingParams, order_time: float
+        self,
+        request_id: str,
+        prompt_token_ids: list[int],
+        params: SamplingParams,
+        order_time: float,
+        prefix_of: tuple[str, int] | None,
     ) -> None:
         stream = self.engine.add_request(
-            request_id, {"prompt_token_ids": prompt_token_ids}, params, order_time=order_time
+            request_id,
+            {"prompt_token_ids": prompt_token_ids},
+            params,
+            order_time=order_time,
+            prefix_of=prefix_of,
         )
         self._streams[request_id] = (stream, asyncio.create_task(self._pump(stream)))
 

@@ -57,6 +57,27 @@ class KVCacheManager:
         seq.num_published_blocks = len(seq.block_table)
         return len(seq.block_table) * self.block_size
 
+    def share_prefix(self, source: Sequence, seq: Sequence) -> int:
+        """Attach the blocks of a live sequence that hold seq's leading tokens, its partly filled
+        last block included (copied on write when seq writes into it); returns tokens reused.
+        Unlike a prefix-cache hit this reuses a partial block, so a probe forked from a running
+        thought computes only its own new tokens."""
+        assert not seq.block_table and seq.num_computed_tokens == 0
+        if seq.params.prompt_logprobs is not None:
+            return 0
+        limit = min(source.num_computed_tokens, len(source.token_ids), seq.num_tokens - 1)
+        num_shared = 0
+        while num_shared < limit and source.token_ids[num_shared] == seq.token_ids[num_shared]:
+            num_shared += 1
+        num_full = num_shared // self.block_size
+        shared_blocks = source.block_table[: cdiv(num_shared, self.block_size)]
+        for block_id in shared_blocks:
+            self.pool.acquire(block_id)
+        seq.block_table = list(shared_blocks)
+        seq.block_hashes = source.block_hashes[:num_full]
+        seq.num_published_blocks = min(source.num_published_blocks, num_full)
+        return num_shared
+
     def record_prefix_lookup(self, num_tokens: int, num_cached: int) -> None:
         """Count a lookup once the sequence is admitted (a retried admission is no new query)."""
         self.prefix_stats.queries += num_tokens

@@ -2,10 +2,11 @@
 
 Every `probe_every` thinking tokens a probe is forked from a live thought: a new request whose
 prompt is the thought so far plus `probe_text` (by default "\\n</think>\\n\\n\\boxed{", so the model
-writes its current answer at once). Prefix caching gives the probe every full KV block of the
-thought, so a probe costs its few new tokens. When the last `agree` probes give the same answer
-(an empty box is no answer), the thought is stopped and answered with the probe's text; a thought
-that closes on its own first keeps its own answer.
+writes its current answer at once). The probe reuses the live thought's KV, its partly written
+last block included (`EngineSession.submit(prefix_of=...)`), so a probe computes only its own
+text. When the last `agree` probes give the same answer (an empty box is no answer), the thought
+is stopped and answered with the probe's text; a thought that closes on its own first keeps its
+own answer.
 """
 
 from __future__ import annotations
@@ -98,7 +99,11 @@ class AnswerProbes:
         # Ahead of waiting requests: behind them, on a full engine, a probe would come back too
         # late to stop anything.
         thought.probe = self.session.submit(
-            self.prompt_ids + branch.token_ids + self.probe_ids, self.params, kind=PROBE, ahead=True
+            self.prompt_ids + branch.token_ids + self.probe_ids,
+            self.params,
+            kind=PROBE,
+            ahead=True,
+            prefix_of=branch,
         )
         every = self.plan.probe_every
         thought.next_probe_at = (branch.num_reasoning_tokens // every + 1) * every
