@@ -38,7 +38,9 @@ def start_parent(engine: LLMEngine, parent_tokens: int) -> list[int]:
 
 
 @pytest.mark.parametrize("parent_tokens", [5, 6])  # 26 and 27 tokens: 2 and 3 into a block
-def test_a_probe_of_a_running_sample_computes_only_its_new_tokens(qwen3_ckpt, async_scheduling, parent_tokens):
+def test_a_probe_of_a_running_sample_computes_only_its_new_tokens(
+    qwen3_ckpt, async_scheduling, parent_tokens
+):
     llm = LLM(str(qwen3_ckpt), block_size=4, kv_cache_memory=1 << 24, async_scheduling=async_scheduling)
     engine = llm.engine
     so_far = start_parent(engine, parent_tokens)

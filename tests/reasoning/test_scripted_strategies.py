@@ -71,9 +71,12 @@ class ScriptedSession(EngineSession):
         self.stopped: list[tuple[str, int, int]] = []  # request, branch, tokens when stopped
         self.prefix_of: dict[str, tuple[str, int] | None] = {}  # request -> the sample it extends
 
-    def _start(self, request_id, prompt_token_ids, params, order_time, prefix_of) -> None:
+    def _start(self, submission) -> None:
+        request_id, prompt_token_ids, params = (
+            submission.request_id, submission.prompt_token_ids, submission.params
+        )
         self.submitted.append((request_id, prompt_token_ids, params))
-        self.prefix_of[request_id] = prefix_of
+        self.prefix_of[request_id] = submission.prefix_of
         start, end = (self.tokenizer.token_to_id(m) for m in MARKERS)
         last_marker = next((t for t in reversed(prompt_token_ids) if t in (start, end)), None)
         self.requests[request_id] = {

@@ -14,9 +14,8 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from ponder.engine.outputs import RequestOutput
-from ponder.engine.sampling_params import SamplingParams
 from ponder.errors import InvalidRequestError, RequestNotFoundError
-from ponder.reasoning.session import EngineSession
+from ponder.reasoning.session import EngineSession, Submission
 
 if TYPE_CHECKING:
     from ponder.engine.llm_engine import LLMEngine
@@ -118,24 +117,10 @@ class InlineSession(EngineSession):
         if self.waiting:
             self._waiter.set_exception(error)
 
-    def _start(
-        self,
-        request_id: str,
-        prompt_token_ids: list[int],
-        params: SamplingParams,
-        order_time: float,
-        prefix_of: tuple[str, int] | None,
-    ) -> None:
+    def _start(self, submission: Submission) -> None:
         engine = self.inline.engine
-        request = engine.make_request(
-            request_id,
-            {"prompt_token_ids": prompt_token_ids},
-            params,
-            order_time=order_time,
-            prefix_of=prefix_of,
-        )
-        engine.add(request)
-        self.inline.own(request_id, self)
+        engine.add(engine.make_request(submission.request_id, **submission.engine_arguments()))
+        self.inline.own(submission.request_id, self)
 
     def _stop(self, request_id: str, index: int) -> None:
         try:

@@ -16,7 +16,7 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ponder.engine.outputs import RequestOutput
 from ponder.engine.sampling_params import RequestOutputKind, SamplingParams
@@ -76,6 +76,26 @@ class RequestHandle:
         return [branch for branch in self.branches if not branch.finished]
 
 
+@dataclass(frozen=True)
+class Submission:
+    """One engine request as `EngineSession.submit` hands it to an implementation."""
+
+    request_id: str
+    prompt_token_ids: list[int]
+    params: SamplingParams
+    order_time: float  # its place in the queues' first-come order (-inf: ahead of all waiting)
+    prefix_of: tuple[str, int] | None = None  # (request id, index) of a running sample it extends
+
+    def engine_arguments(self) -> dict[str, Any]:
+        """Keyword arguments of `make_request` / `add_request` after the request id."""
+        return {
+            "prompt": {"prompt_token_ids": self.prompt_token_ids},
+            "params": self.params,
+            "order_time": self.order_time,
+            "prefix_of": self.prefix_of,
+        }
+
+
 class EngineSession(ABC):
     def __init__(self, tokenizer: Tokenizer, name: str):
         self.tokenizer = tokenizer
@@ -107,7 +127,7 @@ class EngineSession(ABC):
         prompt = list(prompt_token_ids)
         order_time = -math.inf if ahead else time.monotonic()
         source = None if prefix_of is None else (prefix_of.request_id, prefix_of.index)
-        self._start(request_id, prompt, params, order_time, source)  # raises typed errors first
+        self._start(Submission(request_id, prompt, params, order_time, source))  # typed errors first
         branches = [BranchState(request_id, i, kind, prompt) for i in range(params.n)]
         handle = RequestHandle(request_id, kind, branches)
         self.handles.append(handle)
@@ -182,16 +202,8 @@ class EngineSession(ABC):
     # ---- what an implementation provides -----------------------------------------------
 
     @abstractmethod
-    def _start(
-        self,
-        request_id: str,
-        prompt_token_ids: list[int],
-        params: SamplingParams,
-        order_time: float,
-        prefix_of: tuple[str, int] | None,
-    ) -> None:
-        """Queue the request (validating it: typed errors propagate) in first-come order as of
-        `order_time`, reusing the KV of sample `prefix_of` = (request id, index) if it still runs."""
+    def _start(self, submission: Submission) -> None:
+        """Queue the request (validating it: typed errors propagate)."""
 
     @abstractmethod
     def _stop(self, request_id: str, index: int) -> None: ...
@@ -213,22 +225,9 @@ class AsyncEngineSession(EngineSession):
         self._queue: asyncio.Queue[RequestOutput | BaseException] = asyncio.Queue()
         self._streams: dict[str, tuple[RequestStream, asyncio.Task]] = {}
 
-    def _start(
-        self,
-        request_id: str,
-        prompt_token_ids: list[int],
-        params: SamplingParams,
-        order_time: float,
-        prefix_of: tuple[str, int] | None,
-    ) -> None:
-        stream = self.engine.add_request(
-            request_id,
-            {"prompt_token_ids": prompt_token_ids},
-            params,
-            order_time=order_time,
-            prefix_of=prefix_of,
-        )
-        self._streams[request_id] = (stream, asyncio.create_task(self._pump(stream)))
+    def _start(self, submission: Submission) -> None:
+        stream = self.engine.add_request(submission.request_id, **submission.engine_arguments())
+        self._streams[submission.request_id] = (stream, asyncio.create_task(self._pump(stream)))
 
     async def _pump(self, stream: RequestStream) -> None:
         try:
