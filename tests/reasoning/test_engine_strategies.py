@@ -14,6 +14,7 @@ from ponder.llm import build_engine_config
 from ponder.reasoning.controller import OfflineReasoner, run_strategy
 from ponder.reasoning.inline_engine import InlineEngine
 from ponder.reasoning.session import PROBE
+from ponder.reasoning.specs import DEFAULT_PROBE_TEXT
 
 PROMPT = "Let me think step by step. First add 12 and 30 to get 42, then subtract"
 THINKING_PROMPT = "The answer is 42. <think>\n"  # ends inside a thought: every token is reasoning
@@ -82,9 +83,15 @@ def test_probes_reuse_the_live_thoughts_kv(qwen3_ckpt):
     params = SamplingParams(temperature=0, max_tokens=48, ignore_eos=True)
     [result] = OfflineReasoner(engine).run_all([THINKING_PROMPT], params, spec, chat=False)
     stats = engine.stats()
-    assert result.usage.num_probes >= 4 and result.usage.probe_tokens > 0
+    probes = result.usage.num_probes
+    assert probes >= 4 and result.usage.probe_tokens > 0
     # Every probe after the first finds at least the thought's first 8 tokens (two full blocks).
-    assert stats.prefix_cache_hits >= 8 * (result.usage.num_probes - 1)
+    assert stats.prefix_cache_hits >= 8 * (probes - 1)
+    # A probe computes its probe text and at most the thought's last token, never the tail of the
+    # thought after its last full block (it takes the partly written block too).
+    probe_text_ids = engine.tokenizer.encode(DEFAULT_PROBE_TEXT, add_special_tokens=False)
+    prompt_len = len(engine.tokenizer.encode(THINKING_PROMPT))
+    assert stats.prompt_tokens_computed - prompt_len <= probes * (len(probe_text_ids) + 1)
     assert result.usage.reasoning_tokens == 48 and stats.kv_blocks_used == 0
 
 
