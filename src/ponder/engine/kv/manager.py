@@ -66,7 +66,7 @@ class KVCacheManager:
         if seq.params.prompt_logprobs is not None:
             return 0
         limit = min(source.num_computed_tokens, len(source.token_ids), seq.num_tokens - 1)
-        num_shared = 0
+        num_shared = limit if source.token_ids[:limit] == seq.token_ids[:limit] else 0  # the usual case
         while num_shared < limit and source.token_ids[num_shared] == seq.token_ids[num_shared]:
             num_shared += 1
         num_full = num_shared // self.block_size
