@@ -36,6 +36,8 @@ def test_eval_writes_table_json_and_plot(qwen3_ckpt, tmp_path, capsys):
             "greedy",
             "--strategy",
             "self_consistency:n=3,label=sc3",
+            "--reference",
+            "greedy",
             "--json",
             str(json_path),
             "--plot",
@@ -62,6 +64,9 @@ def test_eval_writes_table_json_and_plot(qwen3_ckpt, tmp_path, capsys):
     overall = [row for row in sc3["summary"] if row["family"] == "all"][0]
     assert overall["num_items"] == 4 and overall["wall_time_s"] > 0
     assert png_path.read_bytes()[:4] == b"\x89PNG"
+    assert "sc3 vs greedy (4 paired problems): accuracy" in table
+    [comparison] = report["comparisons"]
+    assert (comparison["strategy"], comparison["reference"], comparison["num_items"]) == ("sc3", "greedy", 4)
 
 
 def test_eval_rejects_unknown_family(qwen3_ckpt):
@@ -69,3 +74,11 @@ def test_eval_rejects_unknown_family(qwen3_ckpt):
 
     with pytest.raises(InvalidRequestError, match="unknown nope"):
         run_cli(["eval", "--model", str(qwen3_ckpt), "--tasks", "nope"])
+
+
+def test_eval_rejects_an_unknown_reference_before_loading_a_model(tmp_path):
+    from ponder.errors import InvalidRequestError
+
+    with pytest.raises(InvalidRequestError) as caught:
+        run_cli(["eval", "--model", str(tmp_path / "missing"), "--strategy", "greedy", "--reference", "sc16"])
+    assert caught.value.param == "reference" and "greedy" in caught.value.message

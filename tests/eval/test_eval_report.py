@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from ponder.errors import InvalidRequestError
+from ponder.eval.compare import compare, compare_all
 from ponder.eval.plot import plot_accuracy_vs_tokens
 from ponder.eval.report import format_table, summarize
 from ponder.eval.runner import ItemResult, StrategyEval
@@ -85,3 +88,30 @@ def test_summary_rows_and_table(tmp_path):
     assert len(table.splitlines()) == 2 + len(rows)
     png = plot_accuracy_vs_tokens(rows, tmp_path / "plot.png", title="test")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_paired_comparison_counts_wins_and_losses_with_an_interval():
+    def evaluation(label, outcomes, tokens):
+        items = [
+            dataclasses.replace(item(family, correct, tokens, tokens), item_id=family)
+            for family, correct in outcomes
+        ]
+        return StrategyEval(label=label, spec={}, items=items, wall_time_s=1.0)
+
+    families = ["a", "b", "c", "d"]
+    reference = evaluation("sc16", zip(families, [True, True, False, False]), 1000)
+    # listed in another order, and one problem the reference never saw
+    cheaper = evaluation("conf", zip(families[::-1] + ["e"], [True, True, False, True, True]), 400)
+    result = compare(cheaper, reference)
+    assert (result.num_items, result.won, result.lost) == (4, 2, 1)
+    assert result.accuracy_diff == pytest.approx(0.25) and result.tokens_change == pytest.approx(-0.6)
+    # per-problem differences 1, 1, -1, 0: standard deviation 0.957, standard error 0.479
+    assert result.ci95_low == pytest.approx(0.25 - 1.96 * 0.4787, abs=1e-3)
+    assert result.ci95_high == pytest.approx(0.25 + 1.96 * 0.4787, abs=1e-3)
+    assert "conf vs sc16 (4 paired problems): accuracy +25.0 points" in result.describe()
+    assert [c.strategy for c in compare_all([reference, cheaper], "sc16")] == ["conf"]
+    with pytest.raises(InvalidRequestError) as caught:
+        compare_all([reference, cheaper], "greedy")
+    assert caught.value.param == "reference" and "sc16, conf" in caught.value.message
+    with pytest.raises(InvalidRequestError, match="share no problems"):
+        compare(evaluation("other", [("z", True)], 10), reference)

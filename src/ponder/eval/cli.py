@@ -54,6 +54,13 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
         default=None,
         help="give verifier-based strategies the task's own checker (an upper bound, not a method)",
     )
+    parser.add_argument(
+        "--reference",
+        default=None,
+        metavar="LABEL",
+        help="compare every other strategy with this one, problem by problem (accuracy difference "
+        "with a 95%% interval, problems won and lost, tokens)",
+    )
     parser.add_argument("--json", dest="json_path", default=None, help="write results here")
     parser.add_argument("--plot", dest="plot_path", default=None, help="accuracy-vs-tokens PNG")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
@@ -63,6 +70,7 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run_eval_command(args: argparse.Namespace) -> int:
+    from ponder.eval.compare import check_reference, compare_all
     from ponder.eval.plot import plot_accuracy_vs_tokens
     from ponder.eval.report import format_table, summarize, to_json
     from ponder.eval.runner import EvalConfig, evaluate
@@ -71,6 +79,8 @@ def run_eval_command(args: argparse.Namespace) -> int:
     from ponder.tasks import DIFFICULTIES, FAMILIES
 
     strategies = [parse_strategy_arg(text) for text in (args.strategy or [DEFAULT_STRATEGY])]
+    if args.reference is not None:  # before any model loads
+        check_reference([label for label, _ in strategies], args.reference)
     config = EvalConfig(
         families=_names(args.tasks, FAMILIES, "tasks"),
         difficulties=_names(args.difficulty, DIFFICULTIES, "difficulty"),
@@ -90,9 +100,13 @@ def run_eval_command(args: argparse.Namespace) -> int:
     evaluations = evaluate(main.engine, strategies, config, models=extra)
     rows = [row for evaluation in evaluations for row in summarize(evaluation)]
     print(format_table(rows))
+    comparisons = compare_all(evaluations, args.reference) if args.reference is not None else []
+    for comparison in comparisons:
+        print(comparison.describe())
     model_name = str(main.engine.config.model.model)
     if args.json_path:
-        Path(args.json_path).write_text(json.dumps(to_json(evaluations, config, model_name), indent=2))
+        report = to_json(evaluations, config, model_name, comparisons)
+        Path(args.json_path).write_text(json.dumps(report, indent=2))
         print(f"wrote {args.json_path}", file=sys.stderr)
     if args.plot_path:
         title = f"{Path(model_name).name}: {','.join(config.difficulties)} split, {config.limit}/family"

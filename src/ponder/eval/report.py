@@ -5,8 +5,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ponder.eval.runner import EvalConfig, ItemResult, StrategyEval
+
+if TYPE_CHECKING:
+    from ponder.eval.compare import Comparison
 
 ALL = "all"
 
@@ -102,7 +106,12 @@ def format_table(rows: Sequence[SummaryRow]) -> str:
     return "\n".join(lines)
 
 
-def to_json(evaluations: Sequence[StrategyEval], config: EvalConfig, model: str) -> dict:
+def to_json(
+    evaluations: Sequence[StrategyEval],
+    config: EvalConfig,
+    model: str,
+    comparisons: Sequence[Comparison] = (),
+) -> dict:
     return {
         "model": model,
         "split": "test",
@@ -118,4 +127,5 @@ def to_json(evaluations: Sequence[StrategyEval], config: EvalConfig, model: str)
             }
             for evaluation in evaluations
         ],
+        "comparisons": [dataclasses.asdict(comparison) for comparison in comparisons],
     }
