@@ -227,6 +227,42 @@ def test_server_entry_point_on_the_async_engine(qwen3_ckpt):
     assert stats.kv_blocks_used == 0
 
 
+def test_probes_on_the_async_engine_name_their_thought(qwen3_ckpt, monkeypatch):
+    """The server's engine gets each probe's `prefix_of` (the engine resolves it on its thread;
+    on this tiny model a thought often ends before its probe is admitted, so the sharing itself
+    is tested on the inline engine above)."""
+    made = []
+
+    async def scenario():
+        engine = AsyncEngine(make_engine(qwen3_ckpt))
+        make_request = engine.engine.make_request
+
+        def spy(*args, **kwargs):
+            request = make_request(*args, **kwargs)
+            made.append(request)
+            return request
+
+        monkeypatch.setattr(engine.engine, "make_request", spy)
+        try:
+            prompt = {"prompt_token_ids": engine.tokenizer.encode(THINKING_PROMPT)}
+            spec = {"type": "answer_stability", "probe_every": 4, "agree": 50, "probe_max_tokens": 2}
+            params = SamplingParams(temperature=0, max_tokens=32, ignore_eos=True)
+            result = await run_strategy(engine, prompt, params, spec)
+            for _ in range(200):
+                if engine.stats().num_requests == 0:
+                    break
+                await asyncio.sleep(0.01)
+            return result, engine.stats()
+        finally:
+            await engine.shutdown()
+
+    result, stats = asyncio.run(scenario())
+    thought, *probes = made
+    assert thought.prefix_of is None and len(probes) == result.usage.num_probes >= 1
+    assert all(probe.prefix_of == (thought.request_id, 0) for probe in probes)
+    assert stats.num_requests == 0 and stats.kv_blocks_used == 0
+
+
 def test_cancelling_a_server_run_aborts_its_requests(qwen3_ckpt):
     async def scenario():
         engine = AsyncEngine(make_engine(qwen3_ckpt))
