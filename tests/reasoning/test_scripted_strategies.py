@@ -17,6 +17,7 @@ from ponder.reasoning.controller import run_on_sessions
 from ponder.reasoning.progress import StrategyProgress
 from ponder.reasoning.session import EngineSession
 from ponder.reasoning.specs import DEFAULT_PROBE_TEXT
+from ponder.reasoning.voting import lead_probability
 
 MARKERS = ("<think>", "</think>")
 _PIECES = re.compile("|".join(re.escape(m) for m in MARKERS) + r"|\\boxed\{|.", re.DOTALL)
@@ -252,6 +253,8 @@ def test_the_beta_stop_rule_ends_a_clear_vote_that_is_not_unanimous(stop_rule, c
     # puts the leader ahead with probability 0.965
     assert len(session.submitted) == requests and result.answer == "7"
     assert result.details["consensus_reached"] == (stop_rule == "beta")
+    votes = (7, 1) if stop_rule == "beta" else (15, 1)  # the fourth branch of the wave votes too
+    assert result.details["lead_probability"] == pytest.approx(lead_probability(*votes))
 
 
 def test_confidence_stops_weak_branches_and_ends_at_consensus():

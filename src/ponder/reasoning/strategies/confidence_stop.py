@@ -99,6 +99,7 @@ async def run_confidence(run: StrategyRun) -> StrategyResult:
         threshold=threshold,
         waves=state.waves,
         consensus_reached=state.reached_consensus(spec),
+        lead_probability=outcome.lead_probability,  # the beta rule's measure, for either rule
         **probes.details(),
     )
 
