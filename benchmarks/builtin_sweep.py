@@ -116,14 +116,17 @@ def evaluate(model_dir: Path, args: argparse.Namespace) -> dict:
     return result
 
 
-def score(result: dict) -> tuple[bool, int, float]:
-    """Every easy family >= 0.9 first; then families with hard accuracy in [0.3, 0.7]; then
-    closeness of hard accuracies to 0.5."""
+def score(result: dict) -> tuple:
+    """Every easy family >= 0.9 first; then, where voting was measured, the mean gain of
+    self-consistency over greedy (models without it rank below); then families with hard
+    accuracy in [0.3, 0.7]; then closeness of hard accuracies to 0.5."""
     accuracy = result["accuracy"]
     easy_ok = all(value >= 0.9 for value in accuracy.get("easy", {}).values())
     hard = accuracy.get("hard", {})
     in_band = sum(0.3 <= value <= 0.7 for value in hard.values())
-    return (easy_ok, in_band, -sum(abs(value - 0.5) for value in hard.values()))
+    gains = [sets["vote"] - sets["greedy"] for sets in result.get("vote", {}).values()]
+    vote_gain = sum(gains) / len(gains) if gains else float("-inf")
+    return (easy_ok, vote_gain, in_band, -sum(abs(value - 0.5) for value in hard.values()))
 
 
 def ready_snapshots(run: Run, args: argparse.Namespace, seen: set[Path]) -> list[Path]:

@@ -30,4 +30,6 @@ def test_a_tiny_sweep_ranks_its_model_and_measures_voting_on_each_item_set(tmp_p
         written = json.loads((tmp_path / "t" / "model" / f"vote-{seed}.json").read_text())
         labels = [strategy["label"] for strategy in written["strategies"]]
         assert labels == ["greedy", "self_consistency:n=2"]
+    gain = sum(s["vote"] - s["greedy"] for s in result["vote"].values()) / 2
+    assert result["score"][1] == gain  # ranked by what voting gains, after the easy check
     assert (tmp_path / "best" / "model.safetensors").exists()
