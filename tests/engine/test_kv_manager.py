@@ -58,12 +58,18 @@ def test_prefix_hit_reuses_full_blocks_but_leaves_last_token():
     assert kv.match_prefix(third) == 4
 
 
+def computed(kv: KVCacheManager, tokens: list[int]):
+    """A sequence whose KV for all of `tokens` is written."""
+    seq = make_seq(tokens)
+    kv.match_prefix(seq)
+    assert kv.allocate_slots(seq, len(tokens))
+    seq.num_computed_tokens = len(tokens)
+    return seq
+
+
 def test_fork_shares_blocks_and_copies_partial_block_on_write():
     kv = KVCacheManager(num_blocks=8, block_size=4)
-    parent = make_seq(list(range(6)))
-    kv.match_prefix(parent)
-    assert kv.allocate_slots(parent, 6)
-    parent.num_computed_tokens = 6
+    parent = computed(kv, list(range(6)))
     child = make_seq(list(range(6)))
     kv.fork(parent, child)
     assert child.block_table == parent.block_table
@@ -90,10 +96,7 @@ def test_allocate_fails_without_side_effects():
 
 def test_share_prefix_takes_a_live_sequences_blocks_up_to_the_first_differing_token():
     kv = KVCacheManager(num_blocks=8, block_size=4)
-    source = make_seq(list(range(10)))
-    kv.match_prefix(source)
-    assert kv.allocate_slots(source, 10)
-    source.num_computed_tokens = 10
+    source = computed(kv, list(range(10)))
     kv.cache_computed_blocks(source)
     # A probe of the source: its 10 tokens (two full blocks and a partial one) plus new text.
     probe = make_seq(list(range(10)) + [77, 78])
