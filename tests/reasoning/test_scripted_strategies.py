@@ -257,6 +257,31 @@ def test_the_beta_stop_rule_ends_a_clear_vote_that_is_not_unanimous(stop_rule, c
     assert result.details["lead_probability"] == pytest.approx(lead_probability(*votes))
 
 
+@pytest.mark.parametrize("rolling", [False, True])
+def test_rolling_waves_start_a_branch_as_soon_as_one_ends(rolling):
+    long_thought = "<think>" + "x" * 40 + "</think>"
+    started_beside_long = []
+
+    def script(prompt, params, index):
+        request = len(session.submitted)  # this one included
+        if request == 1:  # warm-up: two sure branches that disagree, so there is no consensus
+            return pieces(f"<think>ab</think>\\boxed{{{7 + index}}}")
+        if request == 2 and index == 0:  # the first branch after the warm-up thinks long
+            return pieces(f"{long_thought}\\boxed{{9}}")
+        long_id = session.submitted[1][0]
+        started_beside_long.append(long_id in session.requests)  # still running?
+        return pieces("<think>ab</think>\\boxed{7}")
+
+    session = ScriptedSession(script)
+    spec = {"type": "confidence", "n": 6, "warmup": 2, "wave": 2, "rolling": rolling, "consensus": 1.0}
+    result = run(session, spec)
+    sizes = [params.n for _, _, params in session.submitted]
+    assert sizes == ([2, 1, 1, 1, 1] if rolling else [2, 2, 2])
+    assert result.usage.num_branches == 6 and result.answer == "7"
+    # rolling: both later branches start while the long one still thinks; waves wait for it
+    assert started_beside_long[-2:] == ([True, True] if rolling else [False, False])
+
+
 def test_confidence_stops_weak_branches_and_ends_at_consensus():
     window = 4
     long_thought = "<think>" + "x" * 40 + "</think>"

@@ -43,6 +43,7 @@ def test_every_type_parses_from_its_own_dict():
         ({"type": "self_consistency", "keep_top": 1.5}, "reasoning_strategy.keep_top", "[0.0, 1.0]"),
         ({"type": "confidence", "consensus": 1.5}, "reasoning_strategy.consensus", "[0.0, 1.0]"),
         ({"type": "confidence", "stop_rule": "median"}, "reasoning_strategy.stop_rule", "beta"),
+        ({"type": "confidence", "rolling": True}, "reasoning_strategy.rolling", "set wave"),
         ({"type": "confidence", "keep_top": float("nan")}, "reasoning_strategy.keep_top", "float"),
         ({"type": "confidence", "n": 4, "warmup": 4}, "reasoning_strategy.warmup", "smaller than n"),
         ({"type": "confidence", "probe_every": 0}, "reasoning_strategy.probe_every", ">= 1"),

@@ -117,6 +117,9 @@ class ConfidenceSpec(StrategySpec):
     n: int = field(default=16, metadata=_range(2, MAX_BRANCHES))  # budget of branches in all
     warmup: int = field(default=4, metadata=_range(1, MAX_BRANCHES))
     wave: int | None = field(default=None, metadata=_range(1, MAX_BRANCHES))  # None: all at once
+    # With `wave`: keep `wave` branches running and start the next the moment one ends, rather
+    # than waiting for the whole wave (lower latency; each branch its own request)
+    rolling: bool = False
     window: int = field(default=64, metadata=_range(1))
     keep_top: float = field(default=0.9, metadata=_range(0.0, 1.0))  # warm-up share above threshold
     # Stop every branch once the vote is decided: "share": the leader holds `consensus` of the
@@ -140,6 +143,8 @@ class ConfidenceSpec(StrategySpec):
     def validate(self) -> None:
         if self.warmup >= self.n:
             _fail("warmup", f"warmup ({self.warmup}) must be smaller than n ({self.n})")
+        if self.rolling and self.wave is None:
+            _fail("rolling", "rolling keeps `wave` branches running: set wave too")
 
 
 @dataclass(frozen=True)

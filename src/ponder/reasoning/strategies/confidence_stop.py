@@ -3,9 +3,10 @@
 1. Warm-up: `warmup` branches run to the end. Each gets its lowest group confidence (the mean
    token confidence of its weakest window of `window` tokens). The threshold is the percentile
    of those that keeps the top `keep_top` share of them.
-2. The other branches (all at once, or in waves of `wave`) are watched token by token: a branch
-   whose current group confidence falls below the threshold is stopped mid-generation and its
-   KV freed; it does not vote.
+2. The other branches (all at once, in waves of `wave`, or with `rolling` in `wave` lanes that
+   each start a branch when theirs ends) are watched token by token: a branch whose current
+   group confidence falls below the threshold is stopped mid-generation and its KV freed; it
+   does not vote.
 3. Votes are weighted by confidence. As soon as the vote is decided (with at least `min_votes`
    voters), every branch still running is stopped: `stop_rule` "share" (DeepConf): the leading
    answer holds `consensus` of the weight; "beta" (Adaptive-Consistency): the leader is ahead of
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from ponder.engine.sampling_params import SamplingParams
 from ponder.reasoning.confidence import SlidingGroupConfidence, percentile
 from ponder.reasoning.session import BranchState, RequestHandle
 from ponder.reasoning.specs import ConfidenceSpec
@@ -76,13 +78,12 @@ async def run_confidence(run: StrategyRun) -> StrategyResult:
     for branch_record in warm_records:
         _admit(state, branch_record, spec)
     remaining = spec.n - spec.warmup
-    while remaining > 0 and not state.reached_consensus(spec):
+    if spec.rolling:  # `wave` lanes, each refilled the moment its branch ends
+        await _watch(run, params, state, spec, budget=remaining, lanes=spec.wave or remaining)
+    while not spec.rolling and remaining > 0 and not state.reached_consensus(spec):
         size = min(spec.wave or remaining, remaining)
         remaining -= size
-        state.waves += 1
-        seed = None if params.seed is None else params.seed + state.waves * _WAVE_SEED_STRIDE
-        handle = session.submit(run.prompt_ids(), branch_params(params, n=size, seed=seed))
-        await _watch(run, handle, state, spec)
+        await _watch(run, params, state, spec, budget=size, lanes=size)
     probes.cancel()
     if not state.voters:  # everything fell below the threshold: vote over what finished
         for branch_record in state.records:
@@ -104,12 +105,40 @@ async def run_confidence(run: StrategyRun) -> StrategyResult:
     )
 
 
-async def _watch(run: StrategyRun, handle: RequestHandle, state: _State, spec: ConfidenceSpec) -> None:
+async def _watch(
+    run: StrategyRun,
+    params: SamplingParams,
+    state: _State,
+    spec: ConfidenceSpec,
+    *,
+    budget: int,
+    lanes: int,
+) -> None:
+    """Run `budget` branches, `lanes` at a time, until they end or the vote is decided. One
+    request of `lanes` branches when the lanes are the whole budget (a wave: one prefill);
+    otherwise one request per branch, the next started as soon as a branch ends (rolling)."""
     session = run.session
-    groups = {id(branch): SlidingGroupConfidence(spec.window) for branch in handle.branches}
-    seen = {id(branch): 0 for branch in handle.branches}
-    state.probes.watch(handle)
-    while not handle.finished:
+    handles: list[RequestHandle] = []
+    groups: dict[int, SlidingGroupConfidence] = {}
+    seen: dict[int, int] = {}
+
+    def start(size: int) -> None:
+        nonlocal budget
+        budget -= size
+        state.waves += 1
+        seed = None if params.seed is None else params.seed + state.waves * _WAVE_SEED_STRIDE
+        handle = session.submit(run.prompt_ids(), branch_params(params, n=size, seed=seed))
+        handles.append(handle)
+        state.probes.watch(handle)
+        for branch in handle.branches:
+            groups[id(branch)], seen[id(branch)] = SlidingGroupConfidence(spec.window), 0
+
+    if lanes >= budget:
+        start(budget)
+    else:
+        for _ in range(lanes):
+            start(1)
+    while not all(handle.finished for handle in handles):
         changed = await session.wait()
         state.probes.update()
         for branch in changed:
@@ -125,10 +154,14 @@ async def _watch(run: StrategyRun, handle: RequestHandle, state: _State, spec: C
             _finished(state, branch, session.name, spec)
             del groups[id(branch)]
             if state.reached_consensus(spec):
-                session.cancel(handle)
-    for branch in handle.branches:  # cancelled ones never reported back on their own
-        if id(branch) in groups:
-            _finished(state, branch, session.name, spec)
+                for handle in handles:
+                    session.cancel(handle)
+            elif budget > 0:
+                start(1)
+    for handle in handles:  # cancelled branches never reported back on their own
+        for branch in handle.branches:
+            if id(branch) in groups:
+                _finished(state, branch, session.name, spec)
 
 
 def _finished(state: _State, branch: BranchState, model: str, spec: ConfidenceSpec) -> None:
