@@ -233,9 +233,10 @@ def test_best_of_n_without_a_verifier_fails_before_generating():
     assert caught.value.param == "reasoning_strategy.scorer" and session.submitted == []
 
 
-def test_confidence_stops_unanimous_warmup_early():
+@pytest.mark.parametrize("waves", [{}, {"wave": 2, "rolling": True}])
+def test_confidence_stops_unanimous_warmup_early(waves):
     session = ScriptedSession(answers_script(["7"] * 16))
-    result = run(session, {"type": "confidence", "n": 16, "warmup": 4})
+    result = run(session, {"type": "confidence", "n": 16, "warmup": 4, **waves})
     assert len(session.submitted) == 1 and result.answer == "7"
     assert result.details["consensus_reached"] and result.usage.num_branches == 4
 

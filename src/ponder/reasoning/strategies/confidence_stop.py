@@ -78,12 +78,12 @@ async def run_confidence(run: StrategyRun) -> StrategyResult:
     for branch_record in warm_records:
         _admit(state, branch_record, spec)
     remaining = spec.n - spec.warmup
-    if spec.rolling:  # `wave` lanes, each refilled the moment its branch ends
-        await _watch(run, params, state, spec, budget=remaining, lanes=spec.wave or remaining)
-    while not spec.rolling and remaining > 0 and not state.reached_consensus(spec):
-        size = min(spec.wave or remaining, remaining)
+    lanes = spec.wave or remaining
+    while remaining > 0 and not state.reached_consensus(spec):
+        # rolling: one call runs the whole budget, each lane refilled the moment its branch ends
+        size = remaining if spec.rolling else min(lanes, remaining)
         remaining -= size
-        await _watch(run, params, state, spec, budget=size, lanes=size)
+        await _watch(run, params, state, spec, budget=size, lanes=min(lanes, size))
     probes.cancel()
     if not state.voters:  # everything fell below the threshold: vote over what finished
         for branch_record in state.records:
