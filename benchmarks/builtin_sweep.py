@@ -89,12 +89,13 @@ def evaluate(model_dir: Path, args: argparse.Namespace) -> dict:
     command = eval_command(model_dir, result_path, args, "--difficulty", args.difficulty,
                            "--limit", str(args.limit), "--strategy", "greedy")
     votes = {}
+    vote_strategy = f"self_consistency:n={args.vote_samples}"  # also its label in the results
     if args.vote_samples and model_dir.name == "model":  # the seed sets run beside the greedy eval
         votes = {
             seed: subprocess.Popen(
                 eval_command(model_dir, model_dir / f"vote-{seed}.json", args, "--difficulty", "hard",
                              "--limit", str(args.vote_limit), "--item-seed", seed, "--temperature", "0.8",
-                             "--strategy", "greedy", "--strategy", f"self_consistency:n={args.vote_samples}"),
+                             "--strategy", "greedy", "--strategy", vote_strategy),
                 stdout=subprocess.DEVNULL,
             )
             for seed in args.vote_item_seeds.split(",")
@@ -111,8 +112,10 @@ def evaluate(model_dir: Path, args: argparse.Namespace) -> dict:
     for seed, process in votes.items():
         if process.wait() != 0:
             raise subprocess.CalledProcessError(process.returncode, process.args)
-        greedy, vote = overall_accuracy(model_dir / f"vote-{seed}.json").values()
-        result.setdefault("vote", {})[seed] = {"greedy": greedy, "vote": vote}
+        accuracy_of = overall_accuracy(model_dir / f"vote-{seed}.json")
+        result.setdefault("vote", {})[seed] = {
+            "greedy": accuracy_of["greedy"], "vote": accuracy_of[vote_strategy]
+        }
     return result
 
 
