@@ -118,7 +118,7 @@ class ConfidenceSpec(StrategySpec):
     warmup: int = field(default=4, metadata=_range(1, MAX_BRANCHES))
     wave: int | None = field(default=None, metadata=_range(1, MAX_BRANCHES))  # None: all at once
     # With `wave`: keep `wave` branches running and start the next the moment one ends, rather
-    # than waiting for the whole wave (lower latency; each branch its own request)
+    # than waiting for the whole wave (for latency on a GPU; each branch its own request)
     rolling: bool = False
     window: int = field(default=64, metadata=_range(1))
     keep_top: float = field(default=0.9, metadata=_range(0.0, 1.0))  # warm-up share above threshold
