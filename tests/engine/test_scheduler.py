@@ -42,6 +42,20 @@ def test_max_num_seqs_limits_admission():
     assert scheduler.waiting == [seqs[2]]
 
 
+def test_spare_seats_count_running_and_every_sample_a_waiting_request_will_fork_into():
+    scheduler = make_scheduler(max_seqs=8)
+    assert scheduler.spare_seats() == 8
+    running = [make_seq([1, 2]) for _ in range(3)]
+    for seq in running:
+        scheduler.add_waiting(seq)
+    advance(scheduler, scheduler.schedule())
+    assert scheduler.spare_seats() == 5
+    scheduler.add_waiting(make_seq([3, 4], n=4))  # forks into 4 once prefilled
+    assert scheduler.spare_seats() == 1
+    scheduler.add_waiting(make_seq([5, 6], n=4))
+    assert scheduler.spare_seats() == 0  # never negative
+
+
 def test_preempts_newest_when_blocks_run_out_then_resumes():
     scheduler = make_scheduler(num_blocks=4, block_size=2, budget=64)
     old = make_seq([1, 2, 3], max_tokens=5)  # 8 tokens: the whole pool alone

@@ -71,6 +71,7 @@ class ScriptedSession(EngineSession):
         self.pending: list[RequestOutput] = []
         self.stopped: list[tuple[str, int, int]] = []  # request, branch, tokens when stopped
         self.prefix_of: dict[str, tuple[str, int] | None] = {}  # request -> the sample it extends
+        self.spare = 256  # what the engine would report as spare seats
 
     def _start(self, submission) -> None:
         request_id, prompt_token_ids, params = (
@@ -101,6 +102,9 @@ class ScriptedSession(EngineSession):
 
     def _abort(self, request_id) -> None:
         self.requests.pop(request_id, None)
+
+    def _spare_seats(self) -> int:
+        return self.spare
 
     async def _next_outputs(self) -> list[RequestOutput]:
         await asyncio.sleep(0)
@@ -281,6 +285,24 @@ def test_rolling_waves_start_a_branch_as_soon_as_one_ends(rolling):
     assert result.usage.num_branches == 6 and result.answer == "7"
     # rolling: both later branches start while the long one still thinks; waves wait for it
     assert started_beside_long[-2:] == ([True, True] if rolling else [False, False])
+
+
+@pytest.mark.parametrize(
+    ("spare", "probes", "sizes"),
+    [(256, False, [2, 8]), (0, False, [2, 2, 2, 2, 2]), (5, False, [2, 5, 3]), (9, True, [2, 4, 4])],
+)
+def test_auto_waves_start_what_the_engine_has_seats_for(spare, probes, sizes):
+    def script(prompt, params, index):  # the warm-up disagrees and later branches split: no consensus
+        return pieces(f"<think>ab</think>\\boxed{{{7 + (index + len(session.submitted)) % 2}}}")
+
+    session = ScriptedSession(script)
+    session.spare = spare
+    spec = {"type": "confidence", "n": 10, "warmup": 2, "wave": "auto", "consensus": 1.0}
+    if probes:
+        spec |= {"probe_every": 1000}  # probed branches need a seat for their probe too
+    result = run(session, spec)
+    assert [params.n for _, _, params in session.submitted] == sizes
+    assert result.usage.num_branches == 10
 
 
 def test_confidence_stops_weak_branches_and_ends_at_consensus():

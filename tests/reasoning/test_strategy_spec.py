@@ -17,6 +17,7 @@ def test_defaults_and_type_names():
     assert parse_strategy_spec("confidence") == ConfidenceSpec()
     assert parse_strategy_spec({"type": "ensemble", "models": ["a", "b"]}) == EnsembleSpec(models=("a", "b"))
     assert parse_strategy_spec({"type": "confidence", "keep_top": 1}).keep_top == 1.0
+    assert parse_strategy_spec({"type": "confidence", "wave": "auto"}).wave == "auto"
 
 
 def test_every_type_parses_from_its_own_dict():
@@ -44,6 +45,10 @@ def test_every_type_parses_from_its_own_dict():
         ({"type": "confidence", "consensus": 1.5}, "reasoning_strategy.consensus", "[0.0, 1.0]"),
         ({"type": "confidence", "stop_rule": "median"}, "reasoning_strategy.stop_rule", "beta"),
         ({"type": "confidence", "rolling": True}, "reasoning_strategy.rolling", "set wave"),
+        ({"type": "confidence", "wave": "auto", "rolling": True}, "reasoning_strategy.rolling", "a number"),
+        ({"type": "confidence", "wave": "fast"}, "reasoning_strategy.wave", "[1, 256] or one of auto"),
+        ({"type": "confidence", "wave": 0}, "reasoning_strategy.wave", "[1, 256]"),
+        ({"type": "confidence", "wave": 2.5}, "reasoning_strategy.wave", "must be int or str"),
         ({"type": "confidence", "keep_top": float("nan")}, "reasoning_strategy.keep_top", "float"),
         ({"type": "confidence", "n": 4, "warmup": 4}, "reasoning_strategy.warmup", "smaller than n"),
         ({"type": "confidence", "probe_every": 0}, "reasoning_strategy.probe_every", ">= 1"),

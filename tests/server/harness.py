@@ -137,6 +137,7 @@ class ScriptedStats:
     num_requests: int = 0
     num_running: int = 0
     num_waiting: int = 0
+    spare_seats: int = 256
     kv_blocks_used: int = 0
     kv_blocks_total: int = 100
     kv_cache_usage: float = 0.0

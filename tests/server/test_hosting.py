@@ -70,8 +70,9 @@ def test_requests_route_by_any_served_name(two_engines):
 
 
 def test_engine_metrics_are_labelled_by_model():
-    busy = ScriptedStats(num_running=3, kv_cache_usage=0.5)
+    busy = ScriptedStats(num_running=3, spare_seats=7, kv_cache_usage=0.5)
     text = ServerMetrics({"a": ScriptedStats, "b": lambda: busy}).render().decode()
     assert 'ponder:num_requests_running{model_name="a"} 0.0' in text
     assert 'ponder:num_requests_running{model_name="b"} 3.0' in text
     assert 'ponder:kv_cache_usage_perc{model_name="b"} 0.5' in text
+    assert 'ponder:num_spare_seats{model_name="b"} 7.0' in text

@@ -39,6 +39,7 @@ class EngineStats:
     num_requests: int  # unfinished requests
     num_running: int  # sequences
     num_waiting: int
+    spare_seats: int  # sequences that could still start at once (Scheduler.spare_seats)
     kv_blocks_used: int
     kv_blocks_total: int
     kv_cache_usage: float
@@ -247,6 +248,7 @@ class LLMEngine:
             num_requests=len(self.requests),
             num_running=len(self.scheduler.running),
             num_waiting=len(self.scheduler.waiting),
+            spare_seats=self.scheduler.spare_seats(),
             kv_blocks_used=pool.num_used_blocks,
             kv_blocks_total=pool.num_blocks,
             kv_cache_usage=self.kv.usage,

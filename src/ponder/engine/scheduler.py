@@ -47,6 +47,12 @@ class Scheduler:
     def has_unfinished(self) -> bool:
         return bool(self.waiting or self.running)
 
+    def spare_seats(self) -> int:
+        """Sequences that could still start at once: max_num_seqs less those running and those
+        waiting (a request waiting to fork counts all its samples)."""
+        taken = len(self.running) + sum(self._seats_needed(seq) for seq in self.waiting)
+        return max(0, self.config.max_num_seqs - taken)
+
     def add_waiting(self, seq: Sequence) -> None:
         seq.status = SequenceStatus.WAITING
         bisect.insort_right(self.waiting, seq, key=self._key)

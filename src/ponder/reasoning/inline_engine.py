@@ -136,6 +136,9 @@ class InlineSession(EngineSession):
             return
         self.inline.route([output])
 
+    def _spare_seats(self) -> int:
+        return self.inline.engine.scheduler.spare_seats()
+
     async def _next_outputs(self) -> list[RequestOutput]:
         if not self._news:
             self._waiter = asyncio.get_running_loop().create_future()

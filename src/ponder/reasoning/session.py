@@ -155,6 +155,10 @@ class EngineSession(ABC):
         for handle in self.handles:
             self.cancel(handle)
 
+    def spare_seats(self) -> int:
+        """Sequences the engine could still start at once (a load signal: `wave="auto"`)."""
+        return self._spare_seats()
+
     @property
     def in_flight(self) -> bool:
         return any(not handle.finished for handle in self.handles)
@@ -215,6 +219,9 @@ class EngineSession(ABC):
     async def _next_outputs(self) -> list[RequestOutput]:
         """At least one output of this session's requests (or an engine error raised)."""
 
+    @abstractmethod
+    def _spare_seats(self) -> int: ...
+
 
 class AsyncEngineSession(EngineSession):
     """A session over AsyncEngine (the server's engine): many sessions share its engine loop."""
@@ -238,6 +245,9 @@ class AsyncEngineSession(EngineSession):
 
     def _stop(self, request_id: str, index: int) -> None:
         self.engine.stop_branch(request_id, index)
+
+    def _spare_seats(self) -> int:
+        return self.engine.stats().spare_seats  # as of the last step: the loop runs in its thread
 
     def _abort(self, request_id: str) -> None:
         stream, task = self._streams.pop(request_id, (None, None))

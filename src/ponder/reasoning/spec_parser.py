@@ -74,8 +74,9 @@ def _check_field(name: str, value: Any, annotation: Any, rules: Mapping[str, Any
     if str in allowed and isinstance(value, str):
         choices = rules.get("choices")
         if choices and value not in choices:
+            number = f"an integer in [{rules.get('min')}, {rules.get('max')}] or " if int in allowed else ""
             raise InvalidRequestError(
-                f"{param} must be one of {', '.join(choices)}; got {value!r}", param=param
+                f"{param} must be {number}one of {', '.join(choices)}; got {value!r}", param=param
             )
         return value
     if bool in allowed and isinstance(value, bool):

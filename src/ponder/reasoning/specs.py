@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from ponder.errors import InvalidRequestError
 
+AUTO_WAVE = 2  # wave="auto" under load: waves of 2 settled the most tokens on the H200
 MAX_BRANCHES = 256  # the engine's default max_num_seqs: more could not run at once
 PARAM_PREFIX = "reasoning_strategy"
 DEFAULT_PROBE_TEXT = "\n</think>\n\n\\boxed{"
@@ -116,9 +117,15 @@ class ConfidenceSpec(StrategySpec):
     samples_many: ClassVar[bool] = True
     n: int = field(default=16, metadata=_range(2, MAX_BRANCHES))  # budget of branches in all
     warmup: int = field(default=4, metadata=_range(1, MAX_BRANCHES))
-    wave: int | None = field(default=None, metadata=_range(1, MAX_BRANCHES))  # None: all at once
-    # With `wave`: keep `wave` branches running and start the next the moment one ends, rather
-    # than waiting for the whole wave (for latency on a GPU; each branch its own request)
+    # After the warm-up: None: all other branches at once; a number: waves of that many, each
+    # started only if the vote is still open (fewer tokens, more latency); "auto": all at once
+    # while the engine has seats to spare for them, else waves of AUTO_WAVE (what the GPU
+    # measurements favour at low and at high load; docs/reasoning.md)
+    wave: int | str | None = field(
+        default=None, metadata={**_range(1, MAX_BRANCHES), **_choices("auto")}
+    )
+    # With a numeric `wave`: keep `wave` branches running and start the next the moment one
+    # ends, rather than waiting for the whole wave (each branch its own request)
     rolling: bool = False
     window: int = field(default=64, metadata=_range(1))
     keep_top: float = field(default=0.9, metadata=_range(0.0, 1.0))  # warm-up share above threshold
@@ -143,8 +150,8 @@ class ConfidenceSpec(StrategySpec):
     def validate(self) -> None:
         if self.warmup >= self.n:
             _fail("warmup", f"warmup ({self.warmup}) must be smaller than n ({self.n})")
-        if self.rolling and self.wave is None:
-            _fail("rolling", "rolling keeps `wave` branches running: set wave too")
+        if self.rolling and not isinstance(self.wave, int):
+            _fail("rolling", "rolling keeps `wave` branches running: set wave to a number")
 
 
 @dataclass(frozen=True)

@@ -241,6 +241,12 @@ class _EngineStatsCollector(Collector):
         )
         yield family(
             GaugeMetricFamily,
+            "num_spare_seats",
+            "Sequences that could still start at once (max_num_seqs less running and waiting).",
+            "spare_seats",
+        )
+        yield family(
+            GaugeMetricFamily,
             "kv_cache_usage_perc",
             "Fraction of KV blocks in use (0-1).",
             "kv_cache_usage",

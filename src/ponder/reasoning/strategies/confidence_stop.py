@@ -3,8 +3,9 @@
 1. Warm-up: `warmup` branches run to the end. Each gets its lowest group confidence (the mean
    token confidence of its weakest window of `window` tokens). The threshold is the percentile
    of those that keeps the top `keep_top` share of them.
-2. The other branches (all at once, in waves of `wave`, or with `rolling` in `wave` lanes that
-   each start a branch when theirs ends) are watched token by token: a branch whose current
+2. The other branches (all at once, in waves of `wave`, with `rolling` in `wave` lanes that
+   each start a branch when theirs ends, or with `wave="auto"` all at once while the engine has
+   seats to spare, else in waves of 2) are watched token by token: a branch whose current
    group confidence falls below the threshold is stopped mid-generation and its KV freed; it
    does not vote.
 3. Votes are weighted by confidence. As soon as the vote is decided (with at least `min_votes`
@@ -21,8 +22,8 @@ import dataclasses
 
 from ponder.engine.sampling_params import SamplingParams
 from ponder.reasoning.confidence import SlidingGroupConfidence, percentile
-from ponder.reasoning.session import BranchState, RequestHandle
-from ponder.reasoning.specs import ConfidenceSpec
+from ponder.reasoning.session import BranchState, EngineSession, RequestHandle
+from ponder.reasoning.specs import AUTO_WAVE, ConfidenceSpec
 from ponder.reasoning.strategies.base import (
     BranchRecord,
     StrategyResult,
@@ -78,10 +79,10 @@ async def run_confidence(run: StrategyRun) -> StrategyResult:
     for branch_record in warm_records:
         _admit(state, branch_record, spec)
     remaining = spec.n - spec.warmup
-    lanes = spec.wave or remaining
     while remaining > 0 and not state.reached_consensus(spec):
+        lanes = _wave_size(spec, remaining, session)
         # rolling: one call runs the whole budget, each lane refilled the moment its branch ends
-        size = remaining if spec.rolling else min(lanes, remaining)
+        size = remaining if spec.rolling else lanes
         remaining -= size
         await _watch(run, params, state, spec, budget=size, lanes=min(lanes, size))
     probes.cancel()
@@ -103,6 +104,19 @@ async def run_confidence(run: StrategyRun) -> StrategyResult:
         lead_probability=outcome.lead_probability,  # the beta rule's measure, for either rule
         **probes.details(),
     )
+
+
+def _wave_size(spec: ConfidenceSpec, remaining: int, session: EngineSession) -> int:
+    """Branches to start now. "auto": on a GPU a lone problem's 16 branches cost about one
+    branch's step time, so starting them all is fastest, while under load waves of 2 save the
+    most tokens (each started only if the vote is still open); the engine's spare seats say
+    which case holds."""
+    if spec.wave is None:
+        return remaining
+    if spec.wave == "auto":
+        seats_per_branch = 1 if spec.probe_every is None else 2  # a probed branch and its probe
+        return min(remaining, max(AUTO_WAVE, session.spare_seats() // seats_per_branch))
+    return min(spec.wave, remaining)
 
 
 async def _watch(
