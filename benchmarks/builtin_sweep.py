@@ -14,7 +14,8 @@ A run is NAME:MINUTES:DIFFICULTY_WEIGHTS[:CELL_WEIGHTS[:PROBE_FRACTION]] (cells 
 a run ends at MINUTES or at the preset's step count (`--steps` overrides it), whichever comes first.
 Results: OUT/ranking.json (every snapshot's accuracy per family and difficulty) and OUT/best (a
 copy of the chosen model). With `--vote-samples 16`, each run's final model is also scored by
-what voting gains: greedy and 16-sample self-consistency (temperature 0.8) on one set of hard
+what voting gains: greedy and 16-sample self-consistency (`--vote-temperature` 0.8,
+`--vote-top-p` 1.0) on one set of hard
 items per `--vote-item-seeds` (several sets, because one set of 192 problems moves the gain by
 about 3 points).
 """
@@ -94,7 +95,8 @@ def evaluate(model_dir: Path, args: argparse.Namespace) -> dict:
         votes = {
             seed: subprocess.Popen(
                 eval_command(model_dir, model_dir / f"vote-{seed}.json", args, "--difficulty", "hard",
-                             "--limit", str(args.vote_limit), "--item-seed", seed, "--temperature", "0.8",
+                             "--limit", str(args.vote_limit), "--item-seed", seed,
+                             "--temperature", str(args.vote_temperature), "--top-p", str(args.vote_top_p),
                              "--strategy", "greedy", "--strategy", vote_strategy),
                 stdout=subprocess.DEVNULL,
             )
@@ -161,6 +163,8 @@ def main() -> int:
                         help="also measure self-consistency with this many samples on final models")
     parser.add_argument("--vote-item-seeds", default="0,1", help="one hard item set per seed")
     parser.add_argument("--vote-limit", type=int, default=32, help="hard items per family and set")
+    parser.add_argument("--vote-temperature", type=float, default=0.8)
+    parser.add_argument("--vote-top-p", type=float, default=1.0, help="1.2 / 0.9 voted best on P2")
     parser.add_argument("--deadline-s", type=float, default=540, help="stop evaluating after this")
     args = parser.parse_args()
     started = time.monotonic()
