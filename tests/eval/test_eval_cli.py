@@ -57,6 +57,12 @@ def test_eval_writes_table_json_and_plot(qwen3_ckpt, tmp_path, capsys):
     greedy, sc3 = report["strategies"]
     assert len(greedy["items"]) == 4 and {i["family"] for i in greedy["items"]} == {"counting", "ordering"}
     assert all(i["num_branches"] == 3 for i in sc3["items"])
+    for item in sc3["items"]:  # per-branch records, for replaying votes offline
+        assert len(item["branch_answers"]) == len(item["branch_confidences"]) == 3
+        assert item["branch_confidences"] == [None] * 3  # a majority vote reads no confidences
+        assert all(lp <= 0 for lp in item["branch_mean_logprobs"])
+        assert sum(item["branch_tokens"]) == item["generated_tokens"]
+        assert item["branch_stopped"] == [False] * 3
     # The engine's own count of generated tokens matches what the strategies report.
     assert sc3["engine"]["generation_tokens"] == sum(i["generated_tokens"] for i in sc3["items"])
     # Three branches per problem prefill its prompt once: as much prefill as greedy's one branch.

@@ -54,6 +54,12 @@ class ItemResult:
     # branch was right (pass@n, the ceiling of any vote over them).
     branch_answers: list[str | None] = field(default_factory=list)
     any_branch_correct: bool = False
+    # Per branch, in the same order: enough to replay other vote rules offline (weights, filters,
+    # stopping points) on a recorded run without generating again.
+    branch_confidences: list[float | None] = field(default_factory=list)  # lowest group confidence
+    branch_mean_logprobs: list[float] = field(default_factory=list)
+    branch_tokens: list[int] = field(default_factory=list)
+    branch_stopped: list[bool] = field(default_factory=list)
 
 
 @dataclass
@@ -152,6 +158,10 @@ async def _run_items(
             finish_reason=result.finish_reason,
             branch_answers=[branch.answer for branch in result.branches],
             any_branch_correct=any(item.check(branch.answer) for branch in result.branches),
+            branch_confidences=[branch.confidence for branch in result.branches],
+            branch_mean_logprobs=[branch.mean_logprob for branch in result.branches],
+            branch_tokens=[branch.num_tokens for branch in result.branches],
+            branch_stopped=[branch.stopped for branch in result.branches],
         )
 
     try:
