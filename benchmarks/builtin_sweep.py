@@ -15,9 +15,8 @@ a run ends at MINUTES or at the preset's step count (`--steps` overrides it), wh
 Results: OUT/ranking.json (every snapshot's accuracy per family and difficulty) and OUT/best (a
 copy of the chosen model). With `--vote-samples 16`, each run's final model is also scored by
 what voting gains: greedy and 16-sample self-consistency (`--vote-temperature` 0.8,
-`--vote-top-p` 1.0) on one set of hard
-items per `--vote-item-seeds` (several sets, because one set of 192 problems moves the gain by
-about 3 points).
+`--vote-top-p` 1.0) on one set of hard items per `--vote-item-seeds` (several sets, because one
+set of 192 problems moves the gain by about 3 points).
 """
 
 from __future__ import annotations

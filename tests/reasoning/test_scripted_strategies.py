@@ -103,7 +103,7 @@ class ScriptedSession(EngineSession):
     def _abort(self, request_id) -> None:
         self.requests.pop(request_id, None)
 
-    def _spare_seats(self) -> int:
+    def spare_seats(self) -> int:
         return self.spare
 
     async def _next_outputs(self) -> list[RequestOutput]:

@@ -136,7 +136,7 @@ class InlineSession(EngineSession):
             return
         self.inline.route([output])
 
-    def _spare_seats(self) -> int:
+    def spare_seats(self) -> int:
         return self.inline.engine.scheduler.spare_seats()
 
     async def _next_outputs(self) -> list[RequestOutput]:

@@ -155,10 +155,6 @@ class EngineSession(ABC):
         for handle in self.handles:
             self.cancel(handle)
 
-    def spare_seats(self) -> int:
-        """Sequences the engine could still start at once (a load signal: `wave="auto"`)."""
-        return self._spare_seats()
-
     @property
     def in_flight(self) -> bool:
         return any(not handle.finished for handle in self.handles)
@@ -220,7 +216,8 @@ class EngineSession(ABC):
         """At least one output of this session's requests (or an engine error raised)."""
 
     @abstractmethod
-    def _spare_seats(self) -> int: ...
+    def spare_seats(self) -> int:
+        """Sequences the engine could still start at once (a load signal: `wave="auto"`)."""
 
 
 class AsyncEngineSession(EngineSession):
@@ -246,7 +243,7 @@ class AsyncEngineSession(EngineSession):
     def _stop(self, request_id: str, index: int) -> None:
         self.engine.stop_branch(request_id, index)
 
-    def _spare_seats(self) -> int:
+    def spare_seats(self) -> int:
         return self.engine.stats().spare_seats  # as of the last step: the loop runs in its thread
 
     def _abort(self, request_id: str) -> None:

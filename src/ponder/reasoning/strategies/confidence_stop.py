@@ -84,7 +84,7 @@ async def run_confidence(run: StrategyRun) -> StrategyResult:
         # rolling: one call runs the whole budget, each lane refilled the moment its branch ends
         size = remaining if spec.rolling else lanes
         remaining -= size
-        await _watch(run, params, state, spec, budget=size, lanes=min(lanes, size))
+        await _watch(run, params, state, spec, budget=size, lanes=lanes)  # lanes <= size
     probes.cancel()
     if not state.voters:  # everything fell below the threshold: vote over what finished
         for branch_record in state.records:
