@@ -36,6 +36,8 @@ def test_eval_writes_table_json_and_plot(qwen3_ckpt, tmp_path, capsys):
             "greedy",
             "--strategy",
             "self_consistency:n=3,label=sc3",
+            "--strategy",
+            "confidence:n=4,warmup=2,wave=1,label=conf",
             "--reference",
             "greedy",
             "--json",
@@ -53,8 +55,9 @@ def test_eval_writes_table_json_and_plot(qwen3_ckpt, tmp_path, capsys):
     table = capsys.readouterr().out
     assert "greedy" in table and "sc3" in table and "counting" in table
     report = json.loads(json_path.read_text())
-    assert report["split"] == "test" and [s["label"] for s in report["strategies"]] == ["greedy", "sc3"]
-    greedy, sc3 = report["strategies"]
+    labels = [s["label"] for s in report["strategies"]]
+    assert report["split"] == "test" and labels == ["greedy", "sc3", "conf"]
+    greedy, sc3, conf = report["strategies"]
     assert len(greedy["items"]) == 4 and {i["family"] for i in greedy["items"]} == {"counting", "ordering"}
     assert all(i["num_branches"] == 3 for i in sc3["items"])
     for item in sc3["items"]:  # per-branch records, for replaying votes offline
@@ -63,6 +66,10 @@ def test_eval_writes_table_json_and_plot(qwen3_ckpt, tmp_path, capsys):
         assert all(lp <= 0 for lp in item["branch_mean_logprobs"])
         assert sum(item["branch_tokens"]) == item["generated_tokens"]
         assert item["branch_stopped"] == [False] * 3
+        assert item["wave_sizes"] is None  # only `confidence` starts branches in waves
+    for item in conf["items"]:  # the warm-up's 2 branches, then waves of 1 while the vote is open
+        assert item["wave_sizes"] in ([], [1], [1, 1])
+        assert 2 + sum(item["wave_sizes"]) == item["num_branches"]
     # The engine's own count of generated tokens matches what the strategies report.
     assert sc3["engine"]["generation_tokens"] == sum(i["generated_tokens"] for i in sc3["items"])
     # Three branches per problem prefill its prompt once: as much prefill as greedy's one branch.
@@ -71,7 +78,7 @@ def test_eval_writes_table_json_and_plot(qwen3_ckpt, tmp_path, capsys):
     assert overall["num_items"] == 4 and overall["wall_time_s"] > 0
     assert png_path.read_bytes()[:4] == b"\x89PNG"
     assert "sc3 vs greedy (4 paired problems): accuracy" in table
-    [comparison] = report["comparisons"]
+    comparison = report["comparisons"][0]
     assert (comparison["strategy"], comparison["reference"], comparison["num_items"]) == ("sc3", "greedy", 4)
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,6 +14,9 @@ from hypothesis import strategies as st
 
 from ponder.kernels import paged_attention, store_kv
 from tests.fixtures.paged_batch import build_attention_metadata
+
+# the module, which the package's `paged_attention` function shadows
+reference_module = importlib.import_module("ponder.kernels.paged_attention")
 
 HEAD_DIM = 8
 
@@ -108,6 +114,19 @@ def test_paged_attention_matches_dense_causal_attention(kind, block_size, group)
     torch.testing.assert_close(out.double(), dense_reference(case, scale), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("kind", ["decode", "mixed"])
+@pytest.mark.parametrize("chunk_bytes", [1, 4096, 1 << 30])
+def test_decode_rows_in_length_groups_and_cache_sized_chunks_match_dense(kind, chunk_bytes, monkeypatch):
+    # The CPU path groups decode rows by context length and cuts groups into chunks of at most
+    # DECODE_CHUNK_BYTES of gathered context: one row per chunk, a few, or one for all.
+    monkeypatch.setattr(reference_module, "DECODE_CHUNK_BYTES", chunk_bytes)
+    seq_lens, query_lens = batch_shapes(kind, 4)
+    seq_lens, query_lens = seq_lens * 3, query_lens * 3  # several rows per length group
+    case = make_case(seq_lens, query_lens, 4, num_kv_heads=2, group=2, seed=7)
+    out = run_paged(case, HEAD_DIM**-0.5)
+    torch.testing.assert_close(out.double(), dense_reference(case, HEAD_DIM**-0.5), atol=1e-5, rtol=1e-5)
+
+
 @settings(max_examples=25, deadline=None)
 @given(
     shapes=st.lists(
@@ -164,3 +183,12 @@ def test_store_kv_casts_to_cache_dtype():
     store_kv(key, key * 2, k_cache, v_cache, torch.tensor([1]))
     assert torch.equal(k_cache[0, 1], key[0].to(torch.bfloat16))
     assert torch.equal(v_cache[0, 1], (key[0] * 2).to(torch.bfloat16))
+
+
+def test_the_cpu_decode_attention_benchmark_compares_both_paths():
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "cpu_decode_attention.py"
+    spec = importlib.util.spec_from_file_location("cpu_decode_attention", path)
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    row = benchmark.compare(6, 10, 300, repeats=1)
+    assert row["padded_ms"] > 0 and row["grouped_ms"] > 0 and row["max_abs_diff"] < 1e-5

@@ -77,14 +77,15 @@ def test_confidence_early_stop_stops_branches_and_frees_everything(qwen3_ckpt):
     assert engine.stats().kv_blocks_used == 0
 
 
-@pytest.mark.parametrize(("max_num_seqs", "waves"), [(256, 1), (4, 2)])
-def test_auto_waves_follow_the_engines_spare_seats(qwen3_ckpt, max_num_seqs, waves):
+@pytest.mark.parametrize(("max_num_seqs", "sizes"), [(256, [6]), (4, [4, 2])])
+def test_auto_waves_follow_the_engines_spare_seats(qwen3_ckpt, max_num_seqs, sizes):
     engine = make_engine(qwen3_ckpt, max_num_seqs=max_num_seqs)
     spec = {"type": "confidence", "n": 8, "warmup": 2, "wave": "auto", "consensus": 1.0}
     [result] = OfflineReasoner(engine).run_all([PROMPT], sampled(max_tokens=8), spec, chat=False)
     # After the warm-up the engine is empty: 256 seats take the 6 other branches at once; 4
     # seats take 4, then the last 2 (the smallest auto wave) once those have ended.
-    assert result.details["waves"] == waves and result.usage.num_branches == 8
+    assert result.details["wave_sizes"] == sizes and result.details["waves"] == len(sizes)
+    assert result.usage.num_branches == 8
     assert engine.stats().spare_seats == max_num_seqs
 
 

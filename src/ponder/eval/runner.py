@@ -60,6 +60,7 @@ class ItemResult:
     branch_mean_logprobs: list[float] = field(default_factory=list)
     branch_tokens: list[int] = field(default_factory=list)
     branch_stopped: list[bool] = field(default_factory=list)
+    wave_sizes: list[int] | None = None  # `confidence`: branches started per wave after the warm-up
 
 
 @dataclass
@@ -162,6 +163,7 @@ async def _run_items(
             branch_mean_logprobs=[branch.mean_logprob for branch in result.branches],
             branch_tokens=[branch.num_tokens for branch in result.branches],
             branch_stopped=[branch.stopped for branch in result.branches],
+            wave_sizes=result.details.get("wave_sizes"),
         )
 
     try:

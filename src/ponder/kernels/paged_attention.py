@@ -7,6 +7,10 @@ import torch.nn.functional as F
 
 from ponder.kernels.attention_metadata import AttentionMetadata
 
+# Gathered context per decode chunk. 4-8 MiB ran fastest on a 32 MiB-L3 EPYC (one thread),
+# 32 MB already 2-3x slower: a chunk's keys and values should stay in cache while it is used.
+DECODE_CHUNK_BYTES = 4 << 20
+
 
 def store_kv(
     key: torch.Tensor,
@@ -94,18 +98,56 @@ def _decode_attention(
     scale: float,
     seqs: list[int] | None,
 ) -> torch.Tensor:
-    """One query token per sequence: pad every context to the longest, mask, batched matmuls.
+    """One query token per sequence (query row r belongs to sequence seqs[r]; None = all).
 
-    seqs lists which sequences of the batch the query rows belong to (None = all of them).
+    Sequences are grouped by context length, within a factor of two of each other, each group
+    padded to its own longest, and a group is cut into chunks whose gathered keys and values
+    fit DECODE_CHUNK_BYTES. Padding a batch of young branches beside long thoughts and their
+    probes to the longest of all gathered mostly padding, and one gather of every context
+    overflowed the CPU's cache (BENCHMARKS.md, "CPU decode attention": 2-7x faster).
     """
-    block_tables, seq_lens = metadata.block_tables, metadata.seq_lens
-    if seqs is None:
-        max_len = metadata.max_seq_len
-    else:
-        seq_index = torch.tensor(seqs, device=block_tables.device)
-        block_tables, seq_lens = block_tables[seq_index], seq_lens[seq_index]
-        max_len = max(metadata.seq_lens_cpu[i] for i in seqs)
-    num_blocks = -(-max_len // metadata.block_size)
+    seq_ids = list(range(metadata.num_seqs)) if seqs is None else seqs
+    lengths = metadata.seq_lens_cpu
+    groups: dict[int, list[int]] = {}
+    for row, seq in enumerate(seq_ids):
+        groups.setdefault(((lengths[seq] - 1) // metadata.block_size).bit_length(), []).append(row)
+    bytes_per_token = 2 * k_cache.shape[2] * k_cache.shape[3] * 4  # K and V of one position, fp32
+    chunks = []
+    for rows in groups.values():
+        per_chunk = max(1, DECODE_CHUNK_BYTES // (bytes_per_token * max(lengths[seq_ids[r]] for r in rows)))
+        chunks += [rows[start : start + per_chunk] for start in range(0, len(rows), per_chunk)]
+    if seqs is None and len(chunks) == 1:
+        return _padded_decode_attention(
+            query, k_cache, v_cache, metadata.block_tables, metadata.seq_lens, metadata.max_seq_len, scale
+        )
+    out = torch.empty(query.shape, dtype=torch.float32, device=query.device)
+    for rows in chunks:
+        members = [seq_ids[row] for row in rows]
+        seq_index = torch.tensor(members, device=metadata.block_tables.device)
+        row_index = torch.tensor(rows, device=query.device)
+        out[row_index] = _padded_decode_attention(
+            query[row_index],
+            k_cache,
+            v_cache,
+            metadata.block_tables[seq_index],
+            metadata.seq_lens[seq_index],
+            max(metadata.seq_lens_cpu[seq] for seq in members),
+            scale,
+        )
+    return out
+
+
+def _padded_decode_attention(
+    query: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    block_tables: torch.Tensor,
+    seq_lens: torch.Tensor,
+    max_len: int,
+    scale: float,
+) -> torch.Tensor:
+    """Pad every context to `max_len`, mask, batched matmuls."""
+    num_blocks = -(-max_len // k_cache.shape[1])
     keys = _gather_context(k_cache, block_tables, num_blocks)  # [S, L, Hkv, D]
     values = _gather_context(v_cache, block_tables, num_blocks)
     num_seqs, context_len, num_kv_heads, head_dim = keys.shape

@@ -48,7 +48,7 @@ class _State:
     voters: list[BranchRecord] = dataclasses.field(default_factory=list)
     records: list[BranchRecord] = dataclasses.field(default_factory=list)
     outcome: VoteResult | None = None
-    waves: int = 0
+    wave_sizes: list[int] = dataclasses.field(default_factory=list)  # branches per request
 
     def reached_consensus(self, spec: ConfidenceSpec) -> bool:
         outcome = self.outcome
@@ -99,7 +99,8 @@ async def run_confidence(run: StrategyRun) -> StrategyResult:
         answer=outcome.answer,
         vote=outcome,
         threshold=threshold,
-        waves=state.waves,
+        waves=len(state.wave_sizes),
+        wave_sizes=state.wave_sizes,
         consensus_reached=state.reached_consensus(spec),
         lead_probability=outcome.lead_probability,  # the beta rule's measure, for either rule
         **probes.details(),
@@ -139,8 +140,8 @@ async def _watch(
     def start(size: int) -> None:
         nonlocal budget
         budget -= size
-        state.waves += 1
-        seed = None if params.seed is None else params.seed + state.waves * _WAVE_SEED_STRIDE
+        state.wave_sizes.append(size)
+        seed = None if params.seed is None else params.seed + len(state.wave_sizes) * _WAVE_SEED_STRIDE
         handle = session.submit(run.prompt_ids(), branch_params(params, n=size, seed=seed))
         handles.append(handle)
         state.probes.watch(handle)
