@@ -45,6 +45,8 @@ def test_eval_writes_table_json_and_plot(qwen3_ckpt, tmp_path, capsys):
             "--plot",
             str(png_path),
             "--no-progress",
+            "--min-p",
+            "0.05",
             "--kv-cache-memory",
             "16MiB",
             "--block-size",
@@ -57,6 +59,7 @@ def test_eval_writes_table_json_and_plot(qwen3_ckpt, tmp_path, capsys):
     report = json.loads(json_path.read_text())
     labels = [s["label"] for s in report["strategies"]]
     assert report["split"] == "test" and labels == ["greedy", "sc3", "conf"]
+    assert (report["config"]["min_p"], report["config"]["top_k"]) == (0.05, -1)
     greedy, sc3, conf = report["strategies"]
     assert len(greedy["items"]) == 4 and {i["family"] for i in greedy["items"]} == {"counting", "ordering"}
     assert all(i["num_branches"] == 3 for i in sc3["items"])
@@ -95,3 +98,25 @@ def test_eval_rejects_an_unknown_reference_before_loading_a_model(tmp_path):
     with pytest.raises(InvalidRequestError) as caught:
         run_cli(["eval", "--model", str(tmp_path / "missing"), "--strategy", "greedy", "--reference", "sc16"])
     assert caught.value.param == "reference" and "greedy" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "param"),
+    [
+        ("--min-p", "1.5", "min_p"),
+        ("--top-k", "0.5", None),
+        ("--top-k", "-3", "top_k"),
+        ("--top-p", "0", "top_p"),
+    ],
+)
+def test_eval_rejects_bad_sampling_knobs_before_loading_a_model(tmp_path, flag, value, param):
+    from ponder.errors import InvalidRequestError
+
+    argv = ["eval", "--model", str(tmp_path / "missing"), flag, value]
+    if param is None:  # not even a number of the right kind: argparse's own usage error
+        with pytest.raises(SystemExit):
+            run_cli(argv)
+        return
+    with pytest.raises(InvalidRequestError) as caught:
+        run_cli(argv)
+    assert caught.value.param == param

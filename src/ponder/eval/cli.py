@@ -36,6 +36,8 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--max-tokens", type=int, default=1536, help="per branch")
     parser.add_argument("--temperature", type=float, default=0.8, help="for sampled strategies")
     parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--min-p", type=float, default=0.0, help="drop tokens below min-p x the top one's")
+    parser.add_argument("--top-k", type=int, default=-1, help="-1: off")
     parser.add_argument("--item-seed", type=int, default=0, help="which test items")
     parser.add_argument("--sample-seed", type=int, default=0, help="sampling seed of item 0 (+i)")
     parser.add_argument(
@@ -73,7 +75,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
     from ponder.eval.compare import check_reference, compare_all
     from ponder.eval.plot import plot_accuracy_vs_tokens
     from ponder.eval.report import format_table, summarize, to_json
-    from ponder.eval.runner import EvalConfig, evaluate
+    from ponder.eval.runner import EvalConfig, evaluate, item_params
     from ponder.llm import LLM
     from ponder.reasoning.strategy_args import parse_strategy_arg
     from ponder.tasks import DIFFICULTIES, FAMILIES
@@ -88,12 +90,15 @@ def run_eval_command(args: argparse.Namespace) -> int:
         max_tokens=_positive(args.max_tokens, "max-tokens"),
         temperature=args.temperature,
         top_p=args.top_p,
+        min_p=args.min_p,
+        top_k=args.top_k,
         item_seed=args.item_seed,
         sample_seed=args.sample_seed,
         concurrency=_positive(args.concurrency, "concurrency"),
         verifier=args.verifier,
         progress=args.progress,
     )
+    item_params(config, 0)  # bad sampling knobs fail here, before any model loads
     knobs = engine_kwargs(args)
     main = LLM(args.model, **knobs)
     extra = {name: LLM(path, **knobs).engine for name, path in _extra_models(args.extra_model).items()}

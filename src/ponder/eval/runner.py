@@ -27,6 +27,8 @@ class EvalConfig:
     max_tokens: int = 1536
     temperature: float = 0.8
     top_p: float = 1.0
+    min_p: float = 0.0
+    top_k: int = -1  # -1: off
     item_seed: int = 0
     sample_seed: int = 0
     concurrency: int = 8
@@ -118,6 +120,8 @@ def item_params(config: EvalConfig, index: int) -> SamplingParams:
     return SamplingParams(
         temperature=config.temperature,
         top_p=config.top_p,
+        min_p=config.min_p,
+        top_k=config.top_k,
         max_tokens=config.max_tokens,
         seed=config.sample_seed + index,
     )

@@ -1,4 +1,5 @@
-"""Torch reference paged attention and KV store: the ground truth the Triton kernels must match."""
+"""Torch paged attention and KV store: the CPU path, and the ground truth the Triton kernels must
+match."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import torch.nn.functional as F
 
 from ponder.kernels.attention_metadata import AttentionMetadata
 
-# Gathered context per decode chunk. 4-8 MiB ran fastest on a 32 MiB-L3 EPYC (one thread),
-# 32 MB already 2-3x slower: a chunk's keys and values should stay in cache while it is used.
-DECODE_CHUNK_BYTES = 4 << 20
+# Gathered context per decode chunk. 4-16 MiB ran fastest on a 32 MiB-L3 EPYC (one and two
+# threads), 32 MB already 2-3x slower: a chunk's keys and values should stay in cache while used.
+DECODE_CHUNK_BYTES = 8 << 20
 
 
 def store_kv(
@@ -108,18 +109,20 @@ def _decode_attention(
     """
     seq_ids = list(range(metadata.num_seqs)) if seqs is None else seqs
     lengths = metadata.seq_lens_cpu
+    bytes_per_token = 2 * k_cache.shape[2] * k_cache.shape[3] * 4  # K and V of one position, fp32
+    if seqs is None and len(seq_ids) * metadata.max_seq_len * bytes_per_token <= DECODE_CHUNK_BYTES:
+        # Small enough for one gather: groups would only add calls (with 2 threads, 16 branches
+        # of one prompt ran 7% slower split in two).
+        return _padded_decode_attention(
+            query, k_cache, v_cache, metadata.block_tables, metadata.seq_lens, metadata.max_seq_len, scale
+        )
     groups: dict[int, list[int]] = {}
     for row, seq in enumerate(seq_ids):
         groups.setdefault(((lengths[seq] - 1) // metadata.block_size).bit_length(), []).append(row)
-    bytes_per_token = 2 * k_cache.shape[2] * k_cache.shape[3] * 4  # K and V of one position, fp32
     chunks = []
     for rows in groups.values():
         per_chunk = max(1, DECODE_CHUNK_BYTES // (bytes_per_token * max(lengths[seq_ids[r]] for r in rows)))
         chunks += [rows[start : start + per_chunk] for start in range(0, len(rows), per_chunk)]
-    if seqs is None and len(chunks) == 1:
-        return _padded_decode_attention(
-            query, k_cache, v_cache, metadata.block_tables, metadata.seq_lens, metadata.max_seq_len, scale
-        )
     out = torch.empty(query.shape, dtype=torch.float32, device=query.device)
     for rows in chunks:
         members = [seq_ids[row] for row in rows]
@@ -131,7 +134,7 @@ def _decode_attention(
             v_cache,
             metadata.block_tables[seq_index],
             metadata.seq_lens[seq_index],
-            max(metadata.seq_lens_cpu[seq] for seq in members),
+            max(lengths[seq] for seq in members),
             scale,
         )
     return out
