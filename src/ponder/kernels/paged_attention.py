@@ -101,28 +101,20 @@ def _decode_attention(
 ) -> torch.Tensor:
     """One query token per sequence (query row r belongs to sequence seqs[r]; None = all).
 
-    Sequences are grouped by context length, within a factor of two of each other, each group
-    padded to its own longest, and a group is cut into chunks whose gathered keys and values
-    fit DECODE_CHUNK_BYTES. Padding a batch of young branches beside long thoughts and their
-    probes to the longest of all gathered mostly padding, and one gather of every context
-    overflowed the CPU's cache (BENCHMARKS.md, "CPU decode attention": 2-7x faster).
+    Once the padded batch exceeds DECODE_CHUNK_BYTES, sequences are grouped by context length,
+    within a factor of two of each other, each group padded to its own longest, and a group is
+    cut into chunks whose gathered keys and values fit (`_decode_chunks`). Padding a batch of
+    young branches beside long thoughts and their probes to the longest of all gathered mostly
+    padding, and one gather of every context overflowed the CPU's cache (BENCHMARKS.md, "CPU
+    decode attention": 2-7x faster).
     """
     seq_ids = list(range(metadata.num_seqs)) if seqs is None else seqs
     lengths = metadata.seq_lens_cpu
-    bytes_per_token = 2 * k_cache.shape[2] * k_cache.shape[3] * 4  # K and V of one position, fp32
-    if seqs is None and len(seq_ids) * metadata.max_seq_len * bytes_per_token <= DECODE_CHUNK_BYTES:
-        # Small enough for one gather: groups would only add calls (with 2 threads, 16 branches
-        # of one prompt ran 7% slower split in two).
+    chunks = _decode_chunks([lengths[seq] for seq in seq_ids], metadata.block_size, k_cache)
+    if seqs is None and len(chunks) == 1:
         return _padded_decode_attention(
             query, k_cache, v_cache, metadata.block_tables, metadata.seq_lens, metadata.max_seq_len, scale
         )
-    groups: dict[int, list[int]] = {}
-    for row, seq in enumerate(seq_ids):
-        groups.setdefault(((lengths[seq] - 1) // metadata.block_size).bit_length(), []).append(row)
-    chunks = []
-    for rows in groups.values():
-        per_chunk = max(1, DECODE_CHUNK_BYTES // (bytes_per_token * max(lengths[seq_ids[r]] for r in rows)))
-        chunks += [rows[start : start + per_chunk] for start in range(0, len(rows), per_chunk)]
     out = torch.empty(query.shape, dtype=torch.float32, device=query.device)
     for rows in chunks:
         members = [seq_ids[row] for row in rows]
@@ -138,6 +130,23 @@ def _decode_attention(
             scale,
         )
     return out
+
+
+def _decode_chunks(lengths: list[int], block_size: int, k_cache: torch.Tensor) -> list[list[int]]:
+    """Rows to compute together. All of them while their padded keys and values fit
+    DECODE_CHUNK_BYTES (splitting would only add calls: with 2 threads, 16 branches of one prompt
+    ran 7% slower in two); else length groups cut into chunks that fit."""
+    bytes_per_token = 2 * k_cache.shape[2] * k_cache.shape[3] * 4  # K and V of one position, fp32
+    if len(lengths) * max(lengths) * bytes_per_token <= DECODE_CHUNK_BYTES:
+        return [list(range(len(lengths)))]
+    groups: dict[int, list[int]] = {}
+    for row, length in enumerate(lengths):
+        groups.setdefault(((length - 1) // block_size).bit_length(), []).append(row)
+    chunks = []
+    for rows in groups.values():
+        per_chunk = max(1, DECODE_CHUNK_BYTES // (bytes_per_token * max(lengths[row] for row in rows)))
+        chunks += [rows[start : start + per_chunk] for start in range(0, len(rows), per_chunk)]
+    return chunks
 
 
 def _padded_decode_attention(

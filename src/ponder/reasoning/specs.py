@@ -120,8 +120,8 @@ class ConfidenceSpec(StrategySpec):
     # After the warm-up: None: all other branches at once; a number: waves of that many, each
     # started only if the vote is still open (fewer tokens, more latency); "auto": all at once
     # while the engine has seats to spare for them, else waves of AUTO_WAVE (what the GPU
-    # measurements favour at low and at high load; on a loaded CPU a spare seat is not free
-    # compute, so a number does better there; docs/reasoning.md)
+    # measurements favour at low and at high load; on the CPU all at once was faster at both
+    # loads measured; docs/reasoning.md)
     wave: int | str | None = field(
         default=None, metadata={**_range(1, MAX_BRANCHES), **_choices("auto")}
     )
