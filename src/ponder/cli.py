@@ -1,4 +1,4 @@
-"""The `ponder` command: generate, serve, chat, batch, bench, eval, train."""
+"""The `ponder` command: generate, serve, chat, batch, bench, eval, revote, train."""
 
 from __future__ import annotations
 
@@ -137,8 +137,10 @@ def _add_bench(subparsers) -> None:
 
 def _add_eval(subparsers) -> None:
     from ponder.eval.cli import add_eval_parser
+    from ponder.eval.revote_cli import add_revote_parser
 
     add_eval_parser(subparsers)
+    add_revote_parser(subparsers)
 
 
 def _add_train(subparsers) -> None:

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from ponder.eval.cli import add_eval_parser
+from ponder.eval.revote import VoteRule, problem_key, revote
 
 
 def run_cli(argv: list[str]) -> int:
@@ -63,6 +64,9 @@ def test_eval_writes_table_json_and_plot(qwen3_ckpt, tmp_path, capsys):
     greedy, sc3, conf = report["strategies"]
     assert len(greedy["items"]) == 4 and {i["family"] for i in greedy["items"]} == {"counting", "ordering"}
     assert all(i["num_branches"] == 3 for i in sc3["items"])
+    # Re-voting the recorded branches by the run's own rule gives the run's own results.
+    replayed = revote("sc3", sc3["items"], VoteRule())
+    assert replayed.scores == {problem_key(i): float(i["correct"]) for i in sc3["items"]}
     for item in sc3["items"]:  # per-branch records, for replaying votes offline
         assert len(item["branch_answers"]) == len(item["branch_confidences"]) == 3
         assert item["branch_confidences"] == [None] * 3  # a majority vote reads no confidences

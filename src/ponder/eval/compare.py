@@ -50,24 +50,30 @@ def compare(evaluation: StrategyEval, reference: StrategyEval) -> Comparison:
         raise InvalidRequestError(
             f"{evaluation.label!r} and {reference.label!r} share no problems", param="reference"
         )
-    n = len(pairs)
     diffs = [int(mine.correct) - int(other.correct) for mine, other in pairs]
-    mean = sum(diffs) / n
-    variance = sum((d - mean) ** 2 for d in diffs) / (n - 1) if n > 1 else 0.0
-    half_width = _Z95 * math.sqrt(variance / n)
+    mean, low, high = paired_interval(diffs)
     tokens = sum(mine.generated_tokens for mine, _ in pairs)
     reference_tokens = sum(other.generated_tokens for _, other in pairs)
     return Comparison(
         strategy=evaluation.label,
         reference=reference.label,
-        num_items=n,
+        num_items=len(pairs),
         accuracy_diff=mean,
-        ci95_low=mean - half_width,
-        ci95_high=mean + half_width,
+        ci95_low=low,
+        ci95_high=high,
         won=diffs.count(1),
         lost=diffs.count(-1),
         tokens_change=tokens / reference_tokens - 1.0 if reference_tokens else 0.0,
     )
+
+
+def paired_interval(diffs: list[float]) -> tuple[float, float, float]:
+    """Mean of per-problem differences and its 95% interval (normal approximation)."""
+    n = len(diffs)
+    mean = sum(diffs) / n
+    variance = sum((d - mean) ** 2 for d in diffs) / (n - 1) if n > 1 else 0.0
+    half_width = _Z95 * math.sqrt(variance / n)
+    return mean, mean - half_width, mean + half_width
 
 
 def check_reference(labels: list[str], reference_label: str) -> None:

@@ -97,9 +97,16 @@ def format_table(rows: Sequence[SummaryRow]) -> str:
                 value *= 100
             line.append("" if value is None else fmt.format(value))
         cells.append(line)
-    widths = [max(len(line[i]) for line in cells) for i in range(len(_COLUMNS))]
+    return align(cells, left_columns=3)
+
+
+def align(cells: list[list[str]], left_columns: int) -> str:
+    """A plain-text table: the first row a header, the first `left_columns` left-aligned."""
+    widths = [max(len(line[i]) for line in cells) for i in range(len(cells[0]))]
     lines = [
-        "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths)))
+        "  ".join(
+            c.ljust(w) if i < left_columns else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))
+        )
         for line in cells
     ]
     lines.insert(1, "-" * len(lines[0]))

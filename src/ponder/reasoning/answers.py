@@ -18,6 +18,7 @@ order, to the last "the answer is X" / "answer: X" phrase and finally to ``None`
 
 from __future__ import annotations
 
+import functools
 import re
 from fractions import Fraction
 
@@ -47,6 +48,7 @@ def extract_answer(text: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=1 << 16)  # votes normalise the same few answers again and again
 def normalize_answer(answer: str) -> str:
     """One canonical string for every equivalent way of writing ``answer`` (see module doc)."""
     text = _strip_wrappers(answer)
