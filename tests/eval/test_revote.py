@@ -23,6 +23,7 @@ def item(item_id, gold, answers, logprobs=None, confidences=None, correct=False)
         "branch_answers": answers,
         "branch_mean_logprobs": logprobs or [-0.5] * n,
         "branch_confidences": confidences or [None] * n,
+        "branch_tokens": [100] * n,
     }
 
 
@@ -33,6 +34,9 @@ def test_parse_rule_reads_weights_filters_and_sample_counts():
     assert parse_rule("majority:n=4") == VoteRule(samples=4)
     assert parse_rule("confidence:keep_top=0.1").label == "confidence:keep_top=0.1,rank=confidence"
     assert VoteRule(samples=4).label == "majority:n=4"
+    stop = parse_rule("confidence:stop=beta,consensus=0.9,warmup=2")
+    assert stop == VoteRule("confidence", stop="beta", consensus=0.9, warmup=2)
+    assert stop.label == "confidence:stop=beta,consensus=0.9,warmup=2"
 
 
 @pytest.mark.parametrize(
@@ -47,6 +51,10 @@ def test_parse_rule_reads_weights_filters_and_sample_counts():
         ("majority:rank=length", "rank must be one of confidence, logprob"),
         ("majority:window=64", "unknown key 'window'"),
         ("majority:n", "expected key=value"),
+        ("majority:stop=early", "stop must be one of none, share, beta"),
+        ("majority:stop=beta,consensus=0", r"consensus must be in \(0, 1\]"),
+        ("majority:stop=beta,warmup=0", "warmup must be >= 1"),
+        ("majority:stop=share,keep_top=0.5", "keep_top and stop do not combine"),
     ],
 )
 def test_parse_rule_rejects_bad_rules(text, message):
@@ -84,6 +92,20 @@ def test_weights_and_filters_change_the_winner():
     assert (by_logprob.accuracy, by_logprob.voters) == (1.0, 1)
     unsure = revote("sc", [recorded], VoteRule("majority", keep_top=0.6, rank="logprob"))
     assert unsure.voters == 3 and unsure.accuracy == 1.0  # 7, 7 and the first unsure 8
+
+
+def test_stop_rules_read_branches_in_order_until_the_vote_is_decided():
+    recorded = item("a", "7", ["7", "7", "7", "8", "8", "8"])
+    recorded["branch_tokens"] = [10, 20, 30, 40, 50, 60]
+    beta = revote("sc", [recorded], VoteRule(stop="beta", consensus=0.9, warmup=2))
+    assert (beta.voters, beta.tokens, beta.accuracy) == (3, 60, 1.0)  # 2-0 is 7/8 sure, 3-0 15/16
+    share = revote("sc", [recorded], VoteRule(stop="share", consensus=0.95, warmup=2))
+    assert (share.voters, share.tokens) == (2, 30)  # 2-0 is a share of 1
+    never = revote("sc", [recorded], VoteRule(stop="beta", consensus=0.99, warmup=2))
+    # Never decided: all 6 read; 3-3 with equal log-probabilities goes to the earlier answer.
+    assert (never.voters, never.tokens, never.accuracy) == (6, 210, 1.0)
+    full = revote("sc", [recorded], VoteRule())
+    assert (full.voters, full.tokens) == (6, 210)
 
 
 def test_fewer_samples_average_over_every_subset_when_there_are_few():
@@ -129,6 +151,8 @@ def test_default_rules_follow_what_was_recorded():
         "majority",
         "logprob",
         "majority:keep_top=0.5,rank=logprob",
+        "majority:stop=beta,consensus=0.9,warmup=4",
+        "majority:stop=share,consensus=0.95,warmup=4",
     ]
     with_confidence = default_rules([item("a", "7", ["7"] * 6, confidences=[1.0] * 6)])
     labels = [rule.label for rule in with_confidence]
@@ -222,7 +246,7 @@ def test_the_ponder_command_runs_revote_and_reports_errors_as_exit_2(tmp_path, c
     sc = [item("0", "7", ["7", "8", "7"])]
     run = write_run(tmp_path / "run.json", [{"label": "sc", "items": sc}])
     assert main(["revote", run, "--rule", "majority"]) == 0
-    assert "sc        majority  1     3.0  100.0  100.0" in capsys.readouterr().out
+    assert "sc        majority  1     3.0     300  100.0  100.0" in capsys.readouterr().out
     assert main(["revote", run, "--rule", "majority:keep_top=2"]) == 2
     assert "ponder revote: error: keep_top must be in (0, 1], got 2" in capsys.readouterr().err
 

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ponder.reasoning.answers import normalize_answer
-from ponder.reasoning.voting import lead_probability, vote
+from ponder.reasoning.voting import lead_probability, vote, vote_decided
 
 
 def test_majority_pools_equivalent_answers():
@@ -100,3 +100,15 @@ def test_a_vote_counts_the_voters_of_the_winner_and_the_runner_up():
     assert result.lead_probability == pytest.approx(lead_probability(2, 3)) and result.lead_probability < 0.5
     assert vote(["3"]).lead_probability == pytest.approx(0.75)
     assert vote([None]).lead_probability == 0.0
+
+
+def test_vote_decided_by_share_or_by_the_leads_probability():
+    three_nil = vote(["7", "7", "7"])
+    assert vote_decided(three_nil, 3, "beta", 0.9, 2)  # 15/16 of the posterior above one half
+    two_nil = vote(["7", "7"])
+    assert not vote_decided(two_nil, 2, "beta", 0.9, 2)  # 7/8
+    assert vote_decided(two_nil, 2, "share", 0.95, 2)  # unanimous is share 1
+    assert not vote_decided(two_nil, 2, "share", 0.95, 3)  # too few answers yet
+    five_one = vote(["7"] * 5 + ["8"])
+    assert not vote_decided(five_one, 6, "share", 0.95, 2) and vote_decided(five_one, 6, "beta", 0.9, 2)
+    assert not vote_decided(vote([None, None]), 2, "share", 0.5, 1)  # nothing answered

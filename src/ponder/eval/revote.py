@@ -15,19 +15,20 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from ponder.errors import InvalidRequestError
 from ponder.reasoning.answers import answers_equal
-from ponder.reasoning.voting import vote
+from ponder.reasoning.voting import VoteResult, vote, vote_decided
 
 Weight = Literal["majority", "confidence", "logprob"]
 Rank = Literal["confidence", "logprob"]
+Stop = Literal["none", "share", "beta"]
 _WEIGHTS: tuple[str, ...] = ("majority", "confidence", "logprob")
-_RANKS: tuple[str, ...] = ("confidence", "logprob")
 DEFAULT_SUBSETS = 64  # random subsets per problem when a vote uses fewer branches than were run
+_MIN_VOTES = 2  # a stop rule needs this many answers (the `confidence` strategy's default)
 
 
 @dataclass(frozen=True)
@@ -38,12 +39,24 @@ class VoteRule:
     geometric-mean token probability exp(mean log-probability) (logprob). `keep_top`: only the
     surest share of the branches vote, ranked by `rank` (DeepConf's filter). `samples`: vote over
     this many of the branches (the mean over random subsets of that size; None: all of them).
+    `stop`: read the branches in their recorded order, `warmup` first, then one at a time, and
+    stop once the vote is decided (`share` or `beta` at `consensus`, as the `confidence` strategy
+    decides): how many branches, and tokens, an early stop would have needed.
     """
 
     weight: Weight = "majority"
     keep_top: float = 1.0
     rank: Rank = "confidence"
     samples: int | None = None
+    stop: Stop = "none"
+    consensus: float = 0.95
+    warmup: int = 4
+
+    def __post_init__(self) -> None:
+        if self.stop != "none" and self.keep_top < 1.0:
+            raise _bad(
+                "keep_top and stop do not combine: a filter ranks every branch, a stop reads them in order"
+            )
 
     @property
     def label(self) -> str:
@@ -52,6 +65,8 @@ class VoteRule:
             knobs.append(f"keep_top={self.keep_top:g},rank={self.rank}")
         if self.samples is not None:
             knobs.append(f"n={self.samples}")
+        if self.stop != "none":
+            knobs.append(f"stop={self.stop},consensus={self.consensus:g},warmup={self.warmup}")
         return self.weight + (":" + ",".join(knobs) if knobs else "")
 
     @property
@@ -59,9 +74,47 @@ class VoteRule:
         return self.weight == "confidence" or (self.keep_top < 1.0 and self.rank == "confidence")
 
 
+class _Rejected(ValueError):
+    """A knob's value parsed but is out of range; the message says what it must be."""
+
+
+def _fraction(value: str) -> float:
+    number = float(value)
+    if not 0.0 < number <= 1.0:
+        raise _Rejected(f"must be in (0, 1], got {value}")
+    return number
+
+
+def _count(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise _Rejected(f"must be >= 1, got {value}")
+    return number
+
+
+def _one_of(*choices: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value not in choices:
+            raise _Rejected(f"must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    return parse
+
+
+# rule key -> (VoteRule field, parser that raises ValueError with the reason)
+_KNOBS = {
+    "keep_top": ("keep_top", _fraction),
+    "rank": ("rank", _one_of("confidence", "logprob")),
+    "n": ("samples", _count),
+    "stop": ("stop", _one_of("none", "share", "beta")),
+    "consensus": ("consensus", _fraction),
+    "warmup": ("warmup", _count),
+}
+
+
 def parse_rule(text: str) -> VoteRule:
     """`WEIGHT[:key=value,...]`, e.g. `majority`, `confidence:keep_top=0.1`, `majority:n=4`,
-    `logprob:keep_top=0.5,rank=logprob`."""
+    `logprob:keep_top=0.5,rank=logprob`, `confidence:stop=beta,consensus=0.9`."""
     name, _, rest = text.strip().partition(":")
     if name not in _WEIGHTS:
         raise _bad(f"unknown vote weight {name!r} in {text!r}; valid: {', '.join(_WEIGHTS)}")
@@ -70,20 +123,15 @@ def parse_rule(text: str) -> VoteRule:
         key, equals, value = pair.partition("=")
         if not equals:
             raise _bad(f"expected key=value, got {pair!r} in {text!r}")
-        if key == "keep_top":
-            knobs["keep_top"] = _number(value, float, key)
-            if not 0.0 < knobs["keep_top"] <= 1.0:
-                raise _bad(f"keep_top must be in (0, 1], got {value}")
-        elif key == "rank":
-            if value not in _RANKS:
-                raise _bad(f"rank must be one of {', '.join(_RANKS)}, got {value!r}")
-            knobs["rank"] = value
-        elif key == "n":
-            knobs["samples"] = _number(value, int, key)
-            if knobs["samples"] < 1:
-                raise _bad(f"n must be >= 1, got {value}")
-        else:
-            raise _bad(f"unknown key {key!r} in {text!r}; valid: keep_top, rank, n")
+        if key not in _KNOBS:
+            raise _bad(f"unknown key {key!r} in {text!r}; valid: {', '.join(_KNOBS)}")
+        field, parse = _KNOBS[key]
+        try:
+            knobs[field] = parse(value.strip())
+        except _Rejected as reason:
+            raise _bad(f"{key} {reason}") from None
+        except ValueError:
+            raise _bad(f"{key} must be a number, got {value!r}") from None
     return VoteRule(**knobs)
 
 
@@ -92,6 +140,7 @@ class RuleOutcome:
     strategy: str
     rule: str
     voters: float  # mean branches that voted per problem
+    tokens: float  # mean generated tokens per problem of the branches the rule read
     scores: dict[str, float]  # problem key -> expected correctness (0..1; a mean over subsets)
     pass_at: float  # share of problems with the gold answer among the voters (the ceiling of any vote)
 
@@ -115,7 +164,8 @@ def revote(
     """Score `rule` on a recorded strategy's items (`ponder eval --json` item dicts)."""
     if not items:
         raise _bad(f"{strategy!r} has no items to re-vote")
-    scores, passes, voters = {}, 0.0, 0.0
+    scores: dict[str, float] = {}
+    totals = [0.0, 0.0, 0.0]  # pass, voters, tokens
     for item in items:
         _check_branches(strategy, item, rule)
         total = len(item["branch_answers"])
@@ -124,19 +174,22 @@ def revote(
             raise _bad(f"n={size} is more than the {total} branches {strategy!r} recorded per problem")
         draws = _subsets(total, size, subsets, f"{seed}|{problem_key(item)}|{size}")
         outcomes = [_vote_once(item, chosen, rule) for chosen in draws]
-        scores[problem_key(item)] = sum(right for right, _, _ in outcomes) / len(outcomes)
-        passes += sum(any_right for _, any_right, _ in outcomes) / len(outcomes)
-        voters += sum(count for _, _, count in outcomes) / len(outcomes)
-    return RuleOutcome(strategy, rule.label, voters / len(items), scores, passes / len(items))
+        scores[problem_key(item)] = sum(outcome[0] for outcome in outcomes) / len(outcomes)
+        for k in range(3):
+            totals[k] += sum(outcome[k + 1] for outcome in outcomes) / len(outcomes)
+    passes, voters, tokens = (value / len(items) for value in totals)
+    return RuleOutcome(strategy, rule.label, voters, tokens, scores, passes)
 
 
 def default_rules(items: Sequence[dict]) -> list[VoteRule]:
-    """Majority at 1, 2, 4, ... up to every branch (the scaling curve), then the weighted and
-    filtered votes the recording supports."""
+    """Majority at 1, 2, 4, ... up to every branch (the scaling curve), the early stops, then the
+    weighted and filtered votes the recording supports."""
     total = min(len(item["branch_answers"]) for item in items)
     sizes = sorted({2**k for k in range(total.bit_length()) if 2**k < total} | {total})
     rules = [VoteRule(samples=size) for size in sizes[:-1]] + [VoteRule()]
     rules += [VoteRule("logprob"), VoteRule("majority", keep_top=0.5, rank="logprob")]
+    # The two stop rules of the `confidence` strategy, as its shipped recipe and DeepConf set them.
+    rules += [VoteRule(stop="beta", consensus=0.9), VoteRule(stop="share", consensus=0.95)]
     if has_confidences(items):
         rules += [
             VoteRule("confidence"),
@@ -159,22 +212,35 @@ def votable(strategy: dict) -> bool:
     )
 
 
-def _vote_once(item: dict, chosen: Sequence[int], rule: VoteRule) -> tuple[bool, bool, int]:
-    """(vote right, any voter right, voters) for one subset of the branches."""
+def _vote_once(item: dict, chosen: Sequence[int], rule: VoteRule) -> tuple[bool, bool, int, int]:
+    """(vote right, any voter right, voters, their tokens) for one subset of the branches."""
     answers = [item["branch_answers"][i] for i in chosen]
     logprobs = [item["branch_mean_logprobs"][i] for i in chosen]
     confidences = [item["branch_confidences"][i] if rule.reads_confidence else 0.0 for i in chosen]
+    weights = [
+        _weight(rule.weight, confidence, logprob) for confidence, logprob in zip(confidences, logprobs)
+    ]
+
+    def vote_of(voters: list[int]) -> VoteResult:
+        return vote([answers[i] for i in voters], [weights[i] for i in voters], [logprobs[i] for i in voters])
+
     voters = list(range(len(chosen)))
     if rule.keep_top < 1.0:
         by = confidences if rule.rank == "confidence" else logprobs
         keep = max(1, math.ceil(rule.keep_top * len(chosen)))
         # sorted() is stable: on equal scores the earlier branch stays, as in the engine.
         voters = sorted(sorted(voters, key=lambda i: by[i], reverse=True)[:keep])
-    weights = [_weight(rule.weight, confidences[i], logprobs[i]) for i in voters]
-    result = vote([answers[i] for i in voters], weights, [logprobs[i] for i in voters])
+    if rule.stop != "none":
+        for read in range(min(rule.warmup, len(voters)), len(voters) + 1):
+            answered = sum(answers[i] is not None for i in voters[:read])
+            if vote_decided(vote_of(voters[:read]), answered, rule.stop, rule.consensus, _MIN_VOTES):
+                break
+        voters = voters[:read]
+    result = vote_of(voters)
     right = [answers_equal(answers[i], item["gold"]) for i in voters]
     won = result.winner_index is not None and right[result.winner_index]
-    return won, any(right), len(voters)
+    tokens = sum(item["branch_tokens"][chosen[i]] for i in voters) if "branch_tokens" in item else 0
+    return won, any(right), len(voters), tokens
 
 
 def _weight(how: str, confidence: float, mean_logprob: float) -> float:
@@ -207,13 +273,6 @@ def _check_branches(strategy: str, item: dict, rule: VoteRule) -> None:
             f"rule {rule.label!r} needs branch confidences, which {strategy!r} did not record; run "
             "the strategy with vote=confidence (or keep_top < 1) to record them"
         )
-
-
-def _number(value: str, kind: type, key: str):
-    try:
-        return kind(value)
-    except ValueError:
-        raise _bad(f"{key} must be a number, got {value!r}") from None
 
 
 def _bad(message: str) -> InvalidRequestError:

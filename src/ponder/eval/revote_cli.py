@@ -22,9 +22,10 @@ def add_revote_parser(subparsers) -> argparse.ArgumentParser:
         description=(
             "Reads a `ponder eval --json` file and votes again over the branches each multi-branch "
             "strategy recorded, with no model: majority over 1, 2, 4, ... of the branches (mean over "
-            "random subsets), weighted by exp(mean log-probability) or by confidence, and "
-            "confidence-filtered (DeepConf offline). Rules: WEIGHT[:keep_top=S,rank=R,n=K] with "
-            "WEIGHT majority|confidence|logprob, R confidence|logprob; e.g. confidence:keep_top=0.1. "
+            "random subsets), weighted by exp(mean log-probability) or by confidence, "
+            "confidence-filtered (DeepConf offline), or stopped once decided (share / beta). Rules: "
+            "WEIGHT[:keep_top=S,rank=R,n=K,stop=share|beta,consensus=C,warmup=W] with WEIGHT "
+            "majority|confidence|logprob, R confidence|logprob; e.g. confidence:keep_top=0.1. "
             "Confidence rules need a run that recorded confidences "
             "(self_consistency:n=16,vote=confidence)."
         ),
@@ -60,6 +61,7 @@ class RevoteRow:
     rule: str
     num_items: int
     voters: float
+    tokens: float
     accuracy: float
     pass_at: float
     reference: str | None = None
@@ -97,7 +99,9 @@ def _row(
     from ponder.eval.revote import problem_key, revote
 
     outcome = revote(label, items, rule, subsets=subsets, seed=seed)
-    row = RevoteRow(label, outcome.rule, len(items), outcome.voters, outcome.accuracy, outcome.pass_at)
+    row = RevoteRow(
+        label, outcome.rule, len(items), outcome.voters, outcome.tokens, outcome.accuracy, outcome.pass_at
+    )
     if reference is None or reference["label"] == label:
         return row
     theirs = {problem_key(item): float(item["correct"]) for item in reference["items"]}
@@ -111,7 +115,7 @@ def _row(
 def format_rows(rows: list[RevoteRow]) -> str:
     from ponder.eval.report import align
 
-    cells = [["strategy", "rule", "n", "voters", "acc%", "pass%", "vs reference (95% CI)"]]
+    cells = [["strategy", "rule", "n", "voters", "tokens", "acc%", "pass%", "vs reference (95% CI)"]]
     for row in rows:
         versus = ""
         if row.diff is not None:
@@ -125,6 +129,7 @@ def format_rows(rows: list[RevoteRow]) -> str:
                 row.rule,
                 str(row.num_items),
                 f"{row.voters:.1f}",
+                f"{row.tokens:.0f}",
                 f"{100 * row.accuracy:.1f}",
                 f"{100 * row.pass_at:.1f}",
                 versus,

@@ -31,6 +31,18 @@ class VoteResult:
         return lead_probability(self.votes, self.runner_up_votes) if self.answer is not None else 0.0
 
 
+def vote_decided(
+    outcome: VoteResult, answered: int, stop_rule: str, consensus: float, min_votes: int
+) -> bool:
+    """Whether a vote so far is settled, with at least `min_votes` of its voters answering:
+    `share` (DeepConf): the winner holds `consensus` of the weight; `beta` (Adaptive-Consistency):
+    the winner stays ahead of the runner-up with probability at least `consensus`."""
+    if outcome.answer is None or answered < min_votes:
+        return False
+    sureness = outcome.share if stop_rule == "share" else outcome.lead_probability
+    return sureness >= consensus
+
+
 def lead_probability(leader_votes: int, runner_up_votes: int) -> float:
     """P(the leader's true share > the runner-up's), given their vote counts and a uniform prior
     over the two (Adaptive-Consistency's Beta stopping criterion). The posterior of the leader's

@@ -36,7 +36,7 @@ from ponder.reasoning.strategies.base import (
     vote_over,
 )
 from ponder.reasoning.strategies.probing import AnswerProbes
-from ponder.reasoning.voting import VoteResult
+from ponder.reasoning.voting import VoteResult, vote_decided
 
 _WAVE_SEED_STRIDE = 1_000_003  # later waves must not replay the warm-up's seeded samples
 
@@ -51,13 +51,10 @@ class _State:
     wave_sizes: list[int] = dataclasses.field(default_factory=list)  # branches per request
 
     def reached_consensus(self, spec: ConfidenceSpec) -> bool:
-        outcome = self.outcome
-        if outcome is None or outcome.answer is None:
+        if self.outcome is None:
             return False
-        if len([v for v in self.voters if v.answer is not None]) < spec.min_votes:
-            return False
-        sureness = outcome.share if spec.stop_rule == "share" else outcome.lead_probability
-        return sureness >= spec.consensus
+        answered = sum(v.answer is not None for v in self.voters)
+        return vote_decided(self.outcome, answered, spec.stop_rule, spec.consensus, spec.min_votes)
 
 
 async def run_confidence(run: StrategyRun) -> StrategyResult:
