@@ -201,6 +201,7 @@ def default_rules(items: Sequence[dict]) -> list[VoteRule]:
 
 
 def has_confidences(items: Sequence[dict]) -> bool:
+    """Whether every branch of every item has its lowest group confidence recorded."""
     return all(c is not None for item in items for c in item.get("branch_confidences", [None]))
 
 
@@ -230,13 +231,15 @@ def _vote_once(item: dict, chosen: Sequence[int], rule: VoteRule) -> tuple[bool,
         keep = max(1, math.ceil(rule.keep_top * len(chosen)))
         # sorted() is stable: on equal scores the earlier branch stays, as in the engine.
         voters = sorted(sorted(voters, key=lambda i: by[i], reverse=True)[:keep])
-    if rule.stop != "none":
+    if rule.stop == "none":
+        result = vote_of(voters)
+    else:
         for read in range(min(rule.warmup, len(voters)), len(voters) + 1):
+            result = vote_of(voters[:read])
             answered = sum(answers[i] is not None for i in voters[:read])
-            if vote_decided(vote_of(voters[:read]), answered, rule.stop, rule.consensus, _MIN_VOTES):
+            if vote_decided(result, answered, rule.stop, rule.consensus, _MIN_VOTES):
                 break
         voters = voters[:read]
-    result = vote_of(voters)
     right = [answers_equal(answers[i], item["gold"]) for i in voters]
     won = result.winner_index is not None and right[result.winner_index]
     tokens = sum(item["branch_tokens"][chosen[i]] for i in voters) if "branch_tokens" in item else 0
@@ -268,7 +271,7 @@ def _check_branches(strategy: str, item: dict, rule: VoteRule) -> None:
             f"{strategy!r} item {item.get('item_id')!r} has no per-branch records to re-vote "
             "(recorded by an older ponder eval?)"
         )
-    if rule.reads_confidence and any(c is None for c in item.get("branch_confidences", [None])):
+    if rule.reads_confidence and not has_confidences([item]):
         raise _bad(
             f"rule {rule.label!r} needs branch confidences, which {strategy!r} did not record; run "
             "the strategy with vote=confidence (or keep_top < 1) to record them"

@@ -7,12 +7,17 @@ import json
 import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ponder.errors import InvalidRequestError
-
-if TYPE_CHECKING:
-    from ponder.eval.revote import VoteRule
+from ponder.eval.revote import (
+    DEFAULT_SUBSETS,
+    RuleOutcome,
+    default_rules,
+    parse_rule,
+    problem_key,
+    revote,
+    votable,
+)
 
 
 def add_revote_parser(subparsers) -> argparse.ArgumentParser:
@@ -48,7 +53,9 @@ def add_revote_parser(subparsers) -> argparse.ArgumentParser:
         metavar="LABEL",
         help="a recorded strategy to compare each rule with, problem by problem (default: greedy)",
     )
-    parser.add_argument("--subsets", type=int, default=None, help="random subsets per problem for n=K")
+    parser.add_argument(
+        "--subsets", type=int, default=DEFAULT_SUBSETS, help="random subsets per problem for n=K"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the subsets")
     parser.add_argument("--json", dest="json_path", default=None, help="write the rows here")
     parser.set_defaults(handler=run_revote_command)
@@ -71,20 +78,23 @@ class RevoteRow:
 
 
 def run_revote_command(args: argparse.Namespace) -> int:
-    from ponder.eval.revote import DEFAULT_SUBSETS, default_rules, parse_rule
-
     rules = [parse_rule(text) for text in args.rule] if args.rule else None
-    subsets = DEFAULT_SUBSETS if args.subsets is None else args.subsets
-    if subsets < 1:
-        raise InvalidRequestError(f"--subsets must be >= 1, got {subsets}", param="subsets")
+    if args.subsets < 1:
+        raise InvalidRequestError(f"--subsets must be >= 1, got {args.subsets}", param="subsets")
     recorded = pooled([_load(path) for path in args.runs])
     chosen = _chosen_strategies(recorded, args.strategy)
     reference = _reference(recorded, args.reference)
+    # problem -> 1 or 0: what each rule's per-problem score is compared with
+    reference_scores = (
+        {problem_key(item): float(item["correct"]) for item in reference["items"]} if reference else {}
+    )
     rows = []
     for label in chosen:
         items = recorded[label]["items"]
+        versus = reference["label"] if reference and reference["label"] != label else None
         for rule in rules or default_rules(items):
-            rows.append(_row(label, items, rule, reference, subsets, args.seed))
+            outcome = revote(label, items, rule, subsets=args.subsets, seed=args.seed)
+            rows.append(_row(outcome, len(items), versus, reference_scores))
     print(format_rows(rows))
     if args.json_path:
         Path(args.json_path).write_text(json.dumps([asdict(row) for row in rows], indent=2))
@@ -93,23 +103,26 @@ def run_revote_command(args: argparse.Namespace) -> int:
 
 
 def _row(
-    label: str, items: list[dict], rule: VoteRule, reference: dict | None, subsets: int, seed: int
+    outcome: RuleOutcome, num_items: int, reference: str | None, reference_scores: dict[str, float]
 ) -> RevoteRow:
     from ponder.eval.compare import paired_interval
-    from ponder.eval.revote import problem_key, revote
 
-    outcome = revote(label, items, rule, subsets=subsets, seed=seed)
     row = RevoteRow(
-        label, outcome.rule, len(items), outcome.voters, outcome.tokens, outcome.accuracy, outcome.pass_at
+        outcome.strategy,
+        outcome.rule,
+        num_items,
+        outcome.voters,
+        outcome.tokens,
+        outcome.accuracy,
+        outcome.pass_at,
     )
-    if reference is None or reference["label"] == label:
-        return row
-    theirs = {problem_key(item): float(item["correct"]) for item in reference["items"]}
-    diffs = [score - theirs[key] for key, score in outcome.scores.items() if key in theirs]
-    if not diffs:
+    diffs = [
+        score - reference_scores[key] for key, score in outcome.scores.items() if key in reference_scores
+    ]
+    if reference is None or not diffs:
         return row
     diff, low, high = paired_interval(diffs)
-    return replace(row, reference=reference["label"], diff=diff, ci95_low=low, ci95_high=high)
+    return replace(row, reference=reference, diff=diff, ci95_low=low, ci95_high=high)
 
 
 def format_rows(rows: list[RevoteRow]) -> str:
@@ -141,8 +154,6 @@ def format_rows(rows: list[RevoteRow]) -> str:
 def pooled(reports: list[dict]) -> dict[str, dict]:
     """Strategies by label, each with the items of every report that recorded it; a problem may
     appear once per strategy (pool runs of different item sets, not repeats of one)."""
-    from ponder.eval.revote import problem_key
-
     strategies: dict[str, dict] = {}
     for report in reports:
         for strategy in report["strategies"]:
@@ -172,8 +183,6 @@ def _load(path: str) -> dict:
 
 
 def _chosen_strategies(recorded: dict[str, dict], labels: list[str] | None) -> list[str]:
-    from ponder.eval.revote import votable
-
     if labels:
         unknown = [label for label in labels if label not in recorded]
         if unknown:
