@@ -53,10 +53,26 @@ def parse_run(text: str) -> Run:
 def start_training(run: Run, args: argparse.Namespace) -> None:
     out_dir = Path(args.out) / run.name
     command = [
-        sys.executable, "-m", "ponder.train", "--preset", args.preset, "--out-dir", str(out_dir),
-        "--time-budget-minutes", str(run.minutes), "--difficulty-weights", run.weights,
-        "--snapshot-every", str(args.snapshot_every), "--tokenizer-dir", TOKENIZER,
-        "--num-workers", str(args.workers_per_run), "--seed", str(args.seed), "--no-progress",
+        sys.executable,
+        "-m",
+        "ponder.train",
+        "--preset",
+        args.preset,
+        "--out-dir",
+        str(out_dir),
+        "--time-budget-minutes",
+        str(run.minutes),
+        "--difficulty-weights",
+        run.weights,
+        "--snapshot-every",
+        str(args.snapshot_every),
+        "--tokenizer-dir",
+        TOKENIZER,
+        "--num-workers",
+        str(args.workers_per_run),
+        "--seed",
+        str(args.seed),
+        "--no-progress",
         *(["--cell-weights", run.cells] if run.cells else []),
         *(["--probe-fraction", run.probe_fraction] if run.probe_fraction else []),
         *(["--steps", str(args.steps)] if args.steps else []),
@@ -67,18 +83,33 @@ def start_training(run: Run, args: argparse.Namespace) -> None:
 
 def eval_command(model_dir: Path, json_path: Path, args: argparse.Namespace, *options: str) -> list[str]:
     return [
-        sys.executable, "-m", "ponder", "eval", "--model", str(model_dir), "--tasks", "all",
-        "--concurrency", "512", "--max-tokens", str(args.max_tokens), "--dtype", "float32",
-        "--kv-cache-memory", "4GiB", "--json", str(json_path), "--no-progress", *options,
+        sys.executable,
+        "-m",
+        "ponder",
+        "eval",
+        "--model",
+        str(model_dir),
+        "--tasks",
+        "all",
+        "--concurrency",
+        "512",
+        "--max-tokens",
+        str(args.max_tokens),
+        "--dtype",
+        "float32",
+        "--kv-cache-memory",
+        "4GiB",
+        "--json",
+        str(json_path),
+        "--no-progress",
+        *options,
     ]
 
 
 def overall_accuracy(json_path: Path) -> dict[str, float]:
     """Accuracy over all items, per strategy label."""
     strategies = json.loads(json_path.read_text())["strategies"]
-    return {
-        s["label"]: next(r["accuracy"] for r in s["summary"] if r["family"] == "all") for s in strategies
-    }
+    return {s["label"]: next(r["accuracy"] for r in s["summary"] if r["family"] == "all") for s in strategies}
 
 
 def evaluate(model_dir: Path, args: argparse.Namespace) -> dict:
@@ -86,17 +117,41 @@ def evaluate(model_dir: Path, args: argparse.Namespace) -> dict:
     final model with --vote-samples, also greedy and self-consistency on each --vote-item-seeds set
     of hard items: {"vote": {"0": {"greedy": 0.42, "vote": 0.52}, ...}}."""
     result_path = model_dir / "eval.json"
-    command = eval_command(model_dir, result_path, args, "--difficulty", args.difficulty,
-                           "--limit", str(args.limit), "--strategy", "greedy")
+    command = eval_command(
+        model_dir,
+        result_path,
+        args,
+        "--difficulty",
+        args.difficulty,
+        "--limit",
+        str(args.limit),
+        "--strategy",
+        "greedy",
+    )
     votes = {}
     vote_strategy = f"self_consistency:n={args.vote_samples}"  # also its label in the results
     if args.vote_samples and model_dir.name == "model":  # the seed sets run beside the greedy eval
         votes = {
             seed: subprocess.Popen(
-                eval_command(model_dir, model_dir / f"vote-{seed}.json", args, "--difficulty", "hard",
-                             "--limit", str(args.vote_limit), "--item-seed", seed,
-                             "--temperature", str(args.vote_temperature), "--top-p", str(args.vote_top_p),
-                             "--strategy", "greedy", "--strategy", vote_strategy),
+                eval_command(
+                    model_dir,
+                    model_dir / f"vote-{seed}.json",
+                    args,
+                    "--difficulty",
+                    "hard",
+                    "--limit",
+                    str(args.vote_limit),
+                    "--item-seed",
+                    seed,
+                    "--temperature",
+                    str(args.vote_temperature),
+                    "--top-p",
+                    str(args.vote_top_p),
+                    "--strategy",
+                    "greedy",
+                    "--strategy",
+                    vote_strategy,
+                ),
                 stdout=subprocess.DEVNULL,
             )
             for seed in args.vote_item_seeds.split(",")
@@ -115,7 +170,8 @@ def evaluate(model_dir: Path, args: argparse.Namespace) -> dict:
             raise subprocess.CalledProcessError(process.returncode, process.args)
         accuracy_of = overall_accuracy(model_dir / f"vote-{seed}.json")
         result.setdefault("vote", {})[seed] = {
-            "greedy": accuracy_of["greedy"], "vote": accuracy_of[vote_strategy]
+            "greedy": accuracy_of["greedy"],
+            "vote": accuracy_of[vote_strategy],
         }
     return result
 
@@ -158,8 +214,12 @@ def main() -> int:
     parser.add_argument("--difficulty", default="easy,hard")
     parser.add_argument("--limit", type=int, default=16)
     parser.add_argument("--parallel-evals", type=int, default=2)
-    parser.add_argument("--vote-samples", type=int, default=0,
-                        help="also measure self-consistency with this many samples on final models")
+    parser.add_argument(
+        "--vote-samples",
+        type=int,
+        default=0,
+        help="also measure self-consistency with this many samples on final models",
+    )
     parser.add_argument("--vote-item-seeds", default="0,1", help="one hard item set per seed")
     parser.add_argument("--vote-limit", type=int, default=32, help="hard items per family and set")
     parser.add_argument("--vote-temperature", type=float, default=0.8)
@@ -184,8 +244,11 @@ def main() -> int:
                     print(f"eval failed for {path}: {error}", flush=True)
                     continue
                 key = str(path.relative_to(args.out))
-                results[key] = {**result, "score": score(result),
-                                "elapsed_s": round(time.monotonic() - started)}
+                results[key] = {
+                    **result,
+                    "score": score(result),
+                    "elapsed_s": round(time.monotonic() - started),
+                }
                 print(json.dumps({key: results[key]}), flush=True)
                 Path(args.out, "ranking.json").write_text(json.dumps(results, indent=1))
             pending = [path for run in args.run for path in ready_snapshots(run, args, seen)]

@@ -47,8 +47,10 @@ def probes_without(option: str) -> Iterator[None]:
         yield
 
 
-BASELINES = {"arrival": ("probes in arrival order", "ahead"),
-             "no-kv-sharing": ("probes without KV reuse", "prefix_of")}
+BASELINES = {
+    "arrival": ("probes in arrival order", "ahead"),
+    "no-kv-sharing": ("probes without KV reuse", "prefix_of"),
+}
 
 
 def main() -> None:
@@ -64,13 +66,18 @@ def main() -> None:
     args = parser.parse_args()
     llm = LLM(args.model, dtype=args.dtype, max_num_seqs=args.max_num_seqs)
     config = EvalConfig(
-        families=FAMILIES, difficulties=(args.difficulty,), limit=args.limit,
-        concurrency=len(FAMILIES) * args.limit, progress=False,
+        families=FAMILIES,
+        difficulties=(args.difficulty,),
+        limit=args.limit,
+        concurrency=len(FAMILIES) * args.limit,
+        progress=False,
     )
     results = {}
     baseline_label, option = BASELINES[args.baseline]
-    for label, patch in (("as ponder runs them", contextlib.nullcontext()),
-                         (baseline_label, probes_without(option))):
+    for label, patch in (
+        ("as ponder runs them", contextlib.nullcontext()),
+        (baseline_label, probes_without(option)),
+    ):
         start = time.perf_counter()
         with patch:
             [evaluation] = evaluate(llm.engine, [parse_strategy_arg(args.strategy)], config)

@@ -33,8 +33,12 @@ def main() -> None:
     model_dir = Path(tempfile.mkdtemp()) / args.shape
     make_checkpoint(args.shape, model_dir)
     torch.cuda.empty_cache()
-    llm = ponder_llm(model_dir, max_num_seqs=max(4, args.batch), max_num_batched_tokens=8192,
-                     max_model_len=args.context + 4 * args.steps + 64)
+    llm = ponder_llm(
+        model_dir,
+        max_num_seqs=max(4, args.batch),
+        max_num_batched_tokens=8192,
+        max_model_len=args.context + 4 * args.steps + 64,
+    )
     from ponder import SamplingParams
 
     engine = llm.engine
@@ -45,22 +49,28 @@ def main() -> None:
         params = SamplingParams(temperature=0.0, max_tokens=3 * args.steps, ignore_eos=True)
         for index, prompt in enumerate(prompts):
             engine.add_request(f"{mode}-{index}", {"prompt_token_ids": prompt}, params)
-        while engine.scheduler.waiting or any(s.num_computed_tokens < s.num_prompt_tokens
-                                                for s in engine.scheduler.running):
+        while engine.scheduler.waiting or any(
+            s.num_computed_tokens < s.num_prompt_tokens for s in engine.scheduler.running
+        ):
             engine.step()  # prefill
         for _ in range(args.steps):  # warm decode
             engine.step()
         torch.cuda.synchronize()
         walls, waits = [], []
-        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU,
-                                                torch.profiler.ProfilerActivity.CUDA]) as prof:
+        with torch.profiler.profile(
+            activities=[torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
+        ) as prof:
             for _ in range(args.steps):
                 wait_before, start = engine.device_wait_seconds, time.perf_counter()
                 engine.step()
                 walls.append((time.perf_counter() - start) * 1e3)
                 waits.append((engine.device_wait_seconds - wait_before) * 1e3)
-        print(f"== {mode} batch {args.batch} context {args.context}: step ms",
-              " ".join(f"{w:.1f}" for w in walls), "| wait ms", " ".join(f"{w:.1f}" for w in waits))
+        print(
+            f"== {mode} batch {args.batch} context {args.context}: step ms",
+            " ".join(f"{w:.1f}" for w in walls),
+            "| wait ms",
+            " ".join(f"{w:.1f}" for w in waits),
+        )
         table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=18)
         print(table)
         while engine.has_unfinished_requests():

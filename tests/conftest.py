@@ -18,9 +18,7 @@ def qwen3_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def qwen2_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Qwen2: q/k/v bias (no o bias), GQA 4:2, head_dim 16, 2 layers, untied embeddings."""
-    return make_checkpoint(
-        tmp_path_factory.mktemp("qwen2"), "qwen2", num_layers=2, head_dim=16, seed=1
-    )
+    return make_checkpoint(tmp_path_factory.mktemp("qwen2"), "qwen2", num_layers=2, head_dim=16, seed=1)
 
 
 @pytest.fixture(scope="session")

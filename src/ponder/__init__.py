@@ -1,5 +1,6 @@
 """ponder: a reasoning-first LLM inference engine and server."""
 
+from ponder.engine.args import EngineArgs
 from ponder.engine.outputs import CompletionOutput, Logprob, RequestOutput
 from ponder.engine.sampling_params import RequestOutputKind, SamplingParams
 from ponder.errors import (
@@ -10,13 +11,14 @@ from ponder.errors import (
     RequestNotFoundError,
     UnsupportedModelError,
 )
-
-__version__ = "0.1.0"
+from ponder.version import __version__
 
 __all__ = [
+    "__version__",
     "LLM",
     "AsyncEngine",
     "CompletionOutput",
+    "EngineArgs",
     "InvalidRequestError",
     "Logprob",
     "ModelLoadError",

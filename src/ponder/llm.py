@@ -5,11 +5,11 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections.abc import Sequence
+from typing import Any
 
 from tqdm.auto import tqdm
 
-from ponder.assets import default_model_dir
-from ponder.config import CacheConfig, EngineConfig, ModelConfig, SchedulerConfig
+from ponder.engine.args import EngineArgs
 from ponder.engine.llm_engine import LLMEngine
 from ponder.engine.outputs import RequestOutput
 from ponder.engine.prompt_input import PromptInput
@@ -19,56 +19,17 @@ from ponder.errors import InvalidRequestError
 Message = dict[str, object]
 
 
-def build_engine_config(
-    model: str | None = None,
-    *,
-    dtype: str = "auto",
-    max_model_len: int | None = None,
-    max_num_seqs: int = 256,
-    max_num_batched_tokens: int = 2048,
-    block_size: int = 16,
-    enable_prefix_caching: bool = True,
-    kv_cache_memory: int | None = None,
-    gpu_memory_utilization: float = 0.9,
-    num_kv_blocks: int | None = None,
-    scheduling_policy: str = "fcfs",
-    seed: int = 0,
-    device: str | None = None,
-    enforce_eager: bool = False,
-    async_scheduling: bool | None = None,
-) -> EngineConfig:
-    """The engine's knobs, named as in vLLM. model=None serves the built-in reasoning model."""
-    return EngineConfig(
-        model=ModelConfig(
-            model=str(model) if model is not None else str(default_model_dir()),
-            dtype=dtype,
-            max_model_len=max_model_len,
-            seed=seed,
-            device=device,
-            enforce_eager=enforce_eager,
-        ),
-        cache=CacheConfig(
-            block_size=block_size,
-            enable_prefix_caching=enable_prefix_caching,
-            kv_cache_memory=kv_cache_memory,
-            gpu_memory_utilization=gpu_memory_utilization,
-            num_kv_blocks=num_kv_blocks,
-        ),
-        scheduler=SchedulerConfig(
-            max_num_seqs=max_num_seqs,
-            max_num_batched_tokens=max_num_batched_tokens,
-            policy=scheduling_policy,
-            async_scheduling=async_scheduling,
-        ),
-    )
-
-
 class LLM:
     """Offline batched inference: every prompt given at once is scheduled together."""
 
-    def __init__(self, model: str | None = None, **engine_kwargs):
-        self.engine = LLMEngine(build_engine_config(model, **engine_kwargs))
+    def __init__(self, model: str | None = None, **engine_kwargs: Any):
+        """`engine_kwargs`: the fields of EngineArgs (dtype, max_model_len, block_size …)."""
+        self.engine = LLMEngine(EngineArgs.from_kwargs(model, **engine_kwargs).create_engine_config())
         self._request_ids = itertools.count()
+
+    @classmethod
+    def from_engine_args(cls, args: EngineArgs) -> LLM:
+        return cls(**dataclasses.asdict(args))
 
     def get_tokenizer(self):
         return self.engine.tokenizer
@@ -86,9 +47,7 @@ class LLM:
         params_list = _final_only(
             _broadcast(sampling_params or SamplingParams(), len(prompt_list), "sampling_params")
         )
-        priorities = _broadcast(
-            priority if priority is not None else 0, len(prompt_list), "priority"
-        )
+        priorities = _broadcast(priority if priority is not None else 0, len(prompt_list), "priority")
         # Validate everything before queueing anything: a bad prompt must not leave others behind.
         requests = [
             self.engine.make_request(str(next(self._request_ids)), prompt, params, priority=prio)
@@ -186,8 +145,6 @@ def _final_only(params_list: list[SamplingParams]) -> list[SamplingParams]:
 def _broadcast(value, count: int, name: str) -> list:
     if isinstance(value, list | tuple):
         if len(value) != count:
-            raise InvalidRequestError(
-                f"{name} has {len(value)} entries for {count} prompts", param=name
-            )
+            raise InvalidRequestError(f"{name} has {len(value)} entries for {count} prompts", param=name)
         return list(value)
     return [value] * count

@@ -1,4 +1,4 @@
-"""`python -m ponder.bench` end to end: tables, the JSON result file, plots, compare, errors."""
+"""`ponder bench` end to end: tables, the JSON result file, plots, compare, errors."""
 
 from __future__ import annotations
 
@@ -11,19 +11,23 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 
-from ponder.bench.__main__ import main
 from ponder.bench.results import SCHEMA_VERSION
+from ponder.cli import main as ponder_main
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def bench(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "ponder.bench", *args],
+        [sys.executable, "-m", "ponder.cli", "bench", *args],
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def main(args: list[str]) -> int:
+    return ponder_main(["bench", *args])
 
 
 def free_port() -> int:

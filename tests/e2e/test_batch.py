@@ -10,9 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from ponder.server.batch import process_file
-from ponder.server.local_api import LocalAPI
-from ponder.server.settings import ServerSettings
+from ponder.openai.batch import process_file
+from ponder.openai.service import OpenAIService
+from ponder.openai.settings import ServerSettings
 from tests.server.harness import real_engine
 
 
@@ -62,7 +62,7 @@ def test_batch_lines_good_and_bad(qwen3_ckpt, tmp_path):
     async def run():
         engine = real_engine(qwen3_ckpt)
         try:
-            api = LocalAPI(engine, settings)
+            api = OpenAIService.for_engine(engine, settings)
             first = await process_file(api, source, output, concurrency=8, show_progress=False)
             again = await process_file(api, source, output, concurrency=8, show_progress=False)
             return first, again
@@ -84,9 +84,7 @@ def test_batch_lines_good_and_bad(qwen3_ckpt, tmp_path):
     assert by_id["bad-body"]["response"]["status_code"] == 400
     assert by_id["bad-body"]["response"]["body"]["error"]["param"] in ("messages", "temperature")
     assert by_id["bad-url"]["response"]["status_code"] == 404
-    unnamed = sorted(
-        (r["error"]["line"], r["error"]["message"]) for r in records if r["custom_id"] is None
-    )
+    unnamed = sorted((r["error"]["line"], r["error"]["message"]) for r in records if r["custom_id"] is None)
     assert [line for line, _ in unnamed] == [3, 4, 5]
     assert "not valid JSON" in unnamed[0][1] and "custom_id" in unnamed[1][1]
     assert "repeats custom_id 'a'" in unnamed[2][1]

@@ -25,9 +25,7 @@ def ask(server, **fields):
 
 def test_thinking_budget_closes_the_thought_and_the_model_answers(thinking_server):
     free = ask(thinking_server, max_tokens=30, extra_body={"ignore_eos": True})
-    budgeted = ask(
-        thinking_server, max_tokens=30, extra_body={"ignore_eos": True, "thinking_budget": BUDGET}
-    )
+    budgeted = ask(thinking_server, max_tokens=30, extra_body={"ignore_eos": True, "thinking_budget": BUDGET})
     thinking = budgeted.usage.completion_tokens_details.reasoning_tokens
     assert thinking <= BUDGET
     assert budgeted.usage.completion_tokens == 30
@@ -63,9 +61,7 @@ def test_streamed_budgeted_answer_comes_after_the_thinking(thinking_server):
 
 
 def test_reasoning_effort_none_closes_the_thought_at_once(thinking_server):
-    result = ask(
-        thinking_server, max_tokens=12, reasoning_effort="none", extra_body={"ignore_eos": True}
-    )
+    result = ask(thinking_server, max_tokens=12, reasoning_effort="none", extra_body={"ignore_eos": True})
     assert result.usage.completion_tokens_details.reasoning_tokens <= 1
     assert result.choices[0].message.content
 
@@ -77,9 +73,7 @@ def effort_server(thinking_ckpt):
 
 
 def test_configured_effort_budgets(effort_server):
-    result = ask(
-        effort_server, max_tokens=12, reasoning_effort="minimal", extra_body={"ignore_eos": True}
-    )
+    result = ask(effort_server, max_tokens=12, reasoning_effort="minimal", extra_body={"ignore_eos": True})
     assert result.usage.completion_tokens_details.reasoning_tokens <= 3
     refused = httpx.post(
         f"{effort_server.url}/v1/chat/completions",
@@ -140,9 +134,7 @@ def test_multi_turn_chat_reuses_the_cached_prefix(thinking_ckpt):
 def substrings(text: str, length: int) -> list[str]:
     """Printable pieces of `text` with no whitespace and nothing in common with "</think>"."""
     found = (text[i : i + length] for i in range(len(text) - length + 1))
-    return [
-        s for s in found if s.isprintable() and not any(c.isspace() or c in "</think>" for c in s)
-    ]
+    return [s for s in found if s.isprintable() and not any(c.isspace() or c in "</think>" for c in s)]
 
 
 def test_stop_strings_apply_to_the_answer_not_the_thought(thinking_server):

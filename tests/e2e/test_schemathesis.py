@@ -36,9 +36,7 @@ def test_no_generated_request_gets_a_server_error(small_server, path, method, ex
     operation = schema[path][method]
     failures = []
 
-    @settings(
-        max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck)
-    )
+    @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(case=operation.as_strategy().map(served_model))
     def check(case):
         response = case.call(base_url=small_server.url, timeout=60)

@@ -4,6 +4,7 @@ prefilled once, weak branches stop early, ensembles span both models, bad specs 
 the field, and a client that goes away aborts every branch."""
 
 import asyncio
+import functools
 import io
 
 import httpx
@@ -12,15 +13,15 @@ import pytest
 from openai import OpenAI
 
 from ponder import LLM, SamplingParams
+from ponder.cli.chat import chat_loop
+from ponder.engine.args import EngineArgs
 from ponder.engine.async_engine import AsyncEngine
 from ponder.engine.llm_engine import LLMEngine
-from ponder.llm import build_engine_config
-from ponder.reasoning.answers import extract_answer
+from ponder.openai.hosting import HostedModel
+from ponder.openai.service import CHAT_URL, OpenAIService
+from ponder.openai.settings import ServerSettings
 from ponder.server.app import build_app
-from ponder.server.chat_cli import chat_loop
-from ponder.server.hosting import HostedModel
-from ponder.server.local_api import LocalAPI
-from ponder.server.settings import ServerSettings
+from ponder.tasks.answers import extract_answer
 from tests.e2e.test_robustness import metric, scrape, wait_until_idle
 from tests.server.harness import ServerThread, real_engine
 
@@ -31,7 +32,7 @@ LONG = {"max_tokens": 900, "ignore_eos": True}  # seconds of work for the built-
 
 @pytest.fixture(scope="module")
 def hosted(qwen3_ckpt):
-    builtin = AsyncEngine(LLMEngine(build_engine_config(None, **BUILTIN_KNOBS)))
+    builtin = AsyncEngine(LLMEngine(EngineArgs.from_kwargs(None, **BUILTIN_KNOBS).create_engine_config()))
     tiny = real_engine(qwen3_ckpt)
     app = build_app(
         builtin,
@@ -254,7 +255,7 @@ def test_a_client_that_goes_away_aborts_every_branch(hosted, stream):
 
 
 def test_chat_runs_a_strategy_in_process_with_progress(hosted):
-    api = LocalAPI(hosted.tiny, ServerSettings(served_model_names=("tiny",)))
+    api = OpenAIService.for_engine(hosted.tiny, ServerSettings(served_model_names=("tiny",)))
     body = {
         "model": "tiny",
         "max_tokens": 8,
@@ -266,7 +267,14 @@ def test_chat_runs_a_strategy_in_process_with_progress(hosted):
     out = io.StringIO()
     lines = iter(["Hi"])
     history = asyncio.run(
-        chat_loop(api.chat_stream, body, lambda: next(lines, None), out, color=False, show_thinking=True)
+        chat_loop(
+            functools.partial(api.stream, CHAT_URL),
+            body,
+            lambda: next(lines, None),
+            out,
+            color=False,
+            show_thinking=True,
+        )
     )
     text = out.getvalue()
     assert "[0 running, 3 finished, 0 stopped, 24 tokens" in text
@@ -275,7 +283,7 @@ def test_chat_runs_a_strategy_in_process_with_progress(hosted):
 
 
 def test_batch_lines_may_carry_a_strategy(hosted):
-    api = LocalAPI(hosted.tiny, ServerSettings(served_model_names=("tiny",)))
+    api = OpenAIService.for_engine(hosted.tiny, ServerSettings(served_model_names=("tiny",)))
     body = {
         "model": "tiny",
         "messages": [{"role": "user", "content": "Hi"}],

@@ -25,9 +25,8 @@ def make_seq(
         prompt=None,
         prompt_token_ids=list(prompt),
         params=SamplingParams(n=n, max_tokens=max_tokens),
-        arrival_time=arrival,
-        priority=priority,
         metrics=RequestMetrics(arrival_time=arrival),
+        priority=priority,
     )
     seq = Sequence(
         seq_id=next(_ids),
@@ -36,7 +35,7 @@ def make_seq(
         token_ids=list(prompt),
         num_prompt_tokens=len(prompt),
         generator=None,
-        detokenizer=None,
+        text=None,
     )
     request.sequences.append(seq)
     return seq

@@ -5,15 +5,15 @@ import asyncio
 import pytest
 
 from ponder import LLM, InvalidRequestError, RequestOutputKind, SamplingParams
+from ponder.engine.args import EngineArgs
 from ponder.engine.async_engine import AsyncEngine
 from ponder.engine.llm_engine import LLMEngine
-from ponder.llm import build_engine_config
 
 
 def make_engine(ckpt, async_scheduling: bool) -> AsyncEngine:
-    config = build_engine_config(
+    config = EngineArgs.from_kwargs(
         str(ckpt), block_size=4, kv_cache_memory=1 << 24, async_scheduling=async_scheduling
-    )
+    ).create_engine_config()
     return AsyncEngine(LLMEngine(config))
 
 

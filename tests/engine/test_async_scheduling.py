@@ -14,14 +14,16 @@ import torch
 
 from ponder import LLM, RequestOutputKind, SamplingParams
 from ponder.config import SchedulerConfig
+from ponder.engine.args import EngineArgs
 from ponder.engine.llm_engine import LLMEngine
 from ponder.errors import InvalidRequestError
-from ponder.llm import build_engine_config
 
 
 def engine(ckpt, async_scheduling: bool, **knobs) -> LLMEngine:
     knobs = {"block_size": 4, "kv_cache_memory": 1 << 24, **knobs}
-    return LLMEngine(build_engine_config(str(ckpt), async_scheduling=async_scheduling, **knobs))
+    return LLMEngine(
+        EngineArgs.from_kwargs(str(ckpt), async_scheduling=async_scheduling, **knobs).create_engine_config()
+    )
 
 
 def record_executes(engine: LLMEngine) -> list[tuple[list[int], bool]]:
@@ -255,14 +257,18 @@ def test_delta_streams_add_up_to_the_final_text(qwen3_ckpt):
 def test_off_by_default_on_cpu_and_the_cli_flag_turns_it_on_or_off(qwen3_ckpt):
     import argparse
 
-    from ponder.cli import add_engine_args, engine_kwargs
-
     parser = argparse.ArgumentParser()
-    add_engine_args(parser)
-    assert engine_kwargs(parser.parse_args([]))["async_scheduling"] is None
-    assert engine_kwargs(parser.parse_args(["--async-scheduling"]))["async_scheduling"] is True
-    assert engine_kwargs(parser.parse_args(["--no-async-scheduling"]))["async_scheduling"] is False
-    assert not LLMEngine(build_engine_config(str(qwen3_ckpt), kv_cache_memory=1 << 24)).async_scheduling
+    EngineArgs.add_cli_args(parser)
+
+    def parsed(*flags: str) -> bool | None:
+        return EngineArgs.from_cli_args(parser.parse_args(list(flags))).async_scheduling
+
+    assert parsed() is None
+    assert parsed("--async-scheduling") is True
+    assert parsed("--no-async-scheduling") is False
+    assert not LLMEngine(
+        EngineArgs.from_kwargs(str(qwen3_ckpt), kv_cache_memory=1 << 24).create_engine_config()
+    ).async_scheduling
     assert engine(qwen3_ckpt, True).async_scheduling
 
 

@@ -12,9 +12,7 @@ MAX_NEW = 12
 
 def prompts(vocab: int = 300) -> list[list[int]]:
     lengths = [1, 5, 17, 33, 40]
-    return [
-        [(7 * i + 13 * j + 3) % vocab for j in range(length)] for i, length in enumerate(lengths)
-    ]
+    return [[(7 * i + 13 * j + 3) % vocab for j in range(length)] for i, length in enumerate(lengths)]
 
 
 def greedy(max_tokens=MAX_NEW, **kwargs) -> SamplingParams:

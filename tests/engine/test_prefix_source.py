@@ -49,7 +49,10 @@ def test_a_probe_of_a_running_sample_computes_only_its_new_tokens(
     probe_prompt = so_far + EXTRA
     engine.add(
         engine.make_request(
-            "probe", {"prompt_token_ids": probe_prompt}, greedy(6), order_time=float("-inf"),
+            "probe",
+            {"prompt_token_ids": probe_prompt},
+            greedy(6),
+            ahead=True,
             prefix_of=("parent", 0),
         )
     )

@@ -248,9 +248,7 @@ def test_prompt_logprobs():
         assert set(entry) == {token, *logprobs[position].topk(2).indices.tolist()}
         for token_id, logprob in entry.items():
             assert logprob.logprob == pytest.approx(float(logprobs[position, token_id]), abs=1e-6)
-            assert (
-                logprob.rank == int((logprobs[position] > logprobs[position, token_id]).sum()) + 1
-            )
+            assert logprob.rank == int((logprobs[position] > logprobs[position, token_id]).sum()) + 1
 
 
 def reference_support(logits: torch.Tensor, params: SamplingParams, output: list[int]) -> set[int]:

@@ -12,9 +12,7 @@ from ._fakes import advance, make_seq, referenced_blocks
 
 def make_scheduler(num_blocks=64, block_size=4, budget=16, max_seqs=8, policy="fcfs"):
     kv = KVCacheManager(num_blocks, block_size)
-    return Scheduler(
-        SchedulerConfig(max_num_seqs=max_seqs, max_num_batched_tokens=budget, policy=policy), kv
-    )
+    return Scheduler(SchedulerConfig(max_num_seqs=max_seqs, max_num_batched_tokens=budget, policy=policy), kv)
 
 
 def test_long_prompt_is_chunked_and_mixed_with_decodes():
@@ -95,9 +93,7 @@ def test_priority_policy_admits_and_keeps_higher_priority_first():
     budget=st.integers(1, 24),
 )
 def test_random_arrivals_and_aborts_never_leak_blocks(data, num_blocks, block_size, budget):
-    scheduler = make_scheduler(
-        num_blocks=num_blocks, block_size=block_size, budget=budget, max_seqs=4
-    )
+    scheduler = make_scheduler(num_blocks=num_blocks, block_size=block_size, budget=budget, max_seqs=4)
     capacity = num_blocks * block_size
     live = []
     for _ in range(data.draw(st.integers(1, 40))):

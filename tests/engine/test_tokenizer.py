@@ -98,9 +98,7 @@ def test_template_kwargs_and_tools_match_transformers(tmp_path):
     tools = [{"type": "function", "function": {"name": "météo", "parameters": {"type": "object"}}}]
     conversation = CONVERSATIONS[1]
     for kwargs in ({"enable_thinking": False}, {"enable_thinking": True}, {"tools": tools}):
-        expected = hf.apply_chat_template(
-            conversation, tokenize=False, add_generation_prompt=True, **kwargs
-        )
+        expected = hf.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True, **kwargs)
         assert ours.apply_chat_template(conversation, **kwargs) == expected
     assert '"météo"' in ours.apply_chat_template(conversation, tools=tools)  # not \u-escaped
 
@@ -182,17 +180,13 @@ def test_named_templates_pick_default_or_tool_use(tmp_path):
     conversation = CONVERSATIONS[0]
     tools = [{"name": "f"}]
     for kwargs in ({}, {"tools": tools}):
-        expected = hf.apply_chat_template(
-            conversation, tokenize=False, add_generation_prompt=True, **kwargs
-        )
+        expected = hf.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True, **kwargs)
         assert ours.apply_chat_template(conversation, **kwargs) == expected
     assert ours.apply_chat_template(conversation, tools=tools) == 'TOOLS [{"name": "f"}]'
 
 
 def test_add_bos_token_flag_overrides_the_post_processor(tmp_path):
-    without = Tokenizer.from_dir(
-        write_checkpoint_tokenizer(tmp_path / "a", "llama", add_bos_token=False)
-    )
+    without = Tokenizer.from_dir(write_checkpoint_tokenizer(tmp_path / "a", "llama", add_bos_token=False))
     assert without.encode("hi") == without.encode("hi", add_special_tokens=False)
     directory = write_checkpoint_tokenizer(tmp_path / "b", "qwen", add_bos_token=True)
     config = json.loads((directory / "tokenizer_config.json").read_text())

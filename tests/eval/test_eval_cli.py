@@ -6,9 +6,9 @@ import argparse
 import json
 
 import pytest
+from tools.revote.rules import VoteRule, problem_key, revote
 
-from ponder.eval.cli import add_eval_parser
-from ponder.eval.revote import VoteRule, problem_key, revote
+from ponder.cli.eval import add_parser as add_eval_parser
 
 
 def run_cli(argv: list[str]) -> int:

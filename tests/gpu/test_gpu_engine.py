@@ -94,15 +94,15 @@ def test_bfloat16_triton_path_agrees_with_cpu_reference(gpu_ckpt):
 
 
 def test_kv_pool_sized_from_profiled_free_memory(gpu_ckpt):
+    from ponder.engine.args import EngineArgs
     from ponder.engine.kv_sizing import num_kv_blocks
-    from ponder.llm import build_engine_config
     from ponder.models.hf_config import read_arch_config
     from ponder.models.loader import load_model
 
     arch = read_arch_config(gpu_ckpt)
     device = torch.device("cuda")
     model = load_model(gpu_ckpt, arch, torch.bfloat16, device)
-    config = build_engine_config(str(gpu_ckpt), gpu_memory_utilization=0.5)
+    config = EngineArgs.from_kwargs(str(gpu_ckpt), gpu_memory_utilization=0.5).create_engine_config()
     blocks = num_kv_blocks(config, arch, torch.bfloat16, device, 1024, model=model)
     free, total = torch.cuda.mem_get_info()
     per_block = 2 * arch.num_hidden_layers * arch.num_key_value_heads * arch.head_dim * 2 * 16

@@ -60,9 +60,7 @@ def make_case(
     full = build_attention_metadata(block_tables, seq_lens, seq_lens, block_size)
     store_kv(torch.cat(keys), torch.cat(values), k_cache, v_cache, full.slot_mapping)
     query = torch.randn(sum(query_lens), num_kv_heads * group, HEAD_DIM, generator=gen)
-    return PagedCase(
-        query, k_cache, v_cache, keys, values, seq_lens, query_lens, block_tables, block_size
-    )
+    return PagedCase(query, k_cache, v_cache, keys, values, seq_lens, query_lens, block_tables, block_size)
 
 
 def dense_reference(case: PagedCase, scale: float) -> torch.Tensor:
@@ -84,9 +82,7 @@ def dense_reference(case: PagedCase, scale: float) -> torch.Tensor:
 
 
 def run_paged(case: PagedCase, scale: float) -> torch.Tensor:
-    metadata = build_attention_metadata(
-        case.block_tables, case.seq_lens, case.query_lens, case.block_size
-    )
+    metadata = build_attention_metadata(case.block_tables, case.seq_lens, case.query_lens, case.block_size)
     return paged_attention(case.query, case.k_cache, case.v_cache, metadata, scale)
 
 

@@ -8,20 +8,25 @@ import asyncio
 import pytest
 
 from ponder import LLM, InvalidRequestError, SamplingParams
+from ponder.engine.args import EngineArgs
 from ponder.engine.async_engine import AsyncEngine
 from ponder.engine.llm_engine import LLMEngine
-from ponder.llm import build_engine_config
 from ponder.reasoning.controller import OfflineReasoner, run_strategy
 from ponder.reasoning.inline_engine import InlineEngine
 from ponder.reasoning.session import PROBE
-from ponder.reasoning.specs import DEFAULT_PROBE_TEXT
+from ponder.reasoning.specs import ProbePlan
+from ponder.reasoning.strategies.probing import probe_token_ids
 
 PROMPT = "Let me think step by step. First add 12 and 30 to get 42, then subtract"
 THINKING_PROMPT = "The answer is 42. <think>\n"  # ends inside a thought: every token is reasoning
 
 
 def make_engine(ckpt, **knobs) -> LLMEngine:
-    return LLMEngine(build_engine_config(str(ckpt), block_size=4, kv_cache_memory=1 << 24, **knobs))
+    return LLMEngine(
+        EngineArgs.from_kwargs(
+            str(ckpt), block_size=4, kv_cache_memory=1 << 24, **knobs
+        ).create_engine_config()
+    )
 
 
 def sampled(**overrides) -> SamplingParams:
@@ -101,7 +106,7 @@ def test_probes_reuse_the_live_thoughts_kv(qwen3_ckpt):
     assert stats.prefix_cache_hits >= 8 * (probes - 1)
     # A probe computes its probe text and at most the thought's last token, never the tail of the
     # thought after its last full block (it takes the partly written block too).
-    probe_text_ids = engine.tokenizer.encode(DEFAULT_PROBE_TEXT, add_special_tokens=False)
+    probe_text_ids = probe_token_ids(InlineEngine(engine).session(), ProbePlan(probe_every=8, agree=2))
     prompt_len = len(engine.tokenizer.encode(THINKING_PROMPT))
     assert stats.prompt_tokens_computed - prompt_len <= probes * (len(probe_text_ids) + 1)
     assert result.usage.reasoning_tokens == 48 and stats.kv_blocks_used == 0
@@ -156,7 +161,7 @@ def test_seeded_strategies_repeat_exactly(qwen3_ckpt, spec):
         results = OfflineReasoner(engine).run_all(
             prompts, sampled(ignore_eos=False), spec, chat=False, concurrency=concurrency
         )
-        return [(r.text, r.answer, r.usage, [b.stopped for b in r.branches]) for r in results]
+        return [(r.reasoning, r.content, r.answer, r.usage, [b.stopped for b in r.branches]) for r in results]
 
     first = once(3)
     assert first == once(3)
@@ -205,7 +210,8 @@ def test_llm_reason_runs_several_prompts(qwen3_ckpt):
         ],
         SamplingParams(temperature=0, max_tokens=8),
     )
-    assert results[0].text == greedy[0].outputs[0].text
+    completion = greedy[0].outputs[0]
+    assert (results[0].reasoning, results[0].content) == (completion.reasoning, completion.content)
 
 
 def test_server_entry_point_on_the_async_engine(qwen3_ckpt):

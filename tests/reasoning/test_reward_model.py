@@ -6,9 +6,9 @@ import pytest
 from tests.fixtures.checkpoints import write_tokenizer
 
 from ponder import SamplingParams
+from ponder.engine.args import EngineArgs
 from ponder.engine.llm_engine import LLMEngine
 from ponder.errors import InvalidRequestError
-from ponder.llm import build_engine_config
 from ponder.reasoning.controller import OfflineReasoner
 from ponder.reasoning.reward_model import RewardModel, RewardModels
 
@@ -36,14 +36,16 @@ def reward_ckpt(tmp_path_factory):
 
 
 def test_best_of_n_picks_the_branch_the_reward_model_likes(qwen3_ckpt, reward_ckpt):
-    engine = LLMEngine(build_engine_config(str(qwen3_ckpt), block_size=4, kv_cache_memory=1 << 24))
+    engine = LLMEngine(
+        EngineArgs.from_kwargs(str(qwen3_ckpt), block_size=4, kv_cache_memory=1 << 24).create_engine_config()
+    )
     params = SamplingParams(temperature=1.0, max_tokens=10, seed=3)
     spec = {"type": "best_of_n", "n": 4, "scorer": "reward_model", "reward_model": str(reward_ckpt)}
     [result] = OfflineReasoner(engine).run_all(["What is 6 * 7?"], params, spec)
     scorer = RewardModel(reward_ckpt)
-    expected = [scorer.score("What is 6 * 7?", b.text) for b in result.branches]
+    expected = [scorer.score("What is 6 * 7?", b.content) for b in result.branches]
     assert [b.score for b in result.branches] == pytest.approx(expected, abs=1e-5)
-    assert result.text == result.branches[expected.index(max(expected))].text
+    assert result.content == result.branches[expected.index(max(expected))].content
     assert len(set(expected)) > 1  # the branches differ, so the choice means something
 
 

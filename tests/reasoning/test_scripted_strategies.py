@@ -9,15 +9,22 @@ from collections.abc import Callable
 
 import pytest
 
+from ponder.engine.detokenizer import IncrementalDetokenizer
+from ponder.engine.output_text import OutputText
 from ponder.engine.outputs import CompletionOutput, RequestOutput
 from ponder.engine.sampling_params import SamplingParams
+from ponder.engine.thinking import CLOSE_TEXT, ThoughtState
 from ponder.errors import InvalidRequestError
 from ponder.reasoning.confidence import percentile
 from ponder.reasoning.controller import run_on_sessions
 from ponder.reasoning.progress import StrategyProgress
 from ponder.reasoning.session import EngineSession
-from ponder.reasoning.specs import DEFAULT_PROBE_TEXT
+from ponder.reasoning.spec_parser import parse_strategy_spec
+from ponder.reasoning.strategies import ReasoningPrompt
 from ponder.reasoning.voting import lead_probability
+from ponder.tasks.answers import ANSWER_OPENER
+
+DEFAULT_PROBE_TEXT = CLOSE_TEXT + ANSWER_OPENER  # what a probe appends by default
 
 MARKERS = ("<think>", "</think>")
 _PIECES = re.compile("|".join(re.escape(m) for m in MARKERS) + r"|\\boxed\{|.", re.DOTALL)
@@ -75,20 +82,27 @@ class ScriptedSession(EngineSession):
 
     def _start(self, submission) -> None:
         request_id, prompt_token_ids, params = (
-            submission.request_id, submission.prompt_token_ids, submission.params
+            submission.request_id,
+            submission.prompt_token_ids,
+            submission.params,
         )
         self.submitted.append((request_id, prompt_token_ids, params))
         self.prefix_of[request_id] = submission.prefix_of
-        start, end = (self.tokenizer.token_to_id(m) for m in MARKERS)
-        last_marker = next((t for t in reversed(prompt_token_ids) if t in (start, end)), None)
+        markers = self.markers
+        thoughts = [ThoughtState.after_prompt(prompt_token_ids, markers) for _ in range(params.n)]
         self.requests[request_id] = {
             "params": params,
             "prompt": prompt_token_ids,
             "scripts": [self.script(prompt_token_ids, params, i) for i in range(params.n)],
             "emitted": [0] * params.n,
             "finished": [None] * params.n,
-            "in_thought": [last_marker == start] * params.n,
-            "reasoning": [0] * params.n,
+            "thoughts": thoughts,
+            # the engine's own text split, so strategies read what a real engine would give them
+            "texts": [
+                OutputText(IncrementalDetokenizer(self.tokenizer, prompt_token_ids), markers, t.in_thought)
+                for t in thoughts
+            ],
+            "sent": [(0, 0, 0)] * params.n,
             "logprob": [0.0] * params.n,
         }
 
@@ -98,7 +112,7 @@ class ScriptedSession(EngineSession):
             return
         request["finished"][index] = "abort"
         self.stopped.append((request_id, index, request["emitted"][index]))
-        self.pending.append(self._output(request_id, [self._completion(request, index, [], "")]))
+        self.pending.append(self._output(request_id, [self._completion(request, index, [])]))
 
     def _abort(self, request_id) -> None:
         self.requests.pop(request_id, None)
@@ -127,31 +141,35 @@ class ScriptedSession(EngineSession):
         piece, confidence = request["scripts"][index][request["emitted"][index]]
         token_id = tokenizer.id(piece)
         request["emitted"][index] += 1
-        if piece == "<think>":
-            request["in_thought"][index] = True
-        if request["in_thought"][index]:
-            request["reasoning"][index] += 1
-        if piece == "</think>":
-            request["in_thought"][index] = False
+        thought, text = request["thoughts"][index], request["texts"][index]
+        thought.observe(token_id, self.markers, budget=None)
         request["logprob"][index] -= 1.0 / confidence
-        text = piece
         if token_id in params.stop_token_ids:
-            request["finished"][index], text = "stop", ""
-        elif request["emitted"][index] == len(request["scripts"][index]):
             request["finished"][index] = "stop"
-        elif params.max_tokens is not None and request["emitted"][index] >= params.max_tokens:
-            request["finished"][index] = "length"
-        completion = self._completion(request, index, [token_id], text)
+        else:
+            text.append(token_id, thought.in_thought)
+            if request["emitted"][index] == len(request["scripts"][index]):
+                request["finished"][index] = "stop"
+            elif params.max_tokens is not None and request["emitted"][index] >= params.max_tokens:
+                request["finished"][index] = "length"
+        if request["finished"][index]:
+            text.finish()
+        completion = self._completion(request, index, [token_id])
         completion.confidences = [confidence] if params.confidence_top_k else None
         return completion
 
-    def _completion(self, request, index, token_ids, text) -> CompletionOutput:
+    def _completion(self, request, index, token_ids) -> CompletionOutput:
+        text = request["texts"][index]
+        sent_raw, sent_reasoning, sent_content = request["sent"][index]
+        request["sent"][index] = (len(text.raw), len(text.reasoning), len(text.content))
         return CompletionOutput(
             index=index,
-            text=text,
+            text=text.raw[sent_raw:],
             token_ids=token_ids,
             cumulative_logprob=request["logprob"][index],
-            num_reasoning_tokens=request["reasoning"][index],
+            reasoning=text.reasoning[sent_reasoning:],
+            content=text.content[sent_content:],
+            num_reasoning_tokens=request["thoughts"][index].num_reasoning_tokens,
             finish_reason=request["finished"][index],
         )
 
@@ -176,8 +194,11 @@ def answers_script(
 SAMPLED = SamplingParams(temperature=0.7, max_tokens=500, seed=0)
 
 
+QUESTION = ReasoningPrompt(messages=({"role": "user", "content": "What is 6 * 7?"},))
+
+
 def run(session, spec, params=SAMPLED, **kwargs):
-    return asyncio.run(run_on_sessions(session, "What is 6 * 7?", params, spec, **kwargs))
+    return asyncio.run(run_on_sessions(session, QUESTION, params, parse_strategy_spec(spec), **kwargs))
 
 
 def test_self_consistency_forks_one_request_and_takes_the_majority():
@@ -185,7 +206,7 @@ def test_self_consistency_forks_one_request_and_takes_the_majority():
     result = run(session, {"type": "self_consistency", "n": 5})
     assert len(session.submitted) == 1 and session.submitted[0][2].n == 5
     assert result.answer == "5" and result.vote.share == pytest.approx(3 / 5)
-    assert result.text.endswith("\\boxed{5}")
+    assert result.content == "\\boxed{5}" and result.reasoning == "ok"
     assert result.usage.num_branches == 5
     answers = ["4", "5", "5", "4.0", "5"]
     assert result.usage.generated_tokens == sum(
@@ -404,13 +425,22 @@ def test_answer_stability_probes_the_live_thought_and_stops_once_stable():
         assert params.temperature == 0 and params.n == 1
     assert result.usage.num_probes == len(probes) >= 3
     assert result.usage.probe_tokens == sum(b.num_tokens for h in session.handles[1:] for b in h.branches)
-    assert result.text.endswith(DEFAULT_PROBE_TEXT + "42}") and session.stopped[0][0] == thought_id
+    # the thought up to the probe, then the probe's answer, split as the engine splits
+    assert result.content == "\\boxed{42}" and set(result.reasoning) == {"y"}
+    assert session.stopped[0][0] == thought_id
 
 
 def test_confidence_with_probes_settles_every_branch_by_its_answer():
     session, _, _ = probed_session()
-    spec = {"type": "confidence", "n": 6, "warmup": 2, "window": 4, "probe_every": 4, "agree": 2,
-            "min_votes": 6}
+    spec = {
+        "type": "confidence",
+        "n": 6,
+        "warmup": 2,
+        "window": 4,
+        "probe_every": 4,
+        "agree": 2,
+        "min_votes": 6,
+    }
     result = run(session, spec, SamplingParams(temperature=0.8, max_tokens=500))
     thought_len = len(pieces("<think>" + "y" * 40 + "</think>\\boxed{41}"))
     assert result.answer == "42" and result.details["settled"] == 6 == len(result.branches)
@@ -449,9 +479,17 @@ def test_probes_with_an_empty_box_never_count_as_agreeing():
     assert result.answer == "41" and result.details["settled"] == 0 and result.usage.num_probes >= 3
 
 
-def test_probe_text_is_what_the_builtin_model_learned():
+def test_the_default_probe_is_what_the_builtin_model_learned():
+    from ponder.assets import default_model_dir
+    from ponder.engine.tokenizer import Tokenizer
+    from ponder.reasoning.specs import ProbePlan
+    from ponder.reasoning.strategies.probing import probe_token_ids
     from ponder.train.chat_format import PROBE_TEXT
 
+    tokenizer = Tokenizer.from_dir(default_model_dir())
+    session = ScriptedSession(answers_script([]), tokenizer=tokenizer)
+    learned = tokenizer.encode(PROBE_TEXT, add_special_tokens=False)
+    assert probe_token_ids(session, ProbePlan(probe_every=8, agree=2)) == learned
     assert DEFAULT_PROBE_TEXT == PROBE_TEXT
 
 
@@ -491,7 +529,7 @@ def test_budget_forcing_extends_a_short_thought_with_the_cue():
     assert third[1] == second[1] + tokenizer.encode("cdef</think>")  # long enough: answer now
     assert end_id not in third[2].stop_token_ids
     assert result.details["extensions"] == 1 and result.answer == "2"
-    assert result.text == "<think>ab" + cue + "cdef</think>\\boxed{2}"
+    assert (result.reasoning, result.content) == ("ab" + cue + "cdef", "\\boxed{2}")
 
 
 def test_refine_puts_the_checked_attempt_back_into_the_context():

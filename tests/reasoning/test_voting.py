@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ponder.reasoning.answers import normalize_answer
 from ponder.reasoning.voting import lead_probability, vote, vote_decided
+from ponder.tasks.answers import normalize_answer
 
 
 def test_majority_pools_equivalent_answers():

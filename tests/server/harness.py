@@ -21,8 +21,8 @@ import uvicorn
 
 from ponder.engine.outputs import CompletionOutput, RequestMetrics, RequestOutput
 from ponder.engine.tokenizer import Tokenizer
+from ponder.openai.settings import ServerSettings
 from ponder.server.app import build_app
-from ponder.server.settings import ServerSettings
 
 MODEL = "tiny"
 # An R1-style template: the generation prompt opens the thought, so the model starts thinking.
@@ -97,12 +97,12 @@ def ponder_serve(*argv: str) -> Iterator[str]:
 
 
 def real_engine(ckpt: Path, **overrides):
+    from ponder.engine.args import EngineArgs
     from ponder.engine.async_engine import AsyncEngine
     from ponder.engine.llm_engine import LLMEngine
-    from ponder.llm import build_engine_config
 
     knobs = {"block_size": 4, "kv_cache_memory": 1 << 24, "max_model_len": 256, **overrides}
-    return AsyncEngine(LLMEngine(build_engine_config(str(ckpt), **knobs)))
+    return AsyncEngine(LLMEngine(EngineArgs.from_kwargs(str(ckpt), **knobs).create_engine_config()))
 
 
 def serve(engine, **settings) -> ServerThread:
@@ -125,10 +125,13 @@ def thinking_checkpoint(source: Path, target: Path) -> Path:
 
 @dataclass
 class Step:
-    """One DELTA output: text, how many tokens it stands for, the running reasoning count."""
+    """One DELTA output as the engine splits it: the raw text, its reasoning and content parts,
+    how many tokens it stands for, the running reasoning count."""
 
     text: str
     num_tokens: int = 1
+    reasoning: str = ""
+    content: str = ""
     reasoning_total: int = 0
 
 
@@ -168,6 +171,8 @@ class ScriptedStream:
                     CompletionOutput(
                         index=index,
                         text=step.text,
+                        reasoning=step.reasoning,
+                        content=step.content,
                         token_ids=list(range(token, token + step.num_tokens)),
                         num_reasoning_tokens=step.reasoning_total,
                         finish_reason="stop" if last else None,
@@ -198,11 +203,14 @@ class ScriptedEngine:
     requests: list[ScriptedStream] = field(default_factory=list)
 
     def add_request(
-        self, request_id, prompt, params, *, priority=0, order_time=None, prefix_of=None
+        self, request_id, prompt, params, *, priority=0, ahead=False, prefix_of=None
     ) -> ScriptedStream:
         stream = ScriptedStream(self, request_id, prompt, params)
         self.requests.append(stream)
         return stream
+
+    def stop_branch(self, request_id: str, index: int) -> None:
+        pass  # the script runs to its end
 
     def stats(self) -> ScriptedStats:
         return ScriptedStats()

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from ponder.server.chat_cli import DIM, RESET, chat_loop
+from ponder.cli.chat import DIM, RESET, chat_loop
 from tests.server.harness import thinking_checkpoint
 
 
@@ -68,9 +68,14 @@ def test_without_color_thinking_is_labelled_and_can_be_hidden():
 def strategy_source(body: dict):
     async def source(body: dict):
         for running, finished, leading in ((3, 0, None), (1, 2, "4")):
-            progress = {"branches_running": running, "branches_finished": finished,
-                        "branches_stopped": 0, "generated_tokens": 1200 * finished + 10,
-                        "leading_answer": leading, "leading_share": 1.0 if leading else None}
+            progress = {
+                "branches_running": running,
+                "branches_finished": finished,
+                "branches_stopped": 0,
+                "generated_tokens": 1200 * finished + 10,
+                "leading_answer": leading,
+                "leading_share": 1.0 if leading else None,
+            }
             yield {"choices": [{"index": 0, "delta": {}, "strategy_progress": progress}]}
         for delta in ({"reasoning": "four"}, {"content": "4"}):
             yield {"choices": [{"index": 0, "delta": delta}]}
@@ -82,8 +87,11 @@ def strategy_source(body: dict):
 def test_strategy_progress_is_one_status_line_before_the_answer(color):
     out = io.StringIO()
     lines = iter(["2+2?"])
-    asyncio.run(chat_loop(strategy_source, {"model": "m"}, lambda: next(lines, None), out,
-                          color=color, show_thinking=True))
+    asyncio.run(
+        chat_loop(
+            strategy_source, {"model": "m"}, lambda: next(lines, None), out, color=color, show_thinking=True
+        )
+    )
     text = out.getvalue()
     last = "1 running, 2 finished, 0 stopped, 2,410 tokens; leading: 4 (100%)"
     if color:  # redrawn in place, then the thought starts on its own line
@@ -101,9 +109,7 @@ def test_a_bad_strategy_is_a_clear_error_before_the_model_loads(capsys):
 
 
 def test_history_keeps_answers_without_thinking_and_reset_forgets():
-    _, calls, history = run_loop(
-        ["one", "two", "/reset", "three", "/exit"], color=False, system="be brief"
-    )
+    _, calls, history = run_loop(["one", "two", "/reset", "three", "/exit"], color=False, system="be brief")
     assert [len(call) for call in calls] == [2, 4, 2]
     assert calls[1][2] == {"role": "assistant", "content": "It is 4."}
     assert calls[2][0] == {"role": "system", "content": "be brief"}
@@ -170,8 +176,8 @@ def test_chat_command_in_a_pseudo_terminal(qwen3_ckpt, tmp_path):
 
 
 def test_chat_against_a_running_server(qwen3_ckpt):
+    from ponder.cli.chat import _first_served_model, _http_source
     from ponder.engine.tokenizer import Tokenizer
-    from ponder.server.chat_cli import _first_served_model, _http_source
     from tests.server.harness import ScriptedEngine, serve
     from tests.server.test_reasoning_http import SCRIPT
 

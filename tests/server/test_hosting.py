@@ -2,13 +2,13 @@
 
 import pytest
 
+from ponder.cli.serve import more_models_from_args, settings_from_args
 from ponder.engine.tokenizer import Tokenizer
 from ponder.errors import InvalidRequestError
-from ponder.server.cli import more_models_from_args, settings_from_args
-from ponder.server.errors import APIError
-from ponder.server.hosting import HostedModel, ModelRouter
-from ponder.server.metrics import ServerMetrics
-from ponder.server.settings import ServerSettings
+from ponder.openai.errors import APIError
+from ponder.openai.hosting import HostedModel, ModelRouter
+from ponder.openai.metrics import ServerMetrics
+from ponder.openai.settings import ServerSettings
 from tests.server.harness import ScriptedEngine, ScriptedStats
 
 

@@ -1,5 +1,6 @@
-"""Reasoning over HTTP with a scripted engine: markers split across chunks, the reasoning and
-reasoning_content fields, include_reasoning=false, reasoning_tokens in usage."""
+"""Reasoning over HTTP with a scripted engine: the engine's reasoning/content split reaches the
+reasoning and reasoning_content fields, include_reasoning=false, reasoning_tokens in usage.
+(How the engine splits, markers and seams included: tests/engine/test_output_text.py.)"""
 
 import json
 
@@ -10,14 +11,15 @@ from openai import OpenAI
 from ponder.engine.tokenizer import Tokenizer
 from tests.server.harness import MODEL, ScriptedEngine, Step, serve
 
-# "<think>\nLet me see.\n</think>\n\nThe answer is 4." cut mid-marker, mid-word and mid-seam.
+# "<think>\nLet me see.\n</think>\n\nThe answer is 4." as the engine streams it: the markers'
+# text is in `text` only, seam whitespace is in neither part.
 SCRIPT = [
-    Step("<th", reasoning_total=1),
-    Step("ink>\nLet me", reasoning_total=3),
-    Step(" see.\n</th", reasoning_total=6),
-    Step("ink>\n", reasoning_total=7),
-    Step("\nThe answer", 2, reasoning_total=7),
-    Step(" is 4.", 2, reasoning_total=7),
+    Step("<think>", reasoning_total=1),
+    Step("\nLet me", reasoning="Let me", reasoning_total=3),
+    Step(" see.\n", reasoning=" see.", reasoning_total=6),
+    Step("</think>\n", reasoning_total=7),
+    Step("\nThe answer", 2, content="The answer", reasoning_total=7),
+    Step(" is 4.", 2, content=" is 4.", reasoning_total=7),
 ]
 NUM_TOKENS = sum(step.num_tokens for step in SCRIPT)
 
@@ -39,7 +41,7 @@ def sse_chunks(response: httpx.Response) -> list[dict]:
     return [json.loads(event) for event in events[:-1]]
 
 
-def test_stream_splits_reasoning_and_content_across_cut_markers(scripted):
+def test_stream_sends_reasoning_and_content_deltas(scripted):
     server, _ = scripted
     body = chat_body(stream=True, stream_options={"include_usage": True})
     with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body) as response:
@@ -76,9 +78,7 @@ def test_non_streaming_message_has_reasoning_and_usage(scripted):
 
 def test_include_reasoning_false_omits_the_thinking(scripted):
     server, _ = scripted
-    response = httpx.post(
-        f"{server.url}/v1/chat/completions", json=chat_body(include_reasoning=False)
-    )
+    response = httpx.post(f"{server.url}/v1/chat/completions", json=chat_body(include_reasoning=False))
     message = response.json()["choices"][0]["message"]
     assert message["content"] == "The answer is 4."
     assert "reasoning" not in message and "reasoning_content" not in message
@@ -109,9 +109,7 @@ def test_assistant_reasoning_sent_back_reaches_the_template_as_reasoning_content
         {"role": "developer", "content": "be brief"},
         {"role": "user", "content": "again"},
     ]
-    response = httpx.post(
-        f"{server.url}/v1/chat/completions", json={"model": MODEL, "messages": messages}
-    )
+    response = httpx.post(f"{server.url}/v1/chat/completions", json={"model": MODEL, "messages": messages})
     assert response.is_success, response.text
     prompt = engine.requests[-1].prompt["prompt"]
     assert "<|im_start|>system\nbe brief" in prompt  # developer is rendered as system

@@ -5,10 +5,10 @@ from pydantic import ValidationError
 
 from ponder.engine.sampling_params import RequestOutputKind
 from ponder.errors import InvalidRequestError
-from ponder.server.errors import from_validation_errors
-from ponder.server.protocol import ChatCompletionRequest, CompletionRequest
-from ponder.server.sampling import build_sampling_params, plan_reasoning
-from ponder.server.settings import DEFAULT_EFFORT_BUDGETS, ServerSettings, parse_effort_budgets
+from ponder.openai.errors import from_validation_errors
+from ponder.openai.protocol import ChatCompletionRequest, CompletionRequest
+from ponder.openai.sampling import build_sampling_params, plan_reasoning
+from ponder.openai.settings import DEFAULT_EFFORT_BUDGETS, ServerSettings, parse_effort_budgets
 
 SETTINGS = ServerSettings(("m",))
 
@@ -54,9 +54,7 @@ def test_openai_defaults_and_extensions_map_to_sampling_params():
 def test_top_p_zero_means_greedy_and_completions_default_to_16_tokens():
     request = chat(top_p=0)
     assert build_sampling_params(request, plan_reasoning(request, SETTINGS, True)).greedy
-    completion = CompletionRequest.model_validate(
-        {"model": "m", "prompt": "x", "echo": True, "logprobs": 2}
-    )
+    completion = CompletionRequest.model_validate({"model": "m", "prompt": "x", "echo": True, "logprobs": 2})
     params = build_sampling_params(completion, plan_reasoning(completion, SETTINGS, True))
     assert params.max_tokens == 16 and params.prompt_logprobs == 2 and params.logprobs == 2
 

@@ -36,10 +36,11 @@ def test_equation_solution_satisfies_the_equation(difficulty: str) -> None:
 
 def _box_constraints(question: str) -> tuple[dict[str, str], list[tuple[str, str, bool]]]:
     labels = dict(re.findall(r"Box (\w) is labelled (\w+)\.", question))
-    clues = [(box, fruit + "s", True) for box, fruit in
-             re.findall(r"A fruit drawn from box (\w) is an? (\w+)\.", question)]
-    clues += [(box, kind, False) for box, kind in
-              re.findall(r"Box (\w) does not hold (\w+)\.", question)]
+    clues = [
+        (box, fruit + "s", True)
+        for box, fruit in re.findall(r"A fruit drawn from box (\w) is an? (\w+)\.", question)
+    ]
+    clues += [(box, kind, False) for box, kind in re.findall(r"Box (\w) does not hold (\w+)\.", question)]
     return labels, clues
 
 
@@ -53,8 +54,7 @@ def test_boxes_answer_is_the_only_consistent_assignment(difficulty: str) -> None
             contents = dict(zip(boxes, kinds, strict=True))
             if any(contents[box] == labels[box] for box in boxes):
                 continue
-            if all((contents[b] in (k, "mixed")) if draw else contents[b] != k
-                   for b, k, draw in clues):
+            if all((contents[b] in (k, "mixed")) if draw else contents[b] != k for b, k, draw in clues):
                 solutions.append(contents)
         assert len(solutions) == 1
         expected = ", ".join(f"{box}={kind}" for box, kind in solutions[0].items())

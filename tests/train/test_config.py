@@ -22,7 +22,7 @@ def test_presets_load_and_validate() -> None:
 
 def test_file_then_flags_override_the_preset(tmp_path: Path) -> None:
     toml_file = tmp_path / "run.toml"
-    toml_file.write_text('max_steps = 7\nlr = 0.01\n[family_weights]\narithmetic = 2.0\n')
+    toml_file.write_text("max_steps = 7\nlr = 0.01\n[family_weights]\narithmetic = 2.0\n")
     config = load_config("tiny", str(toml_file), lr=0.5, seed=None)
     assert (config.max_steps, config.lr, config.seed) == (7, 0.5, PRESETS["tiny"].seed)
     assert config.family_weights == {"arithmetic": 2.0}

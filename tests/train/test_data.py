@@ -32,8 +32,9 @@ def test_labels_cover_exactly_the_assistant_turn(task_tokenizer_dir: Path) -> No
     item = generate("equations", "medium", 1)[0]
     prompt, completion = example_texts(item)
     (example,) = encode_examples(tokenizer, [(prompt, completion)])
-    learned = [token for token, label in zip(example.input_ids, example.labels, strict=True)
-               if label != IGNORE_INDEX]
+    learned = [
+        token for token, label in zip(example.input_ids, example.labels, strict=True) if label != IGNORE_INDEX
+    ]
     assert tokenizer.decode(learned, skip_special_tokens=False) == completion
     assert completion.startswith("<think>\n") and completion.endswith("<|im_end|>")
     assert tokenizer.decode(example.input_ids, skip_special_tokens=False) == prompt + completion
@@ -55,15 +56,20 @@ def test_probe_examples_learn_only_the_forced_answer(task_tokenizer_dir: Path) -
     for seed in range(40):
         example = encode_probe_example(tokenizer, item, random.Random(seed))
         text = tokenizer.decode(example.input_ids, skip_special_tokens=False)
-        learned = [token for token, label in zip(example.input_ids, example.labels, strict=True)
-                   if label != IGNORE_INDEX]
+        learned = [
+            token
+            for token, label in zip(example.input_ids, example.labels, strict=True)
+            if label != IGNORE_INDEX
+        ]
         answer = tokenizer.decode(learned, skip_special_tokens=False)
         thought = text[len(prompt) : text.rindex(PROBE_TEXT)]
         # the context is the served thought's own tokens, cut anywhere, then the probe text
         assert text.startswith(prompt) and text.endswith(PROBE_TEXT + answer)
         cut = len(example.input_ids) - len(learned) - len(tokenizer.encode(PROBE_TEXT).ids)
-        assert example.input_ids[len(tokenizer.encode(prompt).ids) : cut] == full[: cut - len(
-            tokenizer.encode(prompt).ids)]
+        assert (
+            example.input_ids[len(tokenizer.encode(prompt).ids) : cut]
+            == full[: cut - len(tokenizer.encode(prompt).ids)]
+        )
         settled = f"Result: {item.answer}\n" in thought
         assert answer == (f"{item.answer}}}<|im_end|>" if settled else "}<|im_end|>")
         answers.add(settled)
@@ -98,8 +104,9 @@ def test_mix_sampler_follows_weights() -> None:
 
 
 def test_cell_weights_scale_single_cells() -> None:
-    sampler = MixSampler({"counting": 1.0, "boxes": 1.0}, {"easy": 1.0, "hard": 1.0},
-                         {"boxes/hard": 0.0, "counting/hard": 2.0})
+    sampler = MixSampler(
+        {"counting": 1.0, "boxes": 1.0}, {"easy": 1.0, "hard": 1.0}, {"boxes/hard": 0.0, "counting/hard": 2.0}
+    )
     rng = random.Random(0)
     draws = [sampler.draw(rng) for _ in range(3000)]
     assert ("boxes", "hard") not in draws
@@ -108,8 +115,9 @@ def test_cell_weights_scale_single_cells() -> None:
 
 def _examples(lengths: list[int]):
     for index, length in enumerate(lengths):
-        yield EncodedExample(input_ids=[index + 10] * length,
-                             labels=[IGNORE_INDEX] * 2 + [index + 10] * (length - 2))
+        yield EncodedExample(
+            input_ids=[index + 10] * length, labels=[IGNORE_INDEX] * 2 + [index + 10] * (length - 2)
+        )
     while True:
         yield EncodedExample(input_ids=[99] * 3, labels=[IGNORE_INDEX, 99, 99])
 
@@ -146,9 +154,16 @@ def test_packed_dataset_rows_are_deterministic(task_tokenizer_dir: Path) -> None
 def test_packed_examples_do_not_see_each_other() -> None:
     """transformers must build a block-diagonal mask from restarting position ids."""
     torch.manual_seed(0)
-    config = Qwen3Config(vocab_size=64, hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
-                         head_dim=16, max_position_embeddings=64)
+    config = Qwen3Config(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        max_position_embeddings=64,
+    )
     model = Qwen3ForCausalLM(config).eval()
     first, second = torch.randint(0, 64, (1, 7)), torch.randint(0, 64, (1, 9))
     packed = torch.cat([first, second], dim=1)
@@ -165,8 +180,6 @@ def test_hard_items_reason_at_least_150_tokens_on_average(task_tokenizer_dir: Pa
         lengths = {}
         for difficulty in DIFFICULTIES:
             items = generate(family, difficulty, 40, split="train")
-            lengths[difficulty] = statistics.mean(
-                len(tokenizer.encode(item.solution).ids) for item in items
-            )
+            lengths[difficulty] = statistics.mean(len(tokenizer.encode(item.solution).ids) for item in items)
         assert lengths["hard"] >= 150, (family, lengths)
         assert lengths["easy"] < lengths["hard"]

@@ -27,8 +27,13 @@ def test_fitted_model_generates_a_checkable_answer(task_tokenizer_dir: Path) -> 
         optimizer.step()
         optimizer.zero_grad()
     prompt = torch.tensor([tokenizer.encode(prompt_text(item.question)).ids])
-    output = model.generate(prompt, max_new_tokens=120, do_sample=False,
-                            eos_token_id=tokenizer.token_to_id(IM_END), pad_token_id=0)
-    text = tokenizer.decode(output[0, prompt.shape[1]:].tolist(), skip_special_tokens=False)
+    output = model.generate(
+        prompt,
+        max_new_tokens=120,
+        do_sample=False,
+        eos_token_id=tokenizer.token_to_id(IM_END),
+        pad_token_id=0,
+    )
+    text = tokenizer.decode(output[0, prompt.shape[1] :].tolist(), skip_special_tokens=False)
     assert text.startswith("<think>\n") and text.endswith(IM_END)
     assert item.check(text)

@@ -63,8 +63,7 @@ def test_transformers_loads_it(hf_tokenizer) -> None:
     assert hf_tokenizer.eos_token == "<|im_end|>"
     assert hf_tokenizer.pad_token == "<|endoftext|>"
     assert hf_tokenizer.convert_tokens_to_ids("<think>") != hf_tokenizer.unk_token_id
-    decoded = hf_tokenizer.decode(hf_tokenizer.encode("<think>\nok\n</think>"),
-                                  skip_special_tokens=True)
+    decoded = hf_tokenizer.decode(hf_tokenizer.encode("<think>\nok\n</think>"), skip_special_tokens=True)
     assert "<think>" in decoded and "</think>" in decoded  # kept for the reasoning parser
 
 

@@ -10,8 +10,8 @@ import pytest
 from safetensors import safe_open
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from ponder.cli.train import main
 from ponder.errors import ModelLoadError
-from ponder.train.cli import main
 from ponder.train.config import load_config
 from ponder.train.trainer import lr_multiplier, run_progress, train
 
@@ -20,8 +20,9 @@ from ponder.train.trainer import lr_multiplier, run_progress, train
 def tiny_run(tmp_path_factory: pytest.TempPathFactory):
     out_dir = tmp_path_factory.mktemp("tiny_run")
     config = load_config("tiny", out_dir=str(out_dir), progress_bar=False)
-    config = load_config("tiny", out_dir=str(out_dir), progress_bar=False,
-                         snapshot_every=config.max_steps // 2)
+    config = load_config(
+        "tiny", out_dir=str(out_dir), progress_bar=False, snapshot_every=config.max_steps // 2
+    )
     return config, train(config, log=lambda message: None)
 
 
@@ -36,8 +37,13 @@ def test_tiny_run_lowers_the_loss(tiny_run) -> None:
 def test_export_is_a_loadable_hf_checkpoint(tiny_run) -> None:
     _, result = tiny_run
     names = {path.name for path in result.model_dir.iterdir()}
-    assert {"config.json", "model.safetensors", "generation_config.json",
-            "tokenizer.json", "tokenizer_config.json"} <= names
+    assert {
+        "config.json",
+        "model.safetensors",
+        "generation_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    } <= names
     generation = json.loads((result.model_dir / "generation_config.json").read_text())
     tokenizer = AutoTokenizer.from_pretrained(str(result.model_dir))
     assert tokenizer.convert_tokens_to_ids("<|im_end|>") in generation["eos_token_id"]
@@ -47,8 +53,10 @@ def test_export_is_a_loadable_hf_checkpoint(tiny_run) -> None:
         assert "lm_head.weight" not in weights.keys()  # tied: stored once
     assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
     prompt = tokenizer.apply_chat_template(
-        [{"role": "user", "content": "What is 2 + 3?"}], add_generation_prompt=True,
-        return_tensors="pt", return_dict=True,
+        [{"role": "user", "content": "What is 2 + 3?"}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
     )
     output = model.generate(**prompt, max_new_tokens=5, do_sample=False)
     assert output.shape[1] > prompt["input_ids"].shape[1]
@@ -68,8 +76,7 @@ def test_snapshots_are_loadable_models_along_the_way(tiny_run) -> None:
 
 def test_resume_continues_from_the_checkpoint(tiny_run) -> None:
     config, result = tiny_run
-    more = load_config("tiny", out_dir=config.out_dir, max_steps=config.max_steps + 4,
-                       progress_bar=False)
+    more = load_config("tiny", out_dir=config.out_dir, max_steps=config.max_steps + 4, progress_bar=False)
     resumed = train(more, resume=True, log=lambda message: None)
     assert resumed.steps == config.max_steps + 4
 
@@ -97,4 +104,3 @@ def test_schedule_warms_up_then_decays() -> None:
     budgeted = load_config("tiny", max_steps=1000, time_budget_minutes=1.0)
     assert run_progress(10, 30.0, budgeted) == pytest.approx(0.5)  # time is further along
     assert run_progress(900, 1.0, budgeted) == pytest.approx(0.9)
-

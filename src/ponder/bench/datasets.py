@@ -146,12 +146,12 @@ def jsonl_prompts(workload: Workload, tokenizer: TextTokenizer | None) -> list[B
 def import_task_source() -> TaskSource:
     """The built-in tasks, imported only when asked for: bench must run without them."""
     try:
-        from ponder.reasoning.answers import extract_answer
         from ponder.tasks import generate
+        from ponder.tasks.answers import extract_answer
     except ImportError as exc:
         raise TaskSourceUnavailableError(
             "--dataset reasoning needs ponder.tasks.generate and "
-            f"ponder.reasoning.answers.extract_answer, which cannot be imported here ({exc}); "
+            f"ponder.tasks.answers.extract_answer, which cannot be imported here ({exc}); "
             "use --dataset random, sharegpt or jsonl instead"
         ) from exc
     return TaskSource(generate=generate, extract_answer=extract_answer)

@@ -9,6 +9,7 @@ import threading
 import uuid
 from collections.abc import AsyncIterator
 
+from ponder.engine.args import EngineArgs
 from ponder.engine.llm_engine import EngineStats, LLMEngine
 from ponder.engine.outputs import RequestOutput
 from ponder.engine.prompt_input import PromptInput
@@ -68,10 +69,8 @@ class AsyncEngine:
         self._thread.start()
 
     @classmethod
-    def from_model(cls, model: str | None = None, **engine_kwargs) -> AsyncEngine:
-        from ponder.llm import build_engine_config
-
-        return cls(LLMEngine(build_engine_config(model, **engine_kwargs)))
+    def from_engine_args(cls, args: EngineArgs) -> AsyncEngine:
+        return cls(LLMEngine(args.create_engine_config()))
 
     @property
     def tokenizer(self):
@@ -88,18 +87,18 @@ class AsyncEngine:
         params: SamplingParams,
         *,
         priority: int = 0,
-        order_time: float | None = None,
+        ahead: bool = False,
         prefix_of: tuple[str, int] | None = None,
     ) -> RequestStream:
         """Validate now (raising typed errors), queue for the engine loop, return the stream.
-        `order_time`, `prefix_of`: as in LLMEngine.make_request."""
+        `ahead`, `prefix_of`: as in LLMEngine.make_request."""
         if self._stopped:
             raise EngineDeadError("the engine is shut down")
         request_id = request_id or uuid.uuid4().hex
         if request_id in self._streams:
             raise InvalidRequestError(f"request id {request_id!r} is already in use", param="request_id")
         request = self.engine.make_request(
-            request_id, prompt, params, priority=priority, order_time=order_time, prefix_of=prefix_of
+            request_id, prompt, params, priority=priority, ahead=ahead, prefix_of=prefix_of
         )
         stream = RequestStream(request_id, self)
         self._streams[request_id] = stream
@@ -138,10 +137,6 @@ class AsyncEngine:
     def stats(self) -> EngineStats:
         """Engine stats as of the end of the last step (updated by the loop thread)."""
         return self._stats
-
-    @property
-    def num_pending(self) -> int:
-        return len(self._streams)
 
     async def shutdown(self) -> None:
         self._stopped = True

@@ -7,33 +7,30 @@ import logging
 import torch
 
 from ponder.config import DEFAULT_CPU_KV_CACHE_MEMORY, EngineConfig
+from ponder.engine.kv.layout import KVLayout
 from ponder.errors import InvalidRequestError
 from ponder.kernels.attention_metadata import AttentionMetadata
 from ponder.layers.forward_context import forward_context
+from ponder.models.hf_config import ArchConfig
 
 logger = logging.getLogger("ponder.engine")
 
 
-def kv_bytes_per_token(arch, dtype: torch.dtype) -> int:
-    element_size = torch.empty((), dtype=dtype).element_size()
-    return 2 * arch.num_hidden_layers * arch.num_key_value_heads * arch.head_dim * element_size
-
-
 def num_kv_blocks(
     config: EngineConfig,
-    arch,
-    dtype: torch.dtype,
+    layout: KVLayout,
+    arch: ArchConfig,
     device: torch.device,
     max_model_len: int,
     model: torch.nn.Module | None = None,
 ) -> int:
     """Pass the loaded model to size a GPU pool from a profiled forward instead of an estimate."""
     cache = config.cache
-    bytes_per_block = kv_bytes_per_token(arch, dtype) * cache.block_size
+    bytes_per_block = layout.bytes_per_block
     if cache.num_kv_blocks is not None:
         num_blocks = cache.num_kv_blocks
     else:
-        budget = cache.kv_cache_memory or _default_budget(config, arch, device, dtype, model)
+        budget = cache.kv_cache_memory or _default_budget(config, layout, arch, device, model)
         num_blocks = budget // bytes_per_block
         # No point reserving more than every sequence at full length could use.
         most_useful = config.scheduler.max_num_seqs * -(-max_model_len // cache.block_size)
@@ -56,13 +53,19 @@ def num_kv_blocks(
     return num_blocks
 
 
-def _default_budget(config: EngineConfig, arch, device: torch.device, dtype: torch.dtype, model) -> int:
+def _default_budget(
+    config: EngineConfig,
+    layout: KVLayout,
+    arch: ArchConfig,
+    device: torch.device,
+    model: torch.nn.Module | None,
+) -> int:
     if device.type != "cuda":
         return DEFAULT_CPU_KV_CACHE_MEMORY
     tokens = config.scheduler.max_num_batched_tokens
     if model is not None:
         activations = profile_peak_activation_bytes(
-            model, arch, dtype, device, tokens, config.scheduler.max_num_seqs
+            model, layout, device, tokens, config.scheduler.max_num_seqs
         )
     else:
         # No model to profile: a generous bound on activations and logits of the largest step.
@@ -82,23 +85,22 @@ def _default_budget(config: EngineConfig, arch, device: torch.device, dtype: tor
 @torch.inference_mode()
 def profile_peak_activation_bytes(
     model: torch.nn.Module,
-    arch,
-    dtype: torch.dtype,
+    layout: KVLayout,
     device: torch.device,
     num_tokens: int,
     num_seqs: int,
 ) -> int:
     """Peak memory of the largest step (num_tokens of prefill, then logits of num_seqs rows),
     measured by running it over a throwaway KV cache just big enough for it."""
-    block_size = 16
+    block_size = layout.block_size
     num_blocks = -(-num_tokens // block_size)
-    shape = (num_blocks, block_size, arch.num_key_value_heads, arch.head_dim)
+    shape = layout.block_shape(num_blocks)
     caches = [
         (
-            torch.empty(shape, dtype=dtype, device=device),
-            torch.empty(shape, dtype=dtype, device=device),
+            torch.empty(shape, dtype=layout.dtype, device=device),
+            torch.empty(shape, dtype=layout.dtype, device=device),
         )
-        for _ in range(arch.num_hidden_layers)
+        for _ in range(layout.num_layers)
     ]
     model.bind_kv_cache(caches)
     torch.cuda.synchronize(device)
@@ -123,7 +125,7 @@ def profile_peak_activation_bytes(
     torch.cuda.synchronize(device)
     peak = torch.cuda.max_memory_allocated(device) - baseline
     del caches, hidden, logits, rows
-    model.bind_kv_cache([(None, None)] * arch.num_hidden_layers)
+    model.bind_kv_cache([(None, None)] * layout.num_layers)
     torch.cuda.empty_cache()
     logger.info("profiled peak activation memory: %.2f GiB", peak / 2**30)
     # Allocator slack and non-torch workspaces (cuBLAS, Triton) are covered by this margin.

@@ -12,11 +12,13 @@ import torch
 from ponder.config import EngineConfig
 from ponder.engine.detokenizer import IncrementalDetokenizer
 from ponder.engine.inflight import InflightStep, PromptLogprobsCopy
+from ponder.engine.kv.layout import KVLayout
 from ponder.engine.kv.manager import KVCacheManager
 from ponder.engine.kv_sizing import num_kv_blocks
 from ponder.engine.logprobs import prompt_logprob_tensors
 from ponder.engine.model_runner import ModelRunner
 from ponder.engine.output_builder import build_output
+from ponder.engine.output_text import OutputText
 from ponder.engine.outputs import RequestMetrics, RequestOutput
 from ponder.engine.prompt_input import PromptInput, tokenize_prompt
 from ponder.engine.request import Request, Sequence, SequenceStatus
@@ -64,24 +66,17 @@ class LLMEngine:
         torch.manual_seed(config.model.seed)
         model = load_model(model_dir, self.arch, self.dtype, self.device)
         block_size = config.cache.block_size
-        num_blocks = num_kv_blocks(
-            config, self.arch, self.dtype, self.device, self.max_model_len, model=model
-        )
-        self.kv = KVCacheManager(num_blocks, block_size, config.cache.enable_prefix_caching)
-        self.scheduler = Scheduler(config.scheduler, self.kv)
-        self.runner = ModelRunner(
-            model,
+        self.kv_layout = KVLayout(
             num_layers=self.arch.num_hidden_layers,
             num_kv_heads=self.arch.num_key_value_heads,
             head_dim=self.arch.head_dim,
-            num_blocks=num_blocks,
             block_size=block_size,
             dtype=self.dtype,
-            device=self.device,
-            max_num_seqs=config.scheduler.max_num_seqs,
-            max_model_len=self.max_model_len,
-            enforce_eager=config.model.enforce_eager,
         )
+        num_blocks = num_kv_blocks(config, self.kv_layout, self.arch, self.device, self.max_model_len, model)
+        self.kv = KVCacheManager(num_blocks, block_size, config.cache.enable_prefix_caching)
+        self.scheduler = Scheduler(config.scheduler, self.kv)
+        self.runner = ModelRunner(model, self.kv_layout, num_blocks, config, self.device, self.max_model_len)
         self.sampler = Sampler(seed=config.model.seed)
         # Launch step N+1 before handling step N's tokens, so the GPU never waits for the host.
         # On CPU nothing would overlap, so it is off there unless asked for.
@@ -119,14 +114,13 @@ class LLMEngine:
         *,
         priority: int = 0,
         arrival_time: float | None = None,
-        order_time: float | None = None,
+        ahead: bool = False,
         prefix_of: tuple[str, int] | None = None,
     ) -> Request:
         """Validate and tokenize; touches no engine state, so any thread may call it.
 
-        `order_time` is when the request counts as arrived in the queues' first-come order
-        (default: its arrival); a probe of a running thought passes -inf to go before every
-        waiting request. `prefix_of` = (request id, sample index) of a running sample whose
+        `ahead`: admit it before every waiting request of its priority (a probe of a running
+        thought). `prefix_of` = (request id, sample index) of a running sample whose
         tokens the prompt starts with: the request reuses that sample's KV, its partly filled
         last block included. It is a hint: a sample that is gone by then is ignored (the prefix
         cache still serves its full blocks)."""
@@ -150,10 +144,10 @@ class LLMEngine:
             prompt=text,
             prompt_token_ids=token_ids,
             params=params,
-            arrival_time=arrival if order_time is None else order_time,
-            priority=priority,
-            prompt_logprobs=[None] if params.prompt_logprobs is not None else None,
             metrics=RequestMetrics(arrival_time=arrival),
+            priority=priority,
+            ahead=ahead,
+            prompt_logprobs=[None] if params.prompt_logprobs is not None else None,
             prefix_of=prefix_of,
         )
 
@@ -275,7 +269,8 @@ class LLMEngine:
             stop=params.stop_list,
             include_stop_str_in_output=params.include_stop_str_in_output,
         )
-        detokenizer.stops_enabled = stops_apply(thought, num_output_tokens=0, params=params)
+        text = OutputText(detokenizer, markers, in_thought=thought is not None and thought.in_thought)
+        text.enable_stops(stops_apply(thought, num_output_tokens=0, params=params))
         return Sequence(
             seq_id=next(self._seq_ids),
             request=request,
@@ -283,7 +278,7 @@ class LLMEngine:
             token_ids=token_ids,
             num_prompt_tokens=len(request.prompt_token_ids),
             generator=self._generator(params.seed, index),
-            detokenizer=detokenizer,
+            text=text,
             thought=thought,
             logprobs=[] if params.logprobs is not None else None,
             confidences=[] if params.confidence_top_k > 0 else None,

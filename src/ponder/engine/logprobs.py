@@ -11,9 +11,7 @@ from ponder.engine.outputs import Logprob, PositionLogprobs
 from ponder.engine.transfers import to_device
 
 
-def prompt_logprobs(
-    logits: torch.Tensor, next_token_ids: Sequence[int], k: int
-) -> list[PositionLogprobs]:
+def prompt_logprobs(logits: torch.Tensor, next_token_ids: Sequence[int], k: int) -> list[PositionLogprobs]:
     """Per prompt position: the logprob of the prompt's next token plus the top-k (logits[i]
     predicts next_token_ids[i])."""
     tensors = prompt_logprob_tensors(logits, next_token_ids, k)
@@ -22,9 +20,7 @@ def prompt_logprobs(
     return position_logprob_entries([t.cpu() for t in tensors], [k] * len(next_token_ids))
 
 
-def prompt_logprob_tensors(
-    logits: torch.Tensor, next_token_ids: Sequence[int], k: int
-) -> list[torch.Tensor]:
+def prompt_logprob_tensors(logits: torch.Tensor, next_token_ids: Sequence[int], k: int) -> list[torch.Tensor]:
     """prompt_logprobs on the device; position_logprob_entries turns them into dicts."""
     if logits.shape[0] != len(next_token_ids):
         raise ValueError(f"{logits.shape[0]} logit rows for {len(next_token_ids)} next tokens")

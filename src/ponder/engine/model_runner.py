@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ponder.config import EngineConfig
 from ponder.engine.cuda_graphs import DecodeGraphs
+from ponder.engine.kv.layout import KVLayout
 from ponder.engine.scheduler import ScheduledBatch
 from ponder.engine.transfers import HostUploader, to_device
 from ponder.kernels.attention_metadata import AttentionMetadata
@@ -41,45 +43,36 @@ class ModelRunner:
     def __init__(
         self,
         model: torch.nn.Module,
-        *,
-        num_layers: int,
-        num_kv_heads: int,
-        head_dim: int,
+        layout: KVLayout,
         num_blocks: int,
-        block_size: int,
-        dtype: torch.dtype,
+        config: EngineConfig,
         device: torch.device,
-        max_num_seqs: int = 256,
-        max_model_len: int | None = None,
-        enforce_eager: bool = False,
+        max_model_len: int,
     ):
         self.model = model
-        self.block_size = block_size
+        self.block_size = layout.block_size
         self.device = torch.device(device)
-        shape = (num_blocks, block_size, num_kv_heads, head_dim)
+        shape = layout.block_shape(num_blocks)
         self.kv_caches = [
             (
-                torch.zeros(shape, dtype=dtype, device=device),
-                torch.zeros(shape, dtype=dtype, device=device),
+                torch.zeros(shape, dtype=layout.dtype, device=device),
+                torch.zeros(shape, dtype=layout.dtype, device=device),
             )
-            for _ in range(num_layers)
+            for _ in range(layout.num_layers)
         ]
         model.bind_kv_cache(self.kv_caches)
         self._uploader64 = HostUploader(torch.int64, self.device)
         self._uploader32 = HostUploader(torch.int32, self.device)
         self._pending_uploader = HostUploader(torch.int64, self.device)
         self.decode_graphs: DecodeGraphs | None = None
-        if self.device.type == "cuda" and not enforce_eager:
-            arch = getattr(model, "arch", None)
-            max_len = max_model_len or getattr(arch, "max_position_embeddings", None)
-            max_len = max_len or num_blocks * block_size
+        if self.device.type == "cuda" and not config.model.enforce_eager:
             self.decode_graphs = DecodeGraphs(
                 model,
-                max_batch_size=max_num_seqs,
-                table_width=min(num_blocks, -(-max_len // block_size)),
-                num_kv_heads=num_kv_heads,
-                block_size=block_size,
-                max_seq_len=max_len,
+                max_batch_size=config.scheduler.max_num_seqs,
+                table_width=min(num_blocks, -(-max_model_len // layout.block_size)),
+                num_kv_heads=layout.num_kv_heads,
+                block_size=layout.block_size,
+                max_seq_len=max_model_len,
                 device=self.device,
             )
             self.decode_graphs.capture()

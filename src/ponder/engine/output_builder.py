@@ -22,7 +22,6 @@ def build_output(request: Request, updated: set[Sequence]) -> RequestOutput | No
     if request.aborted:
         for completion in completions:
             completion.finish_reason = completion.finish_reason or "abort"
-    metrics = request.metrics
     return RequestOutput(
         request_id=request.request_id,
         prompt=request.prompt,
@@ -30,38 +29,46 @@ def build_output(request: Request, updated: set[Sequence]) -> RequestOutput | No
         outputs=completions,
         finished=finished,
         prompt_logprobs=request.prompt_logprobs,
-        metrics=metrics,
-        num_cached_tokens=metrics.num_cached_prompt_tokens if metrics else 0,
-        extra=request.extra,
+        metrics=request.metrics,
+        num_cached_tokens=request.metrics.num_cached_prompt_tokens,
     )
 
 
 def _cumulative(seq: Sequence) -> CompletionOutput:
+    text = seq.text
     return CompletionOutput(
         index=seq.index,
-        text=seq.output_text,
+        text=text.raw,
         token_ids=seq.output_token_ids,
         cumulative_logprob=seq.cumulative_logprob,
         logprobs=list(seq.logprobs) if seq.logprobs is not None else None,
         confidences=list(seq.confidences) if seq.confidences is not None else None,
+        reasoning=text.reasoning,
+        content=text.content,
         num_reasoning_tokens=seq.num_reasoning_tokens,
+        num_content_tokens=seq.num_output_tokens - seq.num_reasoning_tokens,
         finish_reason=seq.finish_reason,
         stop_reason=seq.stop_reason,
     )
 
 
 def _delta(seq: Sequence) -> CompletionOutput:
-    start_token, start_char = seq.num_sent_tokens, seq.num_sent_chars
-    text = seq.output_text
-    seq.num_sent_tokens, seq.num_sent_chars = seq.num_output_tokens, len(text)
-    return CompletionOutput(
+    sent, text = seq.sent, seq.text
+    raw, reasoning, content = text.raw, text.reasoning, text.content
+    output = CompletionOutput(
         index=seq.index,
-        text=text[start_char:],
-        token_ids=seq.output_token_ids[start_token:],
+        text=raw[sent.raw_chars :],
+        token_ids=seq.output_token_ids[sent.tokens :],
         cumulative_logprob=seq.cumulative_logprob,
-        logprobs=seq.logprobs[start_token:] if seq.logprobs is not None else None,
-        confidences=seq.confidences[start_token:] if seq.confidences is not None else None,
+        logprobs=seq.logprobs[sent.tokens :] if seq.logprobs is not None else None,
+        confidences=seq.confidences[sent.tokens :] if seq.confidences is not None else None,
+        reasoning=reasoning[sent.reasoning_chars :],
+        content=content[sent.content_chars :],
         num_reasoning_tokens=seq.num_reasoning_tokens,
+        num_content_tokens=seq.num_output_tokens - seq.num_reasoning_tokens,
         finish_reason=seq.finish_reason,
         stop_reason=seq.stop_reason,
     )
+    sent.tokens, sent.raw_chars = seq.num_output_tokens, len(raw)
+    sent.reasoning_chars, sent.content_chars = len(reasoning), len(content)
+    return output

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass
@@ -18,6 +18,10 @@ PositionLogprobs = dict[int, Logprob]
 
 @dataclass
 class CompletionOutput:
+    """One sample. `text` is everything it generated, think markers included; `reasoning` and
+    `content` split it at the thought (split by token ids, seam whitespace dropped). In a DELTA
+    output the texts and lists are what is new; the token counts are always totals."""
+
     index: int
     text: str
     token_ids: list[int]
@@ -25,7 +29,10 @@ class CompletionOutput:
     logprobs: list[PositionLogprobs] | None = None  # {} at tokens the engine forced
     # Per-token confidence (-mean of the top-k logprobs), when SamplingParams.confidence_top_k > 0.
     confidences: list[float | None] | None = None
-    num_reasoning_tokens: int = 0  # generated tokens inside <think>…</think>
+    reasoning: str = ""  # the thought (empty for a model that does not think)
+    content: str = ""  # the answer
+    num_reasoning_tokens: int = 0  # generated tokens of the thought, its markers included
+    num_content_tokens: int = 0  # generated tokens of the answer
     finish_reason: str | None = None  # "stop" | "length" | "abort"
     stop_reason: int | str | None = None  # the stop string or token id that ended it
 
@@ -53,4 +60,3 @@ class RequestOutput:
     prompt_logprobs: list[PositionLogprobs | None] | None = None
     metrics: RequestMetrics | None = None
     num_cached_tokens: int = 0
-    extra: dict = field(default_factory=dict)

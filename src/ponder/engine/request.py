@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ponder.engine.outputs import PositionLogprobs, RequestMetrics
 from ponder.engine.sampling_params import SamplingParams
@@ -12,7 +12,7 @@ from ponder.engine.sampling_params import SamplingParams
 if TYPE_CHECKING:
     import torch
 
-    from ponder.engine.detokenizer import IncrementalDetokenizer
+    from ponder.engine.output_text import OutputText
     from ponder.engine.thinking import ThoughtState
 
 
@@ -20,6 +20,16 @@ class SequenceStatus(enum.Enum):
     WAITING = "waiting"
     RUNNING = "running"
     FINISHED = "finished"
+
+
+@dataclass
+class SentOffsets:
+    """How much of a sequence's output earlier DELTA outputs already carried."""
+
+    tokens: int = 0
+    raw_chars: int = 0
+    reasoning_chars: int = 0
+    content_chars: int = 0
 
 
 @dataclass(eq=False)
@@ -38,7 +48,7 @@ class Sequence:
     token_ids: list[int]
     num_prompt_tokens: int
     generator: torch.Generator | None
-    detokenizer: IncrementalDetokenizer | None
+    text: OutputText | None  # None only for sequences the scheduler tests build by hand
     thought: ThoughtState | None = None  # None: the model has no think markers
     status: SequenceStatus = SequenceStatus.WAITING
     num_computed_tokens: int = 0
@@ -54,9 +64,7 @@ class Sequence:
     # Set when a pending token may end the sequence or change its next input (a length limit,
     # a thinking budget): it is not scheduled again until that token has reached the host.
     wait_for_pending: bool = False
-    # what earlier DELTA outputs already carried
-    num_sent_tokens: int = 0
-    num_sent_chars: int = 0
+    sent: SentOffsets = field(default_factory=SentOffsets)  # what DELTA outputs carried
 
     @property
     def params(self) -> SamplingParams:
@@ -86,10 +94,6 @@ class Sequence:
     def is_finished(self) -> bool:
         return self.status is SequenceStatus.FINISHED
 
-    @property
-    def output_text(self) -> str:
-        return self.detokenizer.output_text if self.detokenizer is not None else ""
-
 
 @dataclass(eq=False)
 class Request:
@@ -97,13 +101,14 @@ class Request:
     prompt: str | None
     prompt_token_ids: list[int]
     params: SamplingParams
-    arrival_time: float  # orders the scheduler's queues (metrics keep the real arrival)
+    metrics: RequestMetrics  # its arrival orders the scheduler's queues (first come, first served)
     priority: int = 0
+    # Admitted before every waiting request of its priority (an answer probe of a live thought:
+    # a few tokens that may end the thought are worth more than starting anything new).
+    ahead: bool = False
     sequences: list[Sequence] = field(default_factory=list)
     prompt_logprobs: list[PositionLogprobs | None] | None = None
-    metrics: RequestMetrics | None = None
     aborted: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
     # (request id, sample index) of a live sample whose tokens this prompt starts with (a probe
     # of a running thought); the engine resolves it to `prefix_source` when the request is added
     prefix_of: tuple[str, int] | None = None
@@ -114,7 +119,3 @@ class Request:
         if self.aborted:
             return True
         return len(self.sequences) == self.params.n and all(s.is_finished for s in self.sequences)
-
-    @property
-    def sort_key(self) -> tuple[int, float]:
-        return (self.priority, self.arrival_time)

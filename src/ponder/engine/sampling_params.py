@@ -31,9 +31,7 @@ class SamplingParams:
     ignore_eos: bool = False
     max_tokens: int | None = 16  # None: up to the model's context length
     min_tokens: int = 0
-    logprobs: int | None = (
-        None  # top-k logprobs per generated token (the chosen one is always there)
-    )
+    logprobs: int | None = None  # top-k logprobs per generated token (the chosen one is always there)
     prompt_logprobs: int | None = None
     # Per-token confidence = -mean(top-k logprobs); reasoning strategies read it. 0: not computed.
     confidence_top_k: int = 0
@@ -56,11 +54,7 @@ class SamplingParams:
 
     @property
     def needs_penalties(self) -> bool:
-        return (
-            self.presence_penalty != 0.0
-            or self.frequency_penalty != 0.0
-            or self.repetition_penalty != 1.0
-        )
+        return self.presence_penalty != 0.0 or self.frequency_penalty != 0.0 or self.repetition_penalty != 1.0
 
     def _validate(self) -> None:
         _check(_is_int(self.n) and self.n >= 1, "n", f"n must be an integer >= 1, got {self.n!r}")
@@ -172,7 +166,5 @@ def _as_int_list(values: object, param: str) -> list[int]:
     if values is None:
         return []
     if not isinstance(values, list | tuple) or not all(_is_int(v) and v >= 0 for v in values):
-        raise InvalidRequestError(
-            f"{param} must be a list of token ids (integers >= 0)", param=param
-        )
+        raise InvalidRequestError(f"{param} must be a list of token ids (integers >= 0)", param=param)
     return list(values)

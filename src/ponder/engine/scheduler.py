@@ -38,10 +38,11 @@ class Scheduler:
         self.running: list[Sequence] = []  # sorted by _key: the tail is preempted first
         self.num_preemptions = 0
 
-    def _key(self, seq: Sequence) -> tuple[int, float]:
+    def _key(self, seq: Sequence) -> tuple[int, bool, float]:
+        """Lower first: priority (under that policy), then `ahead` requests, then arrival."""
         request = seq.request
         priority = request.priority if self.config.policy == "priority" else 0
-        return (priority, request.arrival_time)
+        return (priority, not request.ahead, request.metrics.arrival_time)
 
     @property
     def has_unfinished(self) -> bool:

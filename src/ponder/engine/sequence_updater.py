@@ -9,7 +9,7 @@ from ponder.engine.outputs import PositionLogprobs
 from ponder.engine.request import Sequence, SequenceStatus
 from ponder.engine.sampler import SamplerOutput
 from ponder.engine.sampling_params import SamplingParams
-from ponder.engine.stop_checker import check_stop
+from ponder.engine.stop_checker import Finish, text_or_length_finish, token_finish
 from ponder.engine.thinking import ThinkMarkers, ThoughtState
 from ponder.engine.tokenizer import Tokenizer
 
@@ -39,8 +39,10 @@ class SequenceUpdater:
         metrics = seq.request.metrics
         if metrics.first_token_time is None:
             metrics.first_token_time = now
+        was_in_thought = seq.thought is not None and seq.thought.in_thought
         forced = self._observe_thought(seq, token_id)
-        self._append_token(seq, token_id)
+        # The token that spends the budget is still thought; the forced close comes after it.
+        self._append_token(seq, token_id, in_thought=was_in_thought if forced else None)
         if forced:  # the budget closed the thought: answer next
             seq.num_pending_tokens = 0  # a token sampled meanwhile for seq no longer applies
         for forced_id in forced:
@@ -52,7 +54,7 @@ class SequenceUpdater:
                 seq.confidences.append(None)
             self._append_token(seq, forced_id)
         # Updated only after the closing marker's own text is decoded: stops match the answer.
-        seq.detokenizer.stops_enabled = stops_apply(seq.thought, seq.num_output_tokens, seq.params)
+        seq.text.enable_stops(stops_apply(seq.thought, seq.num_output_tokens, seq.params))
         if seq.finish_reason is not None:
             seq.status = SequenceStatus.FINISHED
             seq.num_pending_tokens = 0
@@ -90,10 +92,25 @@ class SequenceUpdater:
             logprob.decoded_token = self.tokenizer.decode([token_id], skip_special_tokens=False)
         return position
 
-    def _append_token(self, seq: Sequence, token_id: int) -> None:
+    def _append_token(self, seq: Sequence, token_id: int, in_thought: bool | None = None) -> None:
+        """`in_thought`: whether the token's text is thought; by default the thought state."""
         seq.token_ids.append(token_id)
         self.generation_tokens += 1
-        check_stop(seq, token_id, self.eos_token_ids, self.max_model_len)
+        finish = token_finish(seq.params, token_id, self.eos_token_ids)
+        if finish is None:
+            if in_thought is None:
+                in_thought = seq.thought is not None and seq.thought.in_thought
+            seq.text.append(token_id, in_thought=in_thought)
+            finish = text_or_length_finish(seq, self.max_model_len)
+        if finish is not None:
+            self._finish(seq, finish)
+
+    def _finish(self, seq: Sequence, finish: Finish) -> None:
+        seq.finish_reason, seq.stop_reason = finish
+        seq.text.finish()  # text held back for a possible stop string is final now
+        # A stop string hidden behind an incomplete character only shows up at the flush.
+        if seq.finish_reason == "length" and seq.text.stop_matched is not None:
+            seq.finish_reason, seq.stop_reason = "stop", seq.text.stop_matched
 
     def _observe_thought(self, seq: Sequence, token_id: int) -> tuple[int, ...]:
         if seq.thought is None:

@@ -39,12 +39,9 @@ class Tokenizer:
         self.special_tokens = dict(special_tokens or {})
         self.chat_templates = dict(chat_templates or {})
         self._compiled_templates = {
-            name: _compile_template(text, name, source)
-            for name, text in self.chat_templates.items()
+            name: _compile_template(text, name, source) for name, text in self.chat_templates.items()
         }
-        special_ids = {
-            i for i, token in backend.get_added_tokens_decoder().items() if token.special
-        }
+        special_ids = {i for i, token in backend.get_added_tokens_decoder().items() if token.special}
         named_ids = (backend.token_to_id(token) for token in self.special_tokens.values())
         special_ids.update(i for i in named_ids if i is not None)
         self.all_special_ids: list[int] = sorted(special_ids)
@@ -189,24 +186,17 @@ def _normalize_message(message: object, index: int) -> dict[str, Any]:
         )
     normalized = {key: value for key, value in message.items() if value is not None}
     if isinstance(content, list | tuple):
-        normalized["content"] = "\n".join(
-            _text_of_part(part, f"{where}.content") for part in content
-        )
+        normalized["content"] = "\n".join(_text_of_part(part, f"{where}.content") for part in content)
     elif content is not None and not isinstance(content, str):
         raise InvalidRequestError(
-            f"{where}.content must be a string or a list of text parts, "
-            f"got {type(content).__name__}",
+            f"{where}.content must be a string or a list of text parts, got {type(content).__name__}",
             param="messages",
         )
     return normalized
 
 
 def _text_of_part(part: object, where: str) -> str:
-    if (
-        isinstance(part, Mapping)
-        and part.get("type") == "text"
-        and isinstance(part.get("text"), str)
-    ):
+    if isinstance(part, Mapping) and part.get("type") == "text" and isinstance(part.get("text"), str):
         return part["text"]
     kind = part.get("type") if isinstance(part, Mapping) else type(part).__name__
     raise InvalidRequestError(
@@ -243,9 +233,7 @@ def _read_chat_templates(directory: Path, config: Mapping[str, Any]) -> dict[str
     if isinstance(raw, str):
         templates[DEFAULT_TEMPLATE] = raw
     elif isinstance(raw, list):  # [{"name": ..., "template": ...}, ...]
-        templates.update(
-            {entry["name"]: entry["template"] for entry in raw if isinstance(entry, Mapping)}
-        )
+        templates.update({entry["name"]: entry["template"] for entry in raw if isinstance(entry, Mapping)})
     # Newer transformers save templates as files; they win over the config's copy.
     jinja_file = directory / "chat_template.jinja"
     if jinja_file.is_file():
@@ -297,9 +285,7 @@ def _compile_template(text: str, name: str, source: str) -> jinja2.Template:
     try:
         return environment.from_string(text)
     except jinja2.TemplateSyntaxError as exc:
-        raise ModelLoadError(
-            f"chat template {name!r} of {source} is not valid Jinja: {exc}"
-        ) from exc
+        raise ModelLoadError(f"chat template {name!r} of {source} is not valid Jinja: {exc}") from exc
 
 
 def _tojson(

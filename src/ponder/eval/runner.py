@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from ponder.engine.sampling_params import SamplingParams
 from ponder.reasoning.controller import OfflineReasoner
 from ponder.reasoning.specs import StrategySpec
+from ponder.reasoning.strategies import ReasoningPrompt
 from ponder.tasks import TaskItem, generate
 
 if TYPE_CHECKING:
@@ -141,8 +142,8 @@ async def _run_items(
         async with slots:
             start = time.perf_counter()
             verifier = item.check if config.verifier == "oracle" else None
-            messages = [{"role": "user", "content": item.question}]
-            result = await reasoner.run(messages, item_params(config, index), spec, verifier=verifier)
+            problem = ReasoningPrompt(messages=({"role": "user", "content": item.question},))
+            result = await reasoner.run(problem, item_params(config, index), spec, verifier=verifier)
             latency = time.perf_counter() - start
         progress.update(1)
         usage = result.usage

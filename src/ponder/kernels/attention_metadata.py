@@ -21,9 +21,7 @@ class AttentionMetadata:
     query_start_loc: torch.Tensor  # int32 [num_seqs + 1], on the model's device
     seq_lens: torch.Tensor  # int32 [num_seqs]: context length after this step (cached + new)
     block_tables: torch.Tensor  # int32 [num_seqs, max_blocks_per_seq], padded with 0
-    slot_mapping: (
-        torch.Tensor
-    )  # int64 [num_tokens]: block_id * block_size + offset of each new token
+    slot_mapping: torch.Tensor  # int64 [num_tokens]: block_id * block_size + offset of each new token
     query_lens_cpu: list[int]  # host copies, so reference code needs no device sync
     seq_lens_cpu: list[int]
     block_size: int

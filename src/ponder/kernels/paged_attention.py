@@ -49,9 +49,7 @@ def paged_attention(
     """
     num_kv_heads = k_cache.shape[2]
     if query.shape[1] % num_kv_heads != 0:
-        raise ValueError(
-            f"query heads ({query.shape[1]}) must be a multiple of KV heads ({num_kv_heads})"
-        )
+        raise ValueError(f"query heads ({query.shape[1]}) must be a multiple of KV heads ({num_kv_heads})")
     decode_seqs = [i for i, q_len in enumerate(metadata.query_lens_cpu) if q_len == 1]
     if decode_seqs and len(decode_seqs) == metadata.num_seqs:
         return _decode_attention(query, k_cache, v_cache, metadata, scale, None).to(query.dtype)
@@ -80,9 +78,7 @@ def _query_starts(metadata: AttentionMetadata) -> list[int]:
     return starts
 
 
-def _gather_context(
-    cache: torch.Tensor, block_tables: torch.Tensor, num_blocks: int
-) -> torch.Tensor:
+def _gather_context(cache: torch.Tensor, block_tables: torch.Tensor, num_blocks: int) -> torch.Tensor:
     """[S, >=num_blocks] block ids -> token-major float32 context [S, num_blocks * bs, Hkv, D]."""
     num_seqs = block_tables.shape[0]
     _, block_size, num_kv_heads, head_dim = cache.shape
@@ -201,8 +197,6 @@ def _prefill_attention(
     query_positions = torch.arange(seq_len - q_len, seq_len, device=query.device)
     key_positions = torch.arange(seq_len, device=query.device)
     causal = key_positions[None, :] <= query_positions[:, None]  # [q_len, seq_len]
-    out = F.scaled_dot_product_attention(
-        q, keys, values, attn_mask=causal.repeat(group, 1), scale=scale
-    )
+    out = F.scaled_dot_product_attention(q, keys, values, attn_mask=causal.repeat(group, 1), scale=scale)
     out = out.view(num_kv_heads, group, q_len, head_dim).permute(2, 0, 1, 3)
     return out.reshape(q_len, num_kv_heads * group, head_dim)

@@ -13,9 +13,7 @@ from ponder.layers.weight_loader import check_shape
 class VocabParallelEmbedding(nn.Module):
     """Embedding table split by vocabulary rows across tensor-parallel ranks."""
 
-    def __init__(
-        self, num_embeddings: int, embedding_dim: int, tp_rank: int = 0, tp_size: int = 1
-    ) -> None:
+    def __init__(self, num_embeddings: int, embedding_dim: int, tp_rank: int = 0, tp_size: int = 1) -> None:
         super().__init__()
         self.num_embeddings = num_embeddings
         self.tp_rank, self.tp_size = tp_rank, tp_size
@@ -23,9 +21,7 @@ class VocabParallelEmbedding(nn.Module):
         self.rows_per_rank = -(-num_embeddings // tp_size)
         self.vocab_start = tp_rank * self.rows_per_rank
         self.vocab_end = min(self.vocab_start + self.rows_per_rank, num_embeddings)
-        self.weight = nn.Parameter(
-            torch.empty(self.rows_per_rank, embedding_dim), requires_grad=False
-        )
+        self.weight = nn.Parameter(torch.empty(self.rows_per_rank, embedding_dim), requires_grad=False)
         self.weight.weight_loader = self.weight_loader
 
     def weight_loader(

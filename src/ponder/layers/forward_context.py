@@ -28,7 +28,5 @@ def forward_context(metadata: AttentionMetadata) -> Iterator[None]:
 def get_attention_metadata() -> AttentionMetadata:
     metadata = _current.get()
     if metadata is None:
-        raise RuntimeError(
-            "attention layer called outside forward_context(); the model runner sets it"
-        )
+        raise RuntimeError("attention layer called outside forward_context(); the model runner sets it")
     return metadata

@@ -16,9 +16,7 @@ from ponder.layers.weight_loader import check_shape
 
 def divide(numerator: int, denominator: int, what: str) -> int:
     if numerator % denominator != 0:
-        raise ValueError(
-            f"{what} ({numerator}) is not divisible by tensor parallel size {denominator}"
-        )
+        raise ValueError(f"{what} ({numerator}) is not divisible by tensor parallel size {denominator}")
     return numerator // denominator
 
 
@@ -32,9 +30,7 @@ def _with_dim(param: torch.Tensor, dim: int, size: int) -> tuple[int, ...]:
 class LinearBase(nn.Module):
     """y = x W^T (+ b) with W [output_size, input_size] as stored by this rank."""
 
-    def __init__(
-        self, input_size: int, output_size: int, bias: bool, tp_rank: int, tp_size: int
-    ) -> None:
+    def __init__(self, input_size: int, output_size: int, bias: bool, tp_rank: int, tp_size: int) -> None:
         super().__init__()
         self.tp_rank, self.tp_size = tp_rank, tp_size
         self.weight = nn.Parameter(torch.empty(output_size, input_size), requires_grad=False)
@@ -65,17 +61,13 @@ class ColumnParallelLinear(LinearBase):
         tp_rank: int = 0,
         tp_size: int = 1,
     ) -> None:
-        super().__init__(
-            input_size, divide(output_size, tp_size, "output size"), bias, tp_rank, tp_size
-        )
+        super().__init__(input_size, divide(output_size, tp_size, "output size"), bias, tp_rank, tp_size)
 
     def weight_loader(
         self, param: nn.Parameter, loaded_weight: torch.Tensor, shard_id: object = None
     ) -> None:
         rows = param.shape[0]
-        check_shape(
-            _with_dim(param, 0, rows * self.tp_size), loaded_weight, "column-parallel linear"
-        )
+        check_shape(_with_dim(param, 0, rows * self.tp_size), loaded_weight, "column-parallel linear")
         param.data.copy_(loaded_weight.narrow(0, self.tp_rank * rows, rows))
 
 
@@ -172,9 +164,7 @@ class RowParallelLinear(LinearBase):
         tp_rank: int = 0,
         tp_size: int = 1,
     ) -> None:
-        super().__init__(
-            divide(input_size, tp_size, "input size"), output_size, bias, tp_rank, tp_size
-        )
+        super().__init__(divide(input_size, tp_size, "input size"), output_size, bias, tp_rank, tp_size)
 
     def weight_loader(
         self, param: nn.Parameter, loaded_weight: torch.Tensor, shard_id: object = None

@@ -21,9 +21,7 @@ def rope_type_of(rope_scaling: Mapping[str, Any] | None) -> str:
     return str(rope_scaling.get("rope_type", rope_scaling.get("type", "default")))
 
 
-def compute_inv_freq(
-    head_dim: int, base: float, rope_scaling: Mapping[str, Any] | None
-) -> torch.Tensor:
+def compute_inv_freq(head_dim: int, base: float, rope_scaling: Mapping[str, Any] | None) -> torch.Tensor:
     """Inverse frequencies [head_dim // 2] (float32) for the configured RoPE scaling type."""
     exponents = torch.arange(0, head_dim, 2, dtype=torch.int64).to(torch.float32) / head_dim
     inv_freq = 1.0 / (base**exponents)
@@ -41,8 +39,7 @@ def compute_inv_freq(
             f"rope_scaling of type {rope_type!r} is missing the key {missing}"
         ) from None
     raise UnsupportedModelError(
-        f"rope_scaling type {rope_type!r} is not supported; "
-        f"supported: {', '.join(SUPPORTED_ROPE_TYPES)}"
+        f"rope_scaling type {rope_type!r} is not supported; supported: {', '.join(SUPPORTED_ROPE_TYPES)}"
     )
 
 
@@ -53,12 +50,8 @@ def _llama3_inv_freq(inv_freq: torch.Tensor, scaling: Mapping[str, Any]) -> torc
     high_freq_factor = float(scaling["high_freq_factor"])
     original_context = float(scaling["original_max_position_embeddings"])
     wavelength = 2 * math.pi / inv_freq
-    scaled = torch.where(
-        wavelength > original_context / low_freq_factor, inv_freq / factor, inv_freq
-    )
-    smooth = (original_context / wavelength - low_freq_factor) / (
-        high_freq_factor - low_freq_factor
-    )
+    scaled = torch.where(wavelength > original_context / low_freq_factor, inv_freq / factor, inv_freq)
+    smooth = (original_context / wavelength - low_freq_factor) / (high_freq_factor - low_freq_factor)
     blended = (1 - smooth) * scaled / factor + smooth * scaled
     is_medium = ~(wavelength < original_context / high_freq_factor) & ~(
         wavelength > original_context / low_freq_factor

@@ -16,9 +16,7 @@ def check_shape(expected: tuple[int, ...], loaded: torch.Tensor, what: str) -> N
         )
 
 
-def default_weight_loader(
-    param: nn.Parameter, loaded_weight: torch.Tensor, shard_id: object = None
-) -> None:
+def default_weight_loader(param: nn.Parameter, loaded_weight: torch.Tensor, shard_id: object = None) -> None:
     check_shape(param.shape, loaded_weight, "parameter")
     param.data.copy_(loaded_weight)
 

@@ -73,9 +73,7 @@ def read_arch_config(model_dir: str | Path) -> ArchConfig:
         raise ModelLoadError(f"model directory {model_dir} does not exist or is not a directory")
     config_path = model_dir / "config.json"
     if not config_path.is_file():
-        raise ModelLoadError(
-            f"{config_path} not found: a HF checkpoint directory needs config.json"
-        )
+        raise ModelLoadError(f"{config_path} not found: a HF checkpoint directory needs config.json")
     config = _read_json(config_path)
     generation_path = model_dir / "generation_config.json"
     generation = _read_json(generation_path) if generation_path.is_file() else {}
@@ -129,8 +127,7 @@ def _rope(config: dict[str, Any], path: Path) -> tuple[float, dict[str, Any] | N
     rope_type = rope_type_of(parameters)
     if rope_type not in SUPPORTED_ROPE_TYPES:
         raise UnsupportedModelError(
-            f"{path}: rope type {rope_type!r} is not supported; supported: "
-            f"{', '.join(SUPPORTED_ROPE_TYPES)}"
+            f"{path}: rope type {rope_type!r} is not supported; supported: {', '.join(SUPPORTED_ROPE_TYPES)}"
         )
     if rope_type == "default":
         return theta, None
@@ -147,9 +144,7 @@ def _token_ids(value: Any) -> list[int]:
     return [int(v) for v in value] if isinstance(value, list) else [int(value)]
 
 
-def _arch_config_from_dicts(
-    config: dict[str, Any], generation: dict[str, Any], path: Path
-) -> ArchConfig:
+def _arch_config_from_dicts(config: dict[str, Any], generation: dict[str, Any], path: Path) -> ArchConfig:
     architecture = _architecture(config, path)
     for key in _REQUIRED_KEYS:
         _require(config, key, path)
@@ -166,9 +161,7 @@ def _arch_config_from_dicts(
     return arch
 
 
-def _build(
-    architecture: str, config: dict[str, Any], generation: dict[str, Any], path: Path
-) -> ArchConfig:
+def _build(architecture: str, config: dict[str, Any], generation: dict[str, Any], path: Path) -> ArchConfig:
     traits = ARCHITECTURE_TRAITS[architecture]
     attention_bias = bool(config.get("attention_bias", False))
     num_heads = int(config["num_attention_heads"])

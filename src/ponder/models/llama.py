@@ -32,9 +32,7 @@ PACKED_MODULES: dict[str, tuple[str, str | int]] = {
 
 
 class DecoderAttention(nn.Module):
-    def __init__(
-        self, arch: ArchConfig, rotary: RotaryEmbedding, tp_rank: int, tp_size: int
-    ) -> None:
+    def __init__(self, arch: ArchConfig, rotary: RotaryEmbedding, tp_rank: int, tp_size: int) -> None:
         super().__init__()
         self.head_dim = arch.head_dim
         self.qkv_proj = QKVParallelLinear(
@@ -91,9 +89,7 @@ class DecoderMLP(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    def __init__(
-        self, arch: ArchConfig, rotary: RotaryEmbedding, tp_rank: int, tp_size: int
-    ) -> None:
+    def __init__(self, arch: ArchConfig, rotary: RotaryEmbedding, tp_rank: int, tp_size: int) -> None:
         super().__init__()
         self.input_layernorm = RMSNorm(arch.hidden_size, arch.rms_norm_eps)
         self.self_attn = DecoderAttention(arch, rotary, tp_rank, tp_size)
@@ -115,9 +111,7 @@ class DecoderLayer(nn.Module):
 class DecoderModel(nn.Module):
     def __init__(self, arch: ArchConfig, tp_rank: int, tp_size: int) -> None:
         super().__init__()
-        self.embed_tokens = VocabParallelEmbedding(
-            arch.vocab_size, arch.hidden_size, tp_rank, tp_size
-        )
+        self.embed_tokens = VocabParallelEmbedding(arch.vocab_size, arch.hidden_size, tp_rank, tp_size)
         self.rotary = RotaryEmbedding(
             arch.head_dim, arch.max_position_embeddings, arch.rope_theta, arch.rope_scaling
         )
@@ -156,9 +150,7 @@ class DecoderForCausalLM(nn.Module):
     def bind_kv_cache(self, kv_caches: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
         """One (k_cache, v_cache) per layer, each [num_blocks, block_size, Hkv_per_rank, D]."""
         if len(kv_caches) != len(self.model.layers):
-            raise ValueError(
-                f"got {len(kv_caches)} KV caches for a model of {len(self.model.layers)} layers"
-            )
+            raise ValueError(f"got {len(kv_caches)} KV caches for a model of {len(self.model.layers)} layers")
         for layer, (k_cache, v_cache) in zip(self.model.layers, kv_caches, strict=True):
             layer.self_attn.attn.k_cache, layer.self_attn.attn.v_cache = k_cache, v_cache
 

@@ -9,9 +9,7 @@ from ponder.models.hf_config import ARCHITECTURE_TRAITS, ArchConfig
 from ponder.models.llama import DecoderForCausalLM
 
 # Llama, Qwen2 and Qwen3 share one decoder; their differences live in ARCHITECTURE_TRAITS.
-MODEL_CLASSES: dict[str, type[nn.Module]] = {
-    name: DecoderForCausalLM for name in ARCHITECTURE_TRAITS
-}
+MODEL_CLASSES: dict[str, type[nn.Module]] = {name: DecoderForCausalLM for name in ARCHITECTURE_TRAITS}
 SUPPORTED_ARCHITECTURES: tuple[str, ...] = tuple(sorted(MODEL_CLASSES))
 
 

@@ -12,17 +12,17 @@ from ponder.errors import InvalidRequestError
 from ponder.reasoning.inline_engine import InlineEngine
 from ponder.reasoning.progress import StrategyProgress
 from ponder.reasoning.reward_model import RewardModels
-from ponder.reasoning.session import AsyncEngineSession, EngineSession
+from ponder.reasoning.session import AsyncEngineSession, EngineSession, StreamingEngine
 from ponder.reasoning.spec_parser import parse_strategy_spec
 from ponder.reasoning.specs import StrategySpec
 from ponder.reasoning.strategies import RUNNERS, ReasoningPrompt, StrategyResult, StrategyRun, Verifier
 from ponder.reasoning.strategies.base import RewardScorer, check_sampling
 
 if TYPE_CHECKING:
-    from ponder.engine.async_engine import AsyncEngine
     from ponder.engine.llm_engine import LLMEngine
 
 PromptLike = ReasoningPrompt | str | Sequence[int] | Sequence[Mapping[str, Any]] | Mapping[str, Any]
+SpecLike = StrategySpec | Mapping[str, Any] | str  # parsed by parse_strategy_spec
 
 
 def as_reasoning_prompt(prompt: PromptLike, *, chat: bool = True) -> ReasoningPrompt:
@@ -66,21 +66,20 @@ def check_strategy_params(spec: StrategySpec, params: SamplingParams) -> None:
 
 async def run_on_sessions(
     session: EngineSession,
-    prompt: PromptLike,
+    prompt: ReasoningPrompt,
     params: SamplingParams,
-    spec: StrategySpec | Mapping[str, Any] | str,
+    spec: StrategySpec,
     *,
     models: Mapping[str, EngineSession] | None = None,
     verifier: Verifier | None = None,
     reward_models: RewardScorer | None = None,
-    chat: bool = True,
     progress: StrategyProgress | None = None,
 ) -> StrategyResult:
-    spec = parse_strategy_spec(spec)
+    """The one place a strategy runs: both entry points below come here with a parsed spec."""
     check_strategy_params(spec, params)
     run = StrategyRun(
         session=session,
-        prompt=as_reasoning_prompt(prompt, chat=chat),
+        prompt=prompt,
         params=params,
         spec=spec,
         models=dict(models or {}),
@@ -97,12 +96,12 @@ async def run_on_sessions(
 
 
 async def run_strategy(
-    engine: AsyncEngine,
+    engine: StreamingEngine,
     prompt: PromptLike,
     params: SamplingParams,
-    spec: StrategySpec | Mapping[str, Any] | str,
+    spec: SpecLike,
     *,
-    models: Mapping[str, AsyncEngine] | None = None,
+    models: Mapping[str, StreamingEngine] | None = None,
     reward_models: RewardScorer | None = None,
     verifier: Verifier | None = None,
     name: str = "default",
@@ -110,10 +109,10 @@ async def run_strategy(
 ) -> StrategyResult:
     """The server's entry point: one strategy run for one prompt on a shared AsyncEngine.
 
-    `prompt` is what the server already rendered ({"prompt_token_ids": [...]} and, for
-    ensembles over models with other tokenizers, "messages"). `models` names other hosted
-    engines for ensemble/cascade; `name` is the main engine's own name there (besides
-    "default"). Raises InvalidRequestError (param "reasoning_strategy.*",
+    `prompt` is what the server already rendered (a ReasoningPrompt, or {"prompt_token_ids":
+    [...]}; for ensembles over models with other tokenizers it carries the messages). `models`
+    names other hosted engines for ensemble/cascade; `name` is the main engine's own name there
+    (besides "default"). Raises InvalidRequestError (param "reasoning_strategy.*",
     "temperature" or "n") before any engine work when the request is invalid; cancelling the
     awaiting task aborts every request of the run. `progress`, if given, can be polled for a
     snapshot of the run while it goes on.
@@ -121,13 +120,12 @@ async def run_strategy(
     others = {name: AsyncEngineSession(each, name) for name, each in (models or {}).items()}
     return await run_on_sessions(
         AsyncEngineSession(engine, name),
-        prompt,
+        as_reasoning_prompt(prompt, chat=False),
         params,
-        spec,
+        parse_strategy_spec(spec),
         models=others,
         verifier=verifier,
         reward_models=reward_models,
-        chat=False,
         progress=progress,
     )
 
@@ -149,12 +147,11 @@ class OfflineReasoner:
 
     async def run(
         self,
-        prompt: PromptLike,
+        prompt: ReasoningPrompt,
         params: SamplingParams,
-        spec: StrategySpec | Mapping[str, Any] | str,
+        spec: StrategySpec,
         *,
         verifier: Verifier | None = None,
-        chat: bool = True,
     ) -> StrategyResult:
         session = self.inline.session()
         others = {name: inline.session() for name, inline in self.models.items()}
@@ -167,7 +164,6 @@ class OfflineReasoner:
                 models=others,
                 verifier=verifier,
                 reward_models=self.reward_models,
-                chat=chat,
             )
         finally:
             self.inline.release(session)
@@ -178,22 +174,24 @@ class OfflineReasoner:
         self,
         prompts: Sequence[PromptLike],
         params: SamplingParams,
-        spec: StrategySpec | Mapping[str, Any] | str,
+        spec: SpecLike,
         *,
         verifier: Verifier | None = None,
         chat: bool = True,
         concurrency: int = 64,
     ) -> list[StrategyResult]:
-        """Results in prompt order; at most `concurrency` problems in flight at once."""
-        spec = parse_strategy_spec(spec)  # invalid specs fail before anything runs
+        """Results in prompt order; at most `concurrency` problems in flight at once. A string
+        prompt is a user message when `chat`, else raw text."""
+        parsed = parse_strategy_spec(spec)  # invalid specs and prompts fail before anything runs
+        problems = [as_reasoning_prompt(prompt, chat=chat) for prompt in prompts]
 
         async def run_all() -> list[StrategyResult]:
             slots = asyncio.Semaphore(max(1, concurrency))
 
-            async def one(prompt: PromptLike) -> StrategyResult:
+            async def one(prompt: ReasoningPrompt) -> StrategyResult:
                 async with slots:
-                    return await self.run(prompt, params, spec, verifier=verifier, chat=chat)
+                    return await self.run(prompt, params, parsed, verifier=verifier)
 
-            return list(await asyncio.gather(*(one(prompt) for prompt in prompts)))
+            return list(await asyncio.gather(*(one(prompt) for prompt in problems)))
 
         return asyncio.run(run_all())

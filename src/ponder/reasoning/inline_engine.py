@@ -137,7 +137,7 @@ class InlineSession(EngineSession):
         self.inline.route([output])
 
     def spare_seats(self) -> int:
-        return self.inline.engine.scheduler.spare_seats()
+        return self.inline.engine.stats().spare_seats
 
     async def _next_outputs(self) -> list[RequestOutput]:
         if not self._news:

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ponder.reasoning.answers import extract_answer
 from ponder.reasoning.session import BRANCH, BranchState, EngineSession
 from ponder.reasoning.strategies.base import TokenUsage, usage_of
 from ponder.reasoning.voting import vote
+from ponder.tasks.answers import extract_answer
 
 
 @dataclass(frozen=True)
@@ -57,12 +57,11 @@ class StrategyProgress:
             for branch in handle.branches
         ]
         finished = [
-            b for b in branches
-            if b.settled_text is not None or (b.finished and not b.stopped and b.finish_reason != "abort")
+            b
+            for b in branches
+            if b.settled is not None or (b.finished and not b.stopped and b.finish_reason != "abort")
         ]
-        stopped = sum(
-            (b.stopped or b.finish_reason == "abort") and b.settled_text is None for b in branches
-        )
+        stopped = sum((b.stopped or b.finish_reason == "abort") and b.settled is None for b in branches)
         leader = vote([self._answer(branch) for branch in finished])
         return ProgressSnapshot(
             branches_running=len(branches) - stopped - len(finished),
@@ -76,5 +75,6 @@ class StrategyProgress:
     def _answer(self, branch: BranchState) -> str | None:
         key = (branch.request_id, branch.index)
         if key not in self._answers:
-            self._answers[key] = extract_answer(branch.settled_text or branch.text)
+            output = branch.output
+            self._answers[key] = extract_answer(output.content, output.reasoning)
         return self._answers[key]

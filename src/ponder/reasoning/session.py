@@ -11,22 +11,31 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
-import math
-import time
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from ponder.engine.output_text import split_token_ids
 from ponder.engine.outputs import RequestOutput
 from ponder.engine.sampling_params import RequestOutputKind, SamplingParams
+from ponder.engine.thinking import ThinkMarkers
 
 if TYPE_CHECKING:
-    from ponder.engine.async_engine import AsyncEngine, RequestStream
     from ponder.engine.tokenizer import Tokenizer
 
 BRANCH = "branch"  # a sample of the problem: its tokens are reasoning or answer
 PROBE = "probe"  # a short read-out forked from a live thought: its tokens are probe cost
+
+
+@dataclass(frozen=True)
+class BranchOutput:
+    """What a branch answers with: its tokens after the prompt and the engine's split of them."""
+
+    token_ids: list[int]
+    reasoning: str
+    content: str
 
 
 @dataclass(eq=False)
@@ -38,14 +47,15 @@ class BranchState:
     kind: str
     prompt_token_ids: list[int]
     token_ids: list[int] = field(default_factory=list)
-    text: str = ""
+    reasoning: str = ""  # the engine's split of what it generated: the thought
+    content: str = ""  # and the answer
     confidences: list[float | None] = field(default_factory=list)
     cumulative_logprob: float = 0.0
     num_reasoning_tokens: int = 0
     finish_reason: str | None = None
     stopped: bool = False  # ended early by the strategy (its tokens still count)
-    # Answered by a probe (strategies.probing): the thought so far + probe text + its answer.
-    settled_text: str | None = None
+    # Answered by a probe (strategies.probing): the thought up to the probe, the probe's answer.
+    settled: BranchOutput | None = None
 
     @property
     def finished(self) -> bool:
@@ -58,6 +68,11 @@ class BranchState:
     @property
     def mean_logprob(self) -> float:
         return self.cumulative_logprob / max(1, self.num_tokens)
+
+    @property
+    def output(self) -> BranchOutput:
+        """What the branch answers with: the probe's settled answer, else its own output."""
+        return self.settled or BranchOutput(self.token_ids, self.reasoning, self.content)
 
 
 @dataclass(eq=False)
@@ -83,7 +98,7 @@ class Submission:
     request_id: str
     prompt_token_ids: list[int]
     params: SamplingParams
-    order_time: float  # its place in the queues' first-come order (-inf: ahead of all waiting)
+    ahead: bool  # admitted before every waiting request
     prefix_of: tuple[str, int] | None = None  # (request id, index) of a running sample it extends
 
     def engine_arguments(self) -> dict[str, Any]:
@@ -91,7 +106,7 @@ class Submission:
         return {
             "prompt": {"prompt_token_ids": self.prompt_token_ids},
             "params": self.params,
-            "order_time": self.order_time,
+            "ahead": self.ahead,
             "prefix_of": self.prefix_of,
         }
 
@@ -104,7 +119,7 @@ class EngineSession(ABC):
         self._by_id: dict[str, RequestHandle] = {}
         self._prefix = uuid.uuid4().hex[:12]
         self._counter = itertools.count()
-        self.think_end_id = tokenizer.token_to_id("</think>")
+        self.markers = ThinkMarkers.from_tokenizer(tokenizer)  # None: the model does not think
 
     # ---- what strategies call ----------------------------------------------------------
 
@@ -125,9 +140,8 @@ class EngineSession(ABC):
         request_id = f"reason-{self._prefix}-{next(self._counter)}"
         params = dataclasses.replace(params, output_kind=RequestOutputKind.DELTA)
         prompt = list(prompt_token_ids)
-        order_time = -math.inf if ahead else time.monotonic()
         source = None if prefix_of is None else (prefix_of.request_id, prefix_of.index)
-        self._start(Submission(request_id, prompt, params, order_time, source))  # typed errors first
+        self._start(Submission(request_id, prompt, params, ahead, source))  # typed errors first
         branches = [BranchState(request_id, i, kind, prompt) for i in range(params.n)]
         handle = RequestHandle(request_id, kind, branches)
         self.handles.append(handle)
@@ -174,6 +188,12 @@ class EngineSession(ABC):
             await self.wait()
         return handle
 
+    def split(self, prompt_token_ids: list[int], output_token_ids: list[int]) -> BranchOutput:
+        """Tokens that follow a prompt (joined from several requests), with the engine's
+        thought/answer split of them."""
+        split = split_token_ids(self.tokenizer, self.markers, prompt_token_ids, output_token_ids)
+        return BranchOutput(list(output_token_ids), split.reasoning, split.content)
+
     # ---- bookkeeping -------------------------------------------------------------------
 
     def apply(self, output: RequestOutput) -> list[BranchState]:
@@ -185,7 +205,8 @@ class EngineSession(ABC):
         for completion in output.outputs:
             branch = handle.branches[completion.index]
             branch.token_ids.extend(completion.token_ids)
-            branch.text += completion.text
+            branch.reasoning += completion.reasoning
+            branch.content += completion.content
             if completion.confidences is not None:
                 branch.confidences.extend(completion.confidences)
             if completion.cumulative_logprob is not None:
@@ -220,20 +241,50 @@ class EngineSession(ABC):
         """Sequences the engine could still start at once (a load signal: `wave="auto"`)."""
 
 
+class OutputStream(Protocol):
+    """One request's outputs as they come (AsyncEngine's RequestStream)."""
+
+    def __aiter__(self) -> AsyncIterator[RequestOutput]: ...
+
+    def abort(self) -> None: ...
+
+
+class StreamingEngine(Protocol):
+    """What a session needs of a shared engine: AsyncEngine, or a scripted fake in tests."""
+
+    @property
+    def tokenizer(self) -> Tokenizer: ...
+
+    def add_request(
+        self,
+        request_id: str | None,
+        prompt: Any,
+        params: SamplingParams,
+        *,
+        priority: int = 0,
+        ahead: bool = False,
+        prefix_of: tuple[str, int] | None = None,
+    ) -> OutputStream: ...
+
+    def stop_branch(self, request_id: str, index: int) -> None: ...
+
+    def stats(self) -> Any: ...
+
+
 class AsyncEngineSession(EngineSession):
     """A session over AsyncEngine (the server's engine): many sessions share its engine loop."""
 
-    def __init__(self, engine: AsyncEngine, name: str = "default"):
+    def __init__(self, engine: StreamingEngine, name: str = "default"):
         super().__init__(engine.tokenizer, name)
         self.engine = engine
         self._queue: asyncio.Queue[RequestOutput | BaseException] = asyncio.Queue()
-        self._streams: dict[str, tuple[RequestStream, asyncio.Task]] = {}
+        self._streams: dict[str, tuple[OutputStream, asyncio.Task]] = {}
 
     def _start(self, submission: Submission) -> None:
         stream = self.engine.add_request(submission.request_id, **submission.engine_arguments())
         self._streams[submission.request_id] = (stream, asyncio.create_task(self._pump(stream)))
 
-    async def _pump(self, stream: RequestStream) -> None:
+    async def _pump(self, stream: OutputStream) -> None:
         try:
             async for output in stream:
                 self._queue.put_nowait(output)
@@ -256,7 +307,9 @@ class AsyncEngineSession(EngineSession):
         items = [await self._queue.get()]
         while not self._queue.empty():
             items.append(self._queue.get_nowait())
+        outputs = []
         for item in items:
             if isinstance(item, BaseException):
                 raise item
-        return items  # type: ignore[return-value]
+            outputs.append(item)
+        return outputs

@@ -16,7 +16,6 @@ from ponder.errors import InvalidRequestError
 AUTO_WAVE = 2  # wave="auto" under load: waves of 2 settled the most tokens on the H200
 MAX_BRANCHES = 256  # the engine's default max_num_seqs: more could not run at once
 PARAM_PREFIX = "reasoning_strategy"
-DEFAULT_PROBE_TEXT = "\n</think>\n\n\\boxed{"
 
 
 @dataclass(frozen=True)
@@ -26,7 +25,7 @@ class ProbePlan:
     probe_every: int  # thinking tokens between probes
     agree: int  # this many probes in a row giving one answer settle the thought
     min_thinking: int = 0  # the first probe not before this many thinking tokens
-    probe_text: str = DEFAULT_PROBE_TEXT
+    probe_text: str | None = None  # None: the model's closing of a thought, then "\\boxed{"
     probe_max_tokens: int = 32
 
 
@@ -122,9 +121,7 @@ class ConfidenceSpec(StrategySpec):
     # while the engine has seats to spare for them, else waves of AUTO_WAVE (what the GPU
     # measurements favour at low and at high load; on the CPU all at once was faster at both
     # loads measured; docs/reasoning.md)
-    wave: int | str | None = field(
-        default=None, metadata={**_range(1, MAX_BRANCHES), **_choices("auto")}
-    )
+    wave: int | str | None = field(default=None, metadata={**_range(1, MAX_BRANCHES), **_choices("auto")})
     # With a numeric `wave`: keep `wave` branches running and start the next the moment one
     # ends, rather than waiting for the whole wave (each branch its own request)
     rolling: bool = False
@@ -165,7 +162,8 @@ class AnswerStabilitySpec(StrategySpec):
     probe_every: int = field(default=64, metadata=_range(1))
     agree: int = field(default=3, metadata=_range(1, 64))
     min_thinking: int = field(default=0, metadata=_range(0))  # first probe not before this
-    probe_text: str = DEFAULT_PROBE_TEXT
+    # What a probe appends to the thought (None: the model's own closing marker, then "\\boxed{")
+    probe_text: str | None = None
     probe_max_tokens: int = field(default=32, metadata=_range(1, 1024))
 
     @property
@@ -178,8 +176,8 @@ class AnswerStabilitySpec(StrategySpec):
         )
 
     def validate(self) -> None:
-        if not self.probe_text:
-            _fail("probe_text", "probe_text must not be empty")
+        if self.probe_text is not None and not self.probe_text:
+            _fail("probe_text", "probe_text must not be empty (null: the default probe)")
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ponder.reasoning.answers import normalize_answer
+from ponder.tasks.answers import normalize_answer
 
 
 @dataclass(frozen=True)

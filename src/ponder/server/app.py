@@ -5,19 +5,23 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from ponder import __version__
 from ponder.errors import PonderError
-from ponder.server import errors
-from ponder.server.generation import EngineClient
-from ponder.server.hosting import HostedModel, ModelRouter, ServedModel
+from ponder.openai import errors
+from ponder.openai.call import Call
+from ponder.openai.generation import EngineClient
+from ponder.openai.hosting import HostedModel
+from ponder.openai.metrics import CONTENT_TYPE, ServerMetrics
+from ponder.openai.protocol import ChatCompletionRequest, CompletionRequest
+from ponder.openai.responses_protocol import ResponsesRequest
+from ponder.openai.service import OpenAIService
+from ponder.openai.settings import ServerSettings
 from ponder.server.http import (
     APIKeyGuard,
     ClientGone,
@@ -25,14 +29,10 @@ from ponder.server.http import (
     JSONBody,
     error_response,
     named_sse_events,
+    sse_events,
     until_disconnected,
 )
-from ponder.server.metrics import CONTENT_TYPE, ServerMetrics
-from ponder.server.protocol import ChatCompletionRequest, CompletionRequest
-from ponder.server.responses_protocol import ResponsesRequest
-from ponder.server.settings import ServerSettings
-from ponder.server.strategies import StrategyCall
-from ponder.server.strategy_responses import strategy_response, strategy_stream
+from ponder.version import __version__
 
 logger = logging.getLogger("ponder.server")
 
@@ -48,10 +48,10 @@ def build_app(
 ) -> FastAPI:
     """The app for `engine` (served as settings.served_model_names) and `more_models`, each on
     its own engine; `shutdown_engine` stops the engines when the app shuts down."""
-    models = [HostedModel(engine, settings.served_model_names, settings.model_path), *more_models]
+    models = [HostedModel.primary(engine, settings), *more_models]
     metrics = ServerMetrics({hosted.names[0]: hosted.engine.stats for hosted in models})
-    router = ModelRouter(models, settings, metrics)
-    started = int(time.time())
+    service = OpenAIService(models, settings, metrics)
+    router = service.router
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -86,71 +86,41 @@ def build_app(
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
-    def model_card(served: ServedModel, name: str) -> dict:
-        return {
-            "id": name,
-            "object": "model",
-            "created": started,
-            "owned_by": "ponder",
-            "root": served.hosted.path or served.name,
-            "parent": None,
-            "max_model_len": served.engine.max_model_len,
-        }
-
     @app.get("/v1/models")
     async def list_models() -> dict:
-        cards = [model_card(served, name) for served in router.models for name in served.hosted.names]
-        return {"object": "list", "data": cards}
+        return service.list_models()
 
     @app.get("/v1/models/{model:path}")
     async def get_model(model: str) -> dict:
-        return model_card(router.route(model), model)
+        return service.model_card(model)
 
     @app.post("/v1/chat/completions")
     async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
-        served = router.route(body.model)
-        if body.reasoning_strategy is not None:
-            return await _answer_strategy(request, served.strategies.start_chat(body), body.stream)
-        run = served.chat.start(body)
-        if body.stream:
-            return EventStream(served.chat.stream(run), run.generation.close)
-        return await _respond(request, served.chat.respond(run), run.generation.close)
+        return await _answer(request, service.start(body), body.stream)
 
     @app.post("/v1/completions")
     async def create_completion(body: CompletionRequest, request: Request) -> Response:
-        served = router.route(body.model)
-        if body.reasoning_strategy is not None:
-            call = served.strategies.start_completion(body)
-            return await _answer_strategy(request, call, body.stream)
-        run = served.completions.start(body)
-        if body.stream:
-            return EventStream(served.completions.stream(run), run.generation.close)
-        return await _respond(request, served.completions.respond(run), run.generation.close)
+        return await _answer(request, service.start(body), body.stream)
 
     @app.post("/v1/responses")
     async def create_response(body: ResponsesRequest, request: Request) -> Response:
-        responses = router.route(body.model).responses
-        run = responses.start(body)
-        if body.stream:
-            return EventStream(responses.stream(run), run.close, encode=named_sse_events)
-        return await _respond(request, responses.respond(run), run.close)
+        return await _answer(request, service.start(body), body.stream, encode=named_sse_events)
 
     return app
 
 
-async def _respond(request: Request, work: Awaitable[dict], close: Callable[[], None]) -> Response:
+async def _answer(
+    request: Request, call: Call, stream: bool | None, encode: Callable = sse_events
+) -> Response:
+    """A streamed or a whole response; the call is closed however the response ends."""
+    if stream:
+        return EventStream(call.stream(), call.close, encode=encode)
     try:
-        return JSONBody(await until_disconnected(request, work))
+        return JSONBody(await until_disconnected(request, call.respond()))
     except ClientGone:
         return Response(status_code=CLIENT_CLOSED_REQUEST)
     finally:
-        close()
-
-
-async def _answer_strategy(request: Request, call: StrategyCall, stream: bool | None) -> Response:
-    if stream:  # progress while the strategy runs, then its decided answer
-        return EventStream(strategy_stream(call), call.close)
-    return await _respond(request, strategy_response(call), call.close)
+        call.close()
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -171,9 +141,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         elif error.status_code == 405:
             message = "Method not allowed on this route"
         return error_response(
-            errors.APIError(
-                error.status_code, message, type=kind, headers=dict(error.headers or {})
-            )
+            errors.APIError(error.status_code, message, type=kind, headers=dict(error.headers or {}))
         )
 
     app.add_exception_handler(errors.APIError, on_api_error)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -12,15 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from ponder.server import errors
-
-
-def dumps(value: Any) -> bytes:
-    """JSON as UTF-8; text that UTF-8 cannot carry (lone surrogates) goes out \\u-escaped."""
-    try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    except UnicodeEncodeError:
-        return json.dumps(value, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+from ponder.openai import errors
+from ponder.openai.encoding import dumps
 
 
 class JSONBody(Response):

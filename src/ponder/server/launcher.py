@@ -12,7 +12,7 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
-from ponder.server.hosting import ModelRouter
+from ponder.openai.hosting import ModelRouter
 
 logger = logging.getLogger("ponder.server")
 DRAIN_SIGNALS = (signal.SIGINT, signal.SIGTERM)

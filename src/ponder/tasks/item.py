@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from ponder.reasoning.answers import answers_equal, extract_answer
+from ponder.tasks.answers import answers_equal, extract_answer
 
 TEST_SPLIT_MODULUS = 10  # one question in ten (by hash) belongs to the test split
 
@@ -24,7 +24,7 @@ class TaskItem:
     family: str
     difficulty: str
     question: str
-    answer: str  # canonical gold answer, compared with ponder.reasoning.answers
+    answer: str  # canonical gold answer, compared with ponder.tasks.answers
     solution: str  # worked steps the model learns to write inside <think> … </think>
     id: str  # stable across runs and machines: a hash of family, difficulty and question
 

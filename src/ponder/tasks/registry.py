@@ -71,9 +71,7 @@ def random_item(family: str, difficulty: str, rng: random.Random, *, split: str)
             return make_item(family, difficulty, problem)
 
 
-def generate(
-    family: str, difficulty: str, n: int, *, split: str = "test", seed: int = 0
-) -> list[TaskItem]:
+def generate(family: str, difficulty: str, n: int, *, split: str = "test", seed: int = 0) -> list[TaskItem]:
     """``n`` distinct items of one family and difficulty; the same arguments give the same items."""
     task_family = get_family(family)
     check_difficulty(difficulty)

@@ -1,5 +1,5 @@
 """`python -m ponder.train`: the trainer's command line."""
 
-from ponder.train.cli import main
+from ponder.cli.train import main
 
 raise SystemExit(main())

@@ -61,7 +61,7 @@ def prompt_text(question: str, *, enable_thinking: bool = True) -> str:
 
 
 def answer_text(answer: str) -> str:
-    """The visible answer after the thoughts: the fixed format ponder.reasoning.answers reads."""
+    """The visible answer after the thoughts: the fixed format ponder.tasks.answers reads."""
     return f"\\boxed{{{answer}}}"
 
 

@@ -19,7 +19,12 @@ CHECKPOINT_FILE = "train_state.pt"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 # Settings that change the model's shape: a resumed run must not change them.
 _SHAPE_SETTINGS = (
-    "hidden_size", "num_layers", "num_heads", "num_kv_heads", "head_dim", "intermediate_size",
+    "hidden_size",
+    "num_layers",
+    "num_heads",
+    "num_kv_heads",
+    "head_dim",
+    "intermediate_size",
 )
 
 
@@ -77,9 +82,7 @@ def load_checkpoint(
     return TrainState(step=saved["step"], elapsed_seconds=saved["elapsed_seconds"])
 
 
-def export_model(
-    model: Qwen3ForCausalLM, tokenizer_dir: Path, out_dir: Path, save_dtype: str
-) -> Path:
+def export_model(model: Qwen3ForCausalLM, tokenizer_dir: Path, out_dir: Path, save_dtype: str) -> Path:
     """Save weights, config, generation config and tokenizer files loadable by transformers."""
     out_dir.mkdir(parents=True, exist_ok=True)
     dtype = getattr(torch, save_dtype)

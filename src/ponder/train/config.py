@@ -161,12 +161,12 @@ def validate(config: TrainConfig) -> None:
     bad_levels = sorted(set(config.difficulty_weights) - set(DIFFICULTIES))
     if bad_levels:
         raise InvalidRequestError(
-            f"unknown difficulties {bad_levels} in difficulty_weights; valid: "
-            f"{', '.join(DIFFICULTIES)}",
+            f"unknown difficulties {bad_levels} in difficulty_weights; valid: {', '.join(DIFFICULTIES)}",
             param="difficulty_weights",
         )
     bad_cells = sorted(
-        key for key in config.cell_weights
+        key
+        for key in config.cell_weights
         if key.partition("/")[0] not in FAMILIES or key.partition("/")[2] not in DIFFICULTIES
     )
     if bad_cells:
@@ -175,20 +175,30 @@ def validate(config: TrainConfig) -> None:
             f"{', '.join(FAMILIES)} and difficulties {', '.join(DIFFICULTIES)}",
             param="cell_weights",
         )
-    for name, weights in (("family_weights", config.family_weights),
-                          ("difficulty_weights", config.difficulty_weights),
-                          ("cell_weights", config.cell_weights)):
+    for name, weights in (
+        ("family_weights", config.family_weights),
+        ("difficulty_weights", config.difficulty_weights),
+        ("cell_weights", config.cell_weights),
+    ):
         if any(w < 0 for w in weights.values()) or (weights and sum(weights.values()) <= 0):
             raise InvalidRequestError(f"{name} must be non-negative with a positive sum", param=name)
     if config.num_heads % config.num_kv_heads:
         raise InvalidRequestError(
-            f"num_heads ({config.num_heads}) must be a multiple of num_kv_heads "
-            f"({config.num_kv_heads})",
+            f"num_heads ({config.num_heads}) must be a multiple of num_kv_heads ({config.num_kv_heads})",
             param="num_kv_heads",
         )
     positive = (
-        "hidden_size", "num_layers", "num_heads", "num_kv_heads", "head_dim", "intermediate_size",
-        "batch_size", "max_steps", "seq_len", "log_every", "checkpoint_every",
+        "hidden_size",
+        "num_layers",
+        "num_heads",
+        "num_kv_heads",
+        "head_dim",
+        "intermediate_size",
+        "batch_size",
+        "max_steps",
+        "seq_len",
+        "log_every",
+        "checkpoint_every",
     )
     for name in positive:
         if getattr(config, name) <= 0:
@@ -197,8 +207,7 @@ def validate(config: TrainConfig) -> None:
         raise InvalidRequestError("snapshot_every must be >= 0 (0: no snapshots)", param="snapshot_every")
     if config.seq_len > config.max_position_embeddings:
         raise InvalidRequestError(
-            f"seq_len ({config.seq_len}) exceeds max_position_embeddings "
-            f"({config.max_position_embeddings})",
+            f"seq_len ({config.seq_len}) exceeds max_position_embeddings ({config.max_position_embeddings})",
             param="seq_len",
         )
     for name in ("no_think_fraction", "probe_fraction"):

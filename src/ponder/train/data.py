@@ -85,9 +85,7 @@ def encode_probe_example(tokenizer: Tokenizer, item: TaskItem, rng: random.Rando
     probe_ids = tokenizer.encode(PROBE_TEXT, add_special_tokens=False).ids
     answer_ids = tokenizer.encode(f"{answer}}}{IM_END}", add_special_tokens=False).ids
     context = prompt_ids + encoding.ids[:cut] + probe_ids
-    return EncodedExample(
-        input_ids=context + answer_ids, labels=[IGNORE_INDEX] * len(context) + answer_ids
-    )
+    return EncodedExample(input_ids=context + answer_ids, labels=[IGNORE_INDEX] * len(context) + answer_ids)
 
 
 class MixSampler:
@@ -102,8 +100,12 @@ class MixSampler:
         families = family_weights or {family: 1.0 for family in FAMILIES}
         cells = cell_weights or {}
         weighted = [
-            ((family, difficulty), families.get(family, 0) * difficulty_weights.get(difficulty, 0)
-             * cells.get(f"{family}/{difficulty}", 1.0))
+            (
+                (family, difficulty),
+                families.get(family, 0)
+                * difficulty_weights.get(difficulty, 0)
+                * cells.get(f"{family}/{difficulty}", 1.0),
+            )
             for family in FAMILIES
             for difficulty in DIFFICULTIES
         ]
@@ -166,8 +168,9 @@ def pack_rows(examples: Iterator[EncodedExample], seq_len: int, pad_id: int) -> 
 class PackedTaskDataset(IterableDataset):
     """Endless packed rows; each DataLoader worker draws its own stream from (seed, key, worker)."""
 
-    def __init__(self, config: TrainConfig, tokenizer_file: str, *, stream_key: int = 0,
-                 split: str = "train"):
+    def __init__(
+        self, config: TrainConfig, tokenizer_file: str, *, stream_key: int = 0, split: str = "train"
+    ):
         super().__init__()
         self.config = config
         self.tokenizer_file = tokenizer_file

@@ -19,9 +19,7 @@ from ponder.train.chat_format import (
 
 # GPT-2's split pattern, except that a digit never joins another digit: every number is read
 # one digit per token, which is what lets a small model learn column arithmetic.
-_SPLIT_PATTERN = (
-    r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
-)
+_SPLIT_PATTERN = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
 SPECIAL_TOKENS = (ENDOFTEXT, IM_START, IM_END)
 # Like Qwen3, the thinking markers are ordinary added tokens: decoding with
 # skip_special_tokens keeps them, so a reasoning parser can still find them in the text.

@@ -69,9 +69,7 @@ def run_progress(step: int, elapsed_seconds: float, config: TrainConfig) -> floa
     return progress
 
 
-def train(
-    config: TrainConfig, *, resume: bool = False, log: Callable[[str], None] = print
-) -> TrainResult:
+def train(config: TrainConfig, *, resume: bool = False, log: Callable[[str], None] = print) -> TrainResult:
     """Train (or resume) the model described by ``config``; export it to out_dir/model."""
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -89,8 +87,10 @@ def train(
     if resume:
         state = load_checkpoint(out_dir / "checkpoint", model, optimizer, config_to_dict(config))
         log(f"resumed from step {state.step} ({state.elapsed_seconds:.0f}s trained)")
-    log(f"model: Qwen3, {num_parameters / 1e6:.2f}M parameters, vocab {model.config.vocab_size}, "
-        f"device {device}, {config.tokens_per_step} tokens/step")
+    log(
+        f"model: Qwen3, {num_parameters / 1e6:.2f}M parameters, vocab {model.config.vocab_size}, "
+        f"device {device}, {config.tokens_per_step} tokens/step"
+    )
     tokenizer_file = str(tokenizer_dir / "tokenizer.json")
     run = _Run(
         config=config,
@@ -112,8 +112,10 @@ def train(
     if finished:
         log(f"done: {state.step} steps in {state.elapsed_seconds:.0f}s; model in {model_dir}")
     else:
-        log(f"stopped after session_minutes at step {state.step}; model so far in {model_dir}; "
-            "run again with --resume to finish")
+        log(
+            f"stopped after session_minutes at step {state.step}; model so far in {model_dir}; "
+            "run again with --resume to finish"
+        )
     return TrainResult(
         steps=state.step,
         first_loss=first_loss,
@@ -133,8 +135,9 @@ def _step_loop(run: _Run, batches: Iterator[Batch]) -> tuple[float, float, bool]
     started = time.perf_counter()
     trained_before = state.elapsed_seconds
     window_started, window_tokens = started, 0
-    bar = tqdm(total=config.max_steps, initial=state.step, disable=not config.progress_bar,
-               desc="train", unit="step")
+    bar = tqdm(
+        total=config.max_steps, initial=state.step, disable=not config.progress_bar, desc="train", unit="step"
+    )
     while True:
         session_seconds = time.perf_counter() - started
         state.elapsed_seconds = trained_before + session_seconds
@@ -156,9 +159,13 @@ def _step_loop(run: _Run, batches: Iterator[Batch]) -> tuple[float, float, bool]
             now = time.perf_counter()
             tokens_per_second = window_tokens / max(now - window_started, 1e-9)
             window_started, window_tokens = now, 0
-            record = {"step": state.step, "loss": round(last_loss, 5), "lr": lr,
-                      "tokens_per_s": round(tokens_per_second),
-                      "elapsed_s": round(state.elapsed_seconds, 1)}
+            record = {
+                "step": state.step,
+                "loss": round(last_loss, 5),
+                "lr": lr,
+                "tokens_per_s": round(tokens_per_second),
+                "elapsed_s": round(state.elapsed_seconds, 1),
+            }
             _append_json(history, record)
             if not config.progress_bar:  # plain log lines where no bar is shown (batch jobs)
                 run.log(json.dumps(record))
@@ -171,8 +178,12 @@ def _step_loop(run: _Run, batches: Iterator[Batch]) -> tuple[float, float, bool]
         if snapshot_due and state.step < config.max_steps:
             # Models along the way, to pick one by task accuracy rather than by loss (the last
             # step's model is model/, exported once below).
-            export_model(run.model, run.tokenizer_dir, run.out_dir / "snapshots" / f"step-{state.step:06d}",
-                         config.save_dtype)
+            export_model(
+                run.model,
+                run.tokenizer_dir,
+                run.out_dir / "snapshots" / f"step-{state.step:06d}",
+                config.save_dtype,
+            )
     bar.close()
     return first_loss, last_loss, finished
 
@@ -190,8 +201,9 @@ def _optimizer_step(run: _Run, batch: Batch, lr: float) -> torch.Tensor:
 
 def _save(run: _Run) -> None:
     """Checkpoint for --resume, and note the held-out loss at this point in the log."""
-    save_checkpoint(run.out_dir / "checkpoint", run.model, run.optimizer, run.state,
-                    config_to_dict(run.config))
+    save_checkpoint(
+        run.out_dir / "checkpoint", run.model, run.optimizer, run.state, config_to_dict(run.config)
+    )
     run.saved_step = run.state.step
     if run.held_out:
         held_out_loss = _held_out_loss(run.model, run.held_out, run.device)
@@ -235,8 +247,7 @@ def _optimizer(model: torch.nn.Module, config: TrainConfig, device: torch.device
     )
 
 
-def _batches(config: TrainConfig, tokenizer_file: str, step: int, device: torch.device
-             ) -> Iterator[Batch]:
+def _batches(config: TrainConfig, tokenizer_file: str, step: int, device: torch.device) -> Iterator[Batch]:
     workers = config.num_workers if config.num_workers >= 0 else min(8, (os.cpu_count() or 2) - 1)
     if workers > 0:
         # Each worker runs its own tokenizer; Rust threads inside forked workers only contend.
@@ -275,8 +286,9 @@ def _held_out_loss(model: torch.nn.Module, batches: list[Batch], device: torch.d
     return sum(losses) / len(losses)
 
 
-def _maybe_compile(model: torch.nn.Module, config: TrainConfig, device: torch.device,
-                   log: Callable[[str], None]) -> Callable:
+def _maybe_compile(
+    model: torch.nn.Module, config: TrainConfig, device: torch.device, log: Callable[[str], None]
+) -> Callable:
     if not (config.compile and device.type == "cuda"):
         return model
     compiled = torch.compile(model)

@@ -32,10 +32,6 @@ class BlockPool:
     def num_used_blocks(self) -> int:
         return self.num_blocks - len(self._free)
 
-    @property
-    def num_cached_blocks(self) -> int:
-        return len(self._cached)
-
     def allocate(self) -> int:
         if not self._free:
             raise OutOfBlocksError("no free KV block")

@@ -135,6 +135,11 @@ class KVCacheManager:
         seq.num_computed_tokens = 0
         seq.num_published_blocks = 0
 
+    def take_pending_copies(self) -> list[tuple[int, int]]:
+        """The copy-on-write copies queued since the last call; the next forward must do them."""
+        copies, self.pending_copies = self.pending_copies, []
+        return copies
+
     def reset_prefix_cache(self) -> None:
         self.pool.reset_prefix_cache()
 

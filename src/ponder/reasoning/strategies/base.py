@@ -9,13 +9,13 @@ from typing import Any, Protocol
 
 from ponder.engine.sampling_params import SamplingParams
 from ponder.errors import InvalidRequestError
-from ponder.reasoning.answers import answers_equal, extract_answer
 from ponder.reasoning.confidence import lowest_group_confidence
 from ponder.reasoning.session import PROBE, BranchState, EngineSession
 from ponder.reasoning.specs import StrategySpec
 from ponder.reasoning.voting import VoteResult, vote
+from ponder.tasks.answers import answers_equal, extract_answer
 
-# A verifier sees one candidate's full output (thought and answer) and returns whether it is
+# A verifier sees one candidate's answer (its text after the thought) and returns whether it is
 # right (bool) or how good it is (float, higher is better).
 Verifier = Callable[[str], bool | float]
 
@@ -112,8 +112,10 @@ class BranchRecord:
 
     model: str
     index: int
-    text: str
+    reasoning: str  # the thought
+    content: str  # the answer as written (the final answer is extracted from it)
     answer: str | None
+    token_ids: list[int]  # the output as generated (a probe's or joined requests' included)
     num_tokens: int
     num_reasoning_tokens: int
     finish_reason: str | None
@@ -148,8 +150,10 @@ class TokenUsage:
 @dataclass
 class StrategyResult:
     strategy: str
-    text: str  # the chosen output: thought and answer, as the model wrote them
+    reasoning: str  # the chosen output's thought
+    content: str  # and its answer as written
     answer: str | None
+    token_ids: list[int]  # the chosen output's tokens
     branches: list[BranchRecord]
     usage: TokenUsage
     vote: VoteResult | None = None
@@ -160,15 +164,21 @@ class StrategyResult:
         return {
             "strategy": self.strategy,
             "answer": self.answer,
-            "text": self.text,
+            "reasoning": self.reasoning,
+            "content": self.content,
             "finish_reason": self.finish_reason,
             "usage": self.usage.to_dict(),
             "vote": None
             if self.vote is None
             else {"share": self.vote.share, "tie": self.vote.tie, "tallies": self.vote.tallies},
-            "branches": [dataclasses.asdict(branch) for branch in self.branches],
+            "branches": [_without_tokens(dataclasses.asdict(branch)) for branch in self.branches],
             "details": self.details,
         }
+
+
+def _without_tokens(branch: dict[str, Any]) -> dict[str, Any]:
+    del branch["token_ids"]  # the texts say it; the ids would only bloat a report
+    return branch
 
 
 def usage_of(sessions: Sequence[EngineSession]) -> TokenUsage:
@@ -193,13 +203,15 @@ def usage_of(sessions: Sequence[EngineSession]) -> TokenUsage:
 def record(branch: BranchState, model: str, window: int, score: float | None = None) -> BranchRecord:
     """The branch as a caller sees it; one answered by a probe ends with the probe's answer."""
     confidence = lowest_group_confidence(branch.confidences, window) if branch.confidences else None
-    settled = branch.settled_text is not None
-    text = branch.settled_text if settled else branch.text
+    settled = branch.settled is not None
+    output = branch.output
     return BranchRecord(
         model=model,
         index=branch.index,
-        text=text,
-        answer=extract_answer(text),
+        reasoning=output.reasoning,
+        content=output.content,
+        answer=extract_answer(output.content, output.reasoning),
+        token_ids=list(output.token_ids),
         num_tokens=branch.num_tokens,
         num_reasoning_tokens=branch.num_reasoning_tokens,
         finish_reason="stop" if settled else branch.finish_reason,
@@ -278,7 +290,9 @@ def finish(
     """The result of a run: its chosen output and the tokens of every request it made."""
     return StrategyResult(
         strategy=run.spec.type,
-        text=chosen.text if chosen else "",
+        reasoning=chosen.reasoning if chosen else "",
+        content=chosen.content if chosen else "",
+        token_ids=chosen.token_ids if chosen else [],
         answer=answer if answer is not None or vote is not None else (chosen.answer if chosen else None),
         branches=records,
         usage=usage_of(run.sessions),

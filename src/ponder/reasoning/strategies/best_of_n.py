@@ -53,7 +53,7 @@ async def _score(run: StrategyRun, spec: BestOfNSpec, branch: BranchRecord) -> f
     if spec.scorer == "confidence":
         return branch.confidence or 0.0
     if spec.scorer == "verifier":
-        return float(run.verifier(branch.text))
+        return float(run.verifier(branch.content))
     question = run.prompt.question(run.session)
     # A reward model is a forward pass of its own: off the event loop, so engines keep stepping.
-    return await asyncio.to_thread(run.reward_scorer, spec.reward_model, question, branch.text)
+    return await asyncio.to_thread(run.reward_scorer, spec.reward_model, question, branch.content)

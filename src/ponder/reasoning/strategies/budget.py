@@ -1,15 +1,15 @@
 """Thinking budget and budget forcing (s1): cap the thought, or extend one that ends too early.
 
-The cap is the engine's own `thinking_budget` (it closes the thought with "\\n</think>\\n\\n" and
-the model answers). To extend, generation stops at `</think>` while the thought is shorter than
-`min_thinking`; the thought then goes on in a new request whose prompt is the thought so far
-plus the continuation cue ("Wait"), which finds the thought's KV in the prefix cache.
+The cap is the engine's own `thinking_budget` (it closes the thought with the model's closing
+marker and the model answers). To extend, generation stops at the closing marker while the
+thought is shorter than `min_thinking`; the thought then goes on in a new request whose prompt is
+the thought so far plus the continuation cue ("Wait"), which finds the thought's KV in the prefix
+cache.
 """
 
 from __future__ import annotations
 
 from ponder.errors import InvalidRequestError
-from ponder.reasoning.answers import extract_answer
 from ponder.reasoning.specs import BudgetSpec
 from ponder.reasoning.strategies.base import (
     BranchRecord,
@@ -18,20 +18,22 @@ from ponder.reasoning.strategies.base import (
     branch_params,
     finish,
 )
+from ponder.tasks.answers import extract_answer
 
 
 async def run_budget(run: StrategyRun) -> StrategyResult:
     spec: BudgetSpec = run.spec
     session = run.session
-    end_id = session.think_end_id
-    if end_id is None:
+    if session.markers is None:
         raise InvalidRequestError(
-            "strategy 'budget' needs a reasoning model (one with <think> and </think> tokens)",
+            "strategy 'budget' needs a reasoning model (one whose tokenizer has think markers)",
             param="reasoning_strategy.type",
         )
+    end_id = session.markers.end_id
     cue_ids = session.tokenizer.encode(spec.continuation, add_special_tokens=False)
-    context = list(run.prompt_ids())
-    text, thinking, generated, extensions = "", 0, 0, 0
+    prompt = list(run.prompt_ids())
+    generated_ids: list[int] = []  # every request's output after the prompt, cues included
+    thinking, generated, extensions = 0, 0, 0
     finish_reason: str | None = None
     while True:
         extend = thinking < spec.min_thinking and extensions < spec.max_extensions
@@ -47,28 +49,30 @@ async def run_budget(run: StrategyRun) -> StrategyResult:
         params = branch_params(
             run.params, n=1, thinking_budget=budget, max_tokens=max_tokens, stop_token_ids=stop_ids
         )
-        handle = await session.run_to_end(session.submit(context, params))
+        handle = await session.run_to_end(session.submit(prompt + generated_ids, params))
         branch = handle.branches[0]
         thinking += branch.num_reasoning_tokens
         generated += branch.num_tokens
         finish_reason = branch.finish_reason
         stopped_at_close = extend and branch.token_ids[-1:] == [end_id]
         if not stopped_at_close:
-            text += branch.text
+            generated_ids += branch.token_ids
             break
         if thinking < spec.min_thinking and extensions < spec.max_extensions:
-            # Too short: drop the `</think>` the model wrote and think on after the cue.
-            context += branch.token_ids[:-1] + cue_ids
-            text += branch.text + spec.continuation
+            # Too short: drop the closing marker the model wrote and think on after the cue.
+            generated_ids += branch.token_ids[:-1] + cue_ids
             extensions += 1
-        else:  # long enough now: keep the close (a stop token is not in the text) and answer
-            context += branch.token_ids
-            text += branch.text + "</think>"
+        else:  # long enough now: keep the close and answer
+            generated_ids += branch.token_ids
+    # One split of everything generated: the thought with its cues, then the answer.
+    split = session.split(prompt, generated_ids)
     combined = BranchRecord(
         model=session.name,
         index=0,
-        text=text,
-        answer=extract_answer(text),
+        reasoning=split.reasoning,
+        content=split.content,
+        answer=extract_answer(split.content, split.reasoning),
+        token_ids=split.token_ids,
         num_tokens=generated,
         num_reasoning_tokens=thinking,
         finish_reason=finish_reason,

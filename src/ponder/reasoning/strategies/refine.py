@@ -9,7 +9,6 @@ The first accepted attempt wins; when none is accepted, the best-checked one.
 from __future__ import annotations
 
 from ponder.errors import InvalidRequestError
-from ponder.reasoning.session import BranchState
 from ponder.reasoning.specs import RefineSpec
 from ponder.reasoning.strategies.base import (
     BranchRecord,
@@ -49,22 +48,22 @@ async def run_refine(run: StrategyRun) -> StrategyResult:
         if ok:
             accepted = branch_record
             break
-        memory += _memory_turns(handle.branches[0], branch_record, spec)
+        memory += _memory_turns(branch_record, spec)
     chosen = accepted or best_scored(records) or records[-1]
     return finish(run, chosen, records, passes=len(records), accepted=accepted is not None)
 
 
 def _check(run: StrategyRun, spec: RefineSpec, attempt: BranchRecord) -> tuple[bool, float]:
     if spec.check == "verifier":
-        verdict = run.verifier(attempt.text)
+        verdict = run.verifier(attempt.content)
         score = float(verdict)
         return (verdict if isinstance(verdict, bool) else score > 0), score
     confidence = attempt.confidence or 0.0
     return attempt.answer is not None and confidence >= spec.min_confidence, confidence
 
 
-def _memory_turns(branch: BranchState, attempt: BranchRecord, spec: RefineSpec) -> list[dict[str, str]]:
-    answer_part = branch.text.rsplit("</think>", 1)[-1].strip() or "(no final answer)"
+def _memory_turns(attempt: BranchRecord, spec: RefineSpec) -> list[dict[str, str]]:
+    answer_part = attempt.content.strip() or "(no final answer)"
     if attempt.answer is None:
         verdict = "Check: the attempt gave no final answer in \\boxed{}."
     elif spec.check == "verifier":

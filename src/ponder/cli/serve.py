@@ -1,0 +1,198 @@
+"""`ponder serve`: the OpenAI-compatible HTTP server; also the serving flags `chat` and `batch` share."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from typing import TYPE_CHECKING
+
+from ponder.engine.args import EngineArgs
+from ponder.errors import InvalidRequestError
+from ponder.openai.settings import ServerSettings, parse_effort_budgets
+
+if TYPE_CHECKING:
+    from ponder.engine.async_engine import AsyncEngine
+    from ponder.openai.hosting import HostedModel
+
+BUILTIN_MODEL_NAME = "ponder"
+BUILTIN_PATH = "builtin"  # what --model NAME=builtin calls the built-in model
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "serve", help="run the OpenAI-compatible HTTP server", description=_SERVE_HELP
+    )
+    add_model_arg(parser)
+    parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to listen on all interfaces")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("PONDER_API_KEY"),
+        help="require 'Authorization: Bearer KEY' on /v1 routes (default: $PONDER_API_KEY)",
+    )
+    parser.add_argument(
+        "--served-model-name",
+        nargs="+",
+        default=None,
+        help="names clients use in 'model' for MODEL (default: the model path, or 'ponder')",
+    )
+    parser.add_argument(
+        "--model",
+        dest="more_models",
+        action="append",
+        default=[],
+        metavar="[NAME=]PATH",
+        help="host another model beside MODEL, on its own engine, served as NAME (default: "
+        "PATH); PATH 'builtin' is the built-in model. Repeat for more models",
+    )
+    parser.add_argument(
+        "--reward-model",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="a reward model (HF sequence-classification checkpoint) that best_of_n strategies "
+        "may name; repeat for more",
+    )
+    add_reasoning_args(parser)
+    parser.add_argument(
+        "--max-queue-len",
+        type=int,
+        default=1024,
+        help="sequences that may wait beyond --max-num-seqs; more get 429 + Retry-After",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=60.0,
+        help="seconds SIGTERM waits for in-flight requests before cancelling them",
+    )
+    parser.add_argument("--uvicorn-log-level", default="info")
+    EngineArgs.add_cli_args(parser)
+    parser.set_defaults(handler=run_serve)
+
+
+def add_reasoning_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("reasoning")
+    group.add_argument(
+        "--reasoning-effort-budgets",
+        default="",
+        help="thinking budgets per reasoning_effort, e.g. 'low=256,medium=1024,high=none' "
+        "(defaults: none=1 minimal=128 low=512 medium=2048 high=8192 xhigh=16384 max=none)",
+    )
+    group.add_argument(
+        "--default-thinking-budget",
+        type=int,
+        default=None,
+        help="thinking budget for requests that set neither thinking_budget nor reasoning_effort",
+    )
+
+
+def settings_from_args(args: argparse.Namespace) -> ServerSettings:
+    names = getattr(args, "served_model_name", None) or [args.model or BUILTIN_MODEL_NAME]
+    return ServerSettings(
+        served_model_names=tuple(names),
+        model_path=args.model or BUILTIN_MODEL_NAME,
+        api_key=getattr(args, "api_key", None) or None,
+        max_num_seqs=args.max_num_seqs,
+        max_queue_len=getattr(args, "max_queue_len", 1024),
+        effort_budgets=parse_effort_budgets(args.reasoning_effort_budgets),
+        default_thinking_budget=args.default_thinking_budget,
+        drain_timeout_s=getattr(args, "drain_timeout", 60.0),
+        reward_models=dict(_named_paths(getattr(args, "reward_model", []), "--reward-model")),
+    )
+
+
+def more_models_from_args(args: argparse.Namespace, settings: ServerSettings) -> list[tuple[str, str]]:
+    """(name, path) of each --model, checked before anything loads."""
+    taken = set(settings.served_model_names)
+    models = []
+    for text in args.more_models:
+        name, path = _split_named(text)
+        name = name or (BUILTIN_MODEL_NAME if path == BUILTIN_PATH else path)
+        if name in taken or name == "default":
+            why = "means the requested model in ensembles" if name == "default" else "is taken"
+            raise InvalidRequestError(
+                f"--model {text!r}: the name {name!r} {why}; give it another as NAME=PATH",
+                param="model",
+            )
+        taken.add(name)
+        models.append((name, path))
+    return models
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from ponder.server.app import build_app
+    from ponder.server.launcher import build_server
+
+    settings = settings_from_args(args)
+    engine, more = load_engines(args, settings)
+    app = build_app(engine, settings, more_models=more)
+    server = build_server(
+        app,
+        args.host,
+        args.port,
+        drain_timeout_s=settings.drain_timeout_s,
+        log_level=args.uvicorn_log_level,
+    )
+    server.run()
+    return 0
+
+
+def load_engines(args: argparse.Namespace, settings: ServerSettings) -> tuple[AsyncEngine, list[HostedModel]]:
+    """MODEL's engine and a HostedModel per --model (names are checked before any loads)."""
+    from ponder.engine.async_engine import AsyncEngine
+    from ponder.openai.hosting import HostedModel
+
+    more = more_models_from_args(args, settings)
+    engine_args = EngineArgs.from_cli_args(args)
+
+    def load(path: str | None, position: int) -> AsyncEngine:
+        # Every engine sizes its own KV pool: --kv-cache-memory each on CPU. On a GPU the pool
+        # is what is left under gpu_memory_utilization when it loads, so engine k of n may fill
+        # up to k/n of it, and the models share the GPU evenly instead of the first taking it.
+        fill = min(1.0, engine_args.gpu_memory_utilization * position / (1 + len(more)))
+        return AsyncEngine.from_engine_args(
+            dataclasses.replace(engine_args, model=path, gpu_memory_utilization=fill)
+        )
+
+    engine = load(args.model, 1)
+    hosted = [
+        HostedModel(load(None if path == BUILTIN_PATH else path, 2 + index), (name,), path)
+        for index, (name, path) in enumerate(more)
+    ]
+    return engine, hosted
+
+
+def _named_paths(pairs: list[str], option: str) -> list[tuple[str, str]]:
+    named = []
+    for text in pairs:
+        name, path = _split_named(text)
+        if not name:
+            raise InvalidRequestError(f"{option} expects NAME=PATH, got {text!r}", param=option)
+        named.append((name, path))
+    return named
+
+
+def _split_named(text: str) -> tuple[str | None, str]:
+    """'NAME=PATH' -> (NAME, PATH); 'PATH' -> (None, PATH)."""
+    name, equals, path = text.partition("=")
+    if not equals:
+        return None, text
+    if not name or not path:
+        raise InvalidRequestError(f"expected NAME=PATH, got {text!r}", param="model")
+    return name, path
+
+
+def add_model_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "model", nargs="?", default=None, help="HF checkpoint dir (default: the built-in model)"
+    )
+
+
+_SERVE_HELP = (
+    "Serve MODEL (and every --model) over an OpenAI-compatible API (/v1/chat/completions, "
+    "/v1/completions, /v1/models, /health, /version, /metrics); requests pick a model by name. "
+    "Reasoning models get their thinking in message.reasoning, and reasoning_strategy runs "
+    "test-time scaling strategies; see docs/server.md."
+)

@@ -1,0 +1,163 @@
+"""OpenAI request bodies (pydantic v2): strict types, OpenAI's ranges, unknown fields rejected.
+
+Beyond OpenAI's fields the models take vLLM's common extensions (top_k, min_p, ignore_eos, …)
+and ponder's reasoning controls (thinking_budget, include_reasoning, reasoning_strategy). Fields
+OpenAI defines but ponder cannot honour are accepted only in their neutral form (see
+`unsupported_features`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_TOKEN_ID = 2**31 - 1
+MAX_N = 128
+
+TokenId = Annotated[int, Field(ge=0, le=MAX_TOKEN_ID)]
+# Checked field by field by ponder.reasoning.spec_parser (errors name
+# "reasoning_strategy.<field>"), so the server, LLM.reason and ponder eval agree.
+StrategyField = Annotated[
+    dict[str, Any] | str | None,
+    Field(
+        description='a test-time scaling strategy, e.g. {"type": "self_consistency", "n": 16} '
+        "or just its type; see docs/reasoning.md",
+    ),
+]
+_STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+
+
+class StreamOptions(BaseModel):
+    model_config = _STRICT
+    include_usage: bool | None = None
+    continuous_usage_stats: bool | None = None  # vLLM: usage in every chunk
+
+
+class SamplingFields(BaseModel):
+    """Fields shared by /v1/completions and /v1/chat/completions."""
+
+    model_config = _STRICT
+
+    model: str
+    n: int = Field(1, ge=1, le=MAX_N)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    seed: int | None = Field(None, ge=INT64_MIN, le=INT64_MAX)
+    stop: str | list[str] | None = None
+    stream: bool | None = False
+    stream_options: StreamOptions | None = None
+    logit_bias: dict[str, float] | None = None
+    user: str | None = None
+    # vLLM extensions
+    top_k: int | None = Field(None, ge=-1, le=MAX_TOKEN_ID)
+    min_p: float | None = Field(None, ge=0, le=1)
+    repetition_penalty: float | None = Field(None, gt=0, le=10)
+    min_tokens: int = Field(0, ge=0, le=MAX_TOKEN_ID)
+    ignore_eos: bool = False
+    stop_token_ids: list[TokenId] | None = None
+    skip_special_tokens: bool = True
+    include_stop_str_in_output: bool = False
+    priority: int = Field(0, ge=INT64_MIN, le=INT64_MAX)
+    # ponder: reasoning controls
+    reasoning_effort: str | None = Field(
+        None, description="none | minimal | low | medium | high | xhigh | max (server-configured)"
+    )
+    thinking_budget: int | None = Field(
+        None, ge=1, le=MAX_TOKEN_ID, description="max tokens inside <think>; then the answer"
+    )
+    reasoning_strategy: StrategyField = None
+
+
+class ChatMessage(BaseModel):
+    # Clients send back the message objects they received (with annotations, audio, refusal…):
+    # extra keys are ignored rather than rejected.
+    model_config = ConfigDict(strict=True, extra="ignore", allow_inf_nan=False)
+
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[dict[str, Any]] | None = None
+    name: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+    reasoning: str | None = None
+    reasoning_content: str | None = None
+
+
+class ChatCompletionRequest(SamplingFields):
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_tokens: int | None = Field(None, ge=1, le=MAX_TOKEN_ID)
+    max_completion_tokens: int | None = Field(None, ge=1, le=MAX_TOKEN_ID)
+    logprobs: bool | None = False
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+    include_reasoning: bool = True
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: dict[str, Any] | None = None
+    chat_template_kwargs: dict[str, Any] | None = None
+    add_generation_prompt: bool = True
+    # OpenAI fields with no effect on a self-hosted model
+    metadata: dict[str, str] | None = None
+    store: bool | None = None
+    service_tier: str | None = None
+    safety_identifier: str | None = None
+    prompt_cache_key: str | None = None
+    prompt_cache_retention: str | None = None
+    verbosity: str | None = None
+    modalities: list[str] | None = None
+    # OpenAI fields ponder cannot honour (rejected unless absent or null)
+    audio: dict[str, Any] | None = None
+    prediction: dict[str, Any] | None = None
+    web_search_options: dict[str, Any] | None = None
+    functions: list[dict[str, Any]] | None = None
+    function_call: str | dict[str, Any] | None = None
+
+    @property
+    def output_limit(self) -> int | None:
+        return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
+
+
+PromptField = str | list[str] | list[TokenId] | list[list[TokenId]]
+
+
+class CompletionRequest(SamplingFields):
+    prompt: PromptField
+    max_tokens: int | None = Field(16, ge=1, le=MAX_TOKEN_ID)
+    logprobs: int | None = Field(None, ge=0, le=20)
+    echo: bool = False
+    suffix: str | None = None
+    best_of: int | None = Field(None, ge=1, le=MAX_N)
+
+    @property
+    def output_limit(self) -> int | None:
+        return self.max_tokens
+
+
+def unsupported_features(request: SamplingFields) -> list[tuple[str, str]]:
+    """(param, why) for each field set to something ponder cannot do."""
+    problems: list[tuple[str, str]] = []
+    if request.logit_bias:
+        problems.append(("logit_bias", "logit_bias is not supported"))
+    if isinstance(request, ChatCompletionRequest):
+        for name in ("audio", "prediction", "web_search_options", "functions", "function_call"):
+            if getattr(request, name) is not None:
+                problems.append((name, f"{name} is not supported by this server"))
+        if request.modalities is not None and request.modalities != ["text"]:
+            problems.append(("modalities", "only the 'text' modality is supported"))
+        response_type = (request.response_format or {}).get("type", "text")
+        if response_type != "text":
+            problems.append(
+                (
+                    "response_format",
+                    f"response_format {response_type!r} is not supported; use 'text'",
+                )
+            )
+    if isinstance(request, CompletionRequest):
+        if request.suffix:
+            problems.append(("suffix", "suffix is not supported"))
+        if request.best_of is not None and request.best_of != request.n:
+            problems.append(("best_of", "best_of must equal n (ranking samples is not supported)"))
+    return problems

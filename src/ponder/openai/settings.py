@@ -1,0 +1,75 @@
+"""ServerSettings: what `ponder serve` was told about names, keys, limits and reasoning budgets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ponder.errors import InvalidRequestError
+
+# reasoning_effort -> thinking budget in tokens (None: no budget). "none" also asks the chat
+# template to skip the thought (enable_thinking=False) where the template supports that.
+DEFAULT_EFFORT_BUDGETS: dict[str, int | None] = {
+    "none": 1,
+    "minimal": 128,
+    "low": 512,
+    "medium": 2048,
+    "high": 8192,
+    "xhigh": 16384,
+    "max": None,
+}
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    served_model_names: tuple[str, ...]
+    model_path: str = ""
+    api_key: str | None = None
+    max_num_seqs: int = 256  # the engine's; admission counts sequences beyond it as waiting
+    max_queue_len: int = 1024  # sequences that may wait beyond max_num_seqs before 429
+    retry_after_s: int = 1
+    effort_budgets: dict[str, int | None] = field(default_factory=lambda: dict(DEFAULT_EFFORT_BUDGETS))
+    default_thinking_budget: int | None = None
+    drain_timeout_s: float = 60.0
+    accept_any_model: bool = False  # offline batch: one model answers whatever 'model' says
+    # name -> checkpoint dir: what best_of_n's scorer "reward_model" may name in a request
+    reward_models: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.served_model_names:
+            raise InvalidRequestError("at least one served model name is needed", "served_model_name")
+        if self.max_queue_len < 0:
+            raise InvalidRequestError(
+                f"max_queue_len must be >= 0, got {self.max_queue_len}", "max_queue_len"
+            )
+
+    @property
+    def model_name(self) -> str:
+        """The name responses carry."""
+        return self.served_model_names[0]
+
+    @property
+    def max_in_flight(self) -> int:
+        return self.max_num_seqs + self.max_queue_len
+
+
+def parse_effort_budgets(text: str) -> dict[str, int | None]:
+    """'low=256,medium=1024,high=none' -> the defaults with those entries replaced."""
+    budgets = dict(DEFAULT_EFFORT_BUDGETS)
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, value = item.partition("=")
+        name, value = name.strip(), value.strip().lower()
+        if not sep or not name:
+            raise InvalidRequestError(
+                f"reasoning effort budgets look like 'low=256,high=none', got {item!r}",
+                "reasoning_effort_budgets",
+            )
+        if value in ("none", "unlimited", ""):
+            budgets[name] = None
+        elif value.isdigit() and int(value) >= 1:
+            budgets[name] = int(value)
+        else:
+            raise InvalidRequestError(
+                f"the budget of {name!r} must be a positive integer or 'none', got {value!r}",
+                "reasoning_effort_budgets",
+            )
+    return budgets

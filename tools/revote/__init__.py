@@ -1,0 +1,1 @@
+"""Research tool: re-score a recorded `ponder eval --json` run under other vote rules."""
