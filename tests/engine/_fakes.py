@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import itertools
 
+from ponder.engine.detokenizer import IncrementalDetokenizer
+from ponder.engine.output_text import OutputText
 from ponder.engine.outputs import RequestMetrics
 from ponder.engine.request import Request, Sequence, SequenceStatus
 from ponder.engine.sampling_params import SamplingParams
 
 _ids = itertools.count()
+
+
+class IdTokenizer:
+    """Decodes token id i as "<i>": all the text a hand-built Sequence needs."""
+
+    def decode(self, token_ids, skip_special_tokens: bool = True) -> str:
+        return "".join(f"<{i}>" for i in token_ids)
 
 
 def make_seq(
@@ -35,7 +44,7 @@ def make_seq(
         token_ids=list(prompt),
         num_prompt_tokens=len(prompt),
         generator=None,
-        text=None,
+        text=OutputText(IncrementalDetokenizer(IdTokenizer(), prompt), markers=None, in_thought=False),
     )
     request.sequences.append(seq)
     return seq

@@ -95,6 +95,7 @@ def test_bfloat16_triton_path_agrees_with_cpu_reference(gpu_ckpt):
 
 def test_kv_pool_sized_from_profiled_free_memory(gpu_ckpt):
     from ponder.engine.args import EngineArgs
+    from ponder.engine.kv.layout import KVLayout
     from ponder.engine.kv_sizing import num_kv_blocks
     from ponder.models.hf_config import read_arch_config
     from ponder.models.loader import load_model
@@ -103,7 +104,9 @@ def test_kv_pool_sized_from_profiled_free_memory(gpu_ckpt):
     device = torch.device("cuda")
     model = load_model(gpu_ckpt, arch, torch.bfloat16, device)
     config = EngineArgs.from_kwargs(str(gpu_ckpt), gpu_memory_utilization=0.5).create_engine_config()
-    blocks = num_kv_blocks(config, arch, torch.bfloat16, device, 1024, model=model)
+    layout = KVLayout(arch.num_hidden_layers, arch.num_key_value_heads, arch.head_dim, 16, torch.bfloat16)
+    blocks = num_kv_blocks(config, layout, arch, device, 1024, model=model)
     free, total = torch.cuda.mem_get_info()
     per_block = 2 * arch.num_hidden_layers * arch.num_key_value_heads * arch.head_dim * 2 * 16
+    assert layout.bytes_per_block == per_block
     assert blocks >= 1 and blocks * per_block <= 0.5 * total

@@ -202,3 +202,41 @@ def test_chat_against_a_running_server(qwen3_ckpt):
     assert history[-1] == {"role": "assistant", "content": "The answer is 4."}
     assert f"{DIM}Let me see.{RESET}\n\nThe answer is 4." in out.getvalue()
     assert engine.requests[-1].prompt["prompt"].count("<|im_start|>user\n2+2?") == 1
+
+
+def test_a_turn_that_no_longer_fits_says_which_flag_to_change(qwen3_ckpt):
+    import functools
+
+    from ponder.engine.tokenizer import Tokenizer
+    from ponder.openai.service import CHAT_URL, OpenAIService
+    from ponder.openai.settings import ServerSettings
+    from tests.server.harness import ScriptedEngine
+    from tests.server.test_reasoning_http import SCRIPT
+
+    engine = ScriptedEngine(Tokenizer.from_dir(qwen3_ckpt), SCRIPT, max_model_len=64)
+    service = OpenAIService.for_engine(engine, ServerSettings(("tiny",)))
+    pending = iter(["word " * 100, "short", "/exit"])
+    out = io.StringIO()
+    asyncio.run(
+        chat_loop(
+            functools.partial(service.stream, CHAT_URL),
+            {"model": "tiny"},
+            lambda: next(pending, None),
+            out,
+            color=False,
+            show_thinking=True,
+        )
+    )
+    text = out.getvalue()
+    assert "maximum context length is 64" in text and "lower --max-tokens" in text
+    assert "The answer is 4." in text  # the next turn is fine: the failed one left no trace
+
+
+def test_chat_asks_for_no_fixed_answer_length_by_default():
+    import argparse
+
+    from ponder.cli import chat as chat_command
+
+    parser = argparse.ArgumentParser()
+    chat_command.add_parser(parser.add_subparsers())
+    assert parser.parse_args(["chat"]).max_tokens is None

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from ponder.engine.args import EngineArgs
+from ponder.errors import PromptTooLongError
 
 DIM, RESET = "\x1b[2m", "\x1b[0m"
 HELP = "commands: /reset (forget the conversation), /exit (or Ctrl-D)"
@@ -41,7 +42,12 @@ def add_chat_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", default=None, help="chat with a running server instead")
     parser.add_argument("--api-key", default=None, help="key for --url")
     parser.add_argument("--system", default=None, help="system prompt")
-    parser.add_argument("--max-tokens", type=int, default=2048)
+    parser.add_argument(
+        "--max-tokens",
+        type=int,
+        default=None,
+        help="tokens per answer, thinking included (default: whatever the context has left)",
+    )
     parser.add_argument("--temperature", type=float, default=0.6)
     parser.add_argument("--top-p", type=float, default=0.95)
     parser.add_argument("--reasoning-effort", default=None, help="low, medium, high, …")
@@ -158,9 +164,26 @@ async def chat_loop(
             answer = await _one_turn(source, {**request_fields, "messages": history}, printer)
         except Exception as error:  # show it and keep the session alive
             history.pop()
-            out.write(f"\nerror: {error}\n")
+            out.write(f"\nerror: {error}{_hint(error)}\n")
             continue
         history.append({"role": "assistant", "content": answer})
+
+
+class ChatError(RuntimeError):
+    def __init__(self, message: str | None, code: str | None):
+        super().__init__(message)
+        self.code = code
+
+
+def _hint(error: Exception) -> str:
+    """What to change when a turn hits a limit (the server's message names its own fields)."""
+    too_long = isinstance(error, PromptTooLongError)  # in process; over HTTP, the error's code
+    if too_long or getattr(error, "code", None) == "context_length_exceeded":
+        return (
+            "\n(the conversation no longer fits: /reset it, lower --max-tokens, or serve with a "
+            "larger --max-model-len)"
+        )
+    return ""
 
 
 async def _one_turn(source: ChunkSource, body: dict, printer: TurnPrinter) -> str:
@@ -189,11 +212,12 @@ def run_chat(args: argparse.Namespace) -> int:
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
     fields = {
         "model": args.model or "ponder",
-        "max_tokens": args.max_tokens,
         "temperature": args.temperature,
         "top_p": args.top_p,
         "stream_options": {"include_usage": True},
     }
+    if args.max_tokens is not None:
+        fields["max_tokens"] = args.max_tokens
     if args.reasoning_effort:
         fields["reasoning_effort"] = args.reasoning_effort
     if args.thinking_budget:
@@ -203,19 +227,21 @@ def run_chat(args: argparse.Namespace) -> int:
 
         fields["reasoning_strategy"] = parse_strategy_arg(args.strategy)[1].to_dict()
 
+    async def converse(source: ChunkSource) -> None:
+        await chat_loop(
+            source,
+            fields,
+            _read_line,
+            sys.stdout,
+            color=color,
+            show_thinking=not args.hide_thinking,
+            system=args.system,
+        )
+
     async def main() -> None:
         if args.url:
-            source = _http_source(args.url, args.api_key)
             fields["model"] = args.model or await _first_served_model(args.url, args.api_key)
-            await chat_loop(
-                source,
-                fields,
-                _read_line,
-                sys.stdout,
-                color=color,
-                show_thinking=not args.hide_thinking,
-                system=args.system,
-            )
+            await converse(_http_source(args.url, args.api_key))
             return
         from ponder.cli.serve import settings_from_args
         from ponder.engine.async_engine import AsyncEngine
@@ -225,16 +251,7 @@ def run_chat(args: argparse.Namespace) -> int:
         fields["model"] = settings.model_name
         engine = AsyncEngine.from_engine_args(EngineArgs.from_cli_args(args))
         try:
-            service = OpenAIService.for_engine(engine, settings)
-            await chat_loop(
-                functools.partial(service.stream, CHAT_URL),
-                fields,
-                _read_line,
-                sys.stdout,
-                color=color,
-                show_thinking=not args.hide_thinking,
-                system=args.system,
-            )
+            await converse(functools.partial(OpenAIService.for_engine(engine, settings).stream, CHAT_URL))
         finally:
             await engine.shutdown()
 
@@ -270,7 +287,8 @@ def _http_source(base_url: str, api_key: str | None) -> ChunkSource:
             async with client.stream("POST", url, json={**body, "stream": True}, headers=headers) as response:
                 if response.status_code != 200:
                     await response.aread()
-                    raise RuntimeError(response.json().get("error", {}).get("message"))
+                    error = response.json().get("error", {})
+                    raise ChatError(error.get("message"), error.get("code"))
                 async for line in response.aiter_lines():
                     if line.startswith("data: ") and line != "data: [DONE]":
                         yield json.loads(line[len("data: ") :])

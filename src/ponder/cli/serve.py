@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import sys
 from typing import TYPE_CHECKING
 
-from ponder.engine.args import EngineArgs
+from ponder.engine.args import EngineArgs, parse_size
 from ponder.errors import InvalidRequestError
 from ponder.openai.settings import ServerSettings, parse_effort_budgets
 
@@ -30,6 +31,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--api-key",
         default=os.environ.get("PONDER_API_KEY"),
         help="require 'Authorization: Bearer KEY' on /v1 routes (default: $PONDER_API_KEY)",
+    )
+    parser.add_argument(
+        "--metrics-need-api-key",
+        action="store_true",
+        help="require the API key on /metrics too (it shows model names, load and token counts)",
     )
     parser.add_argument(
         "--served-model-name",
@@ -67,6 +73,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=60.0,
         help="seconds SIGTERM waits for in-flight requests before cancelling them",
     )
+    parser.add_argument(
+        "--max-request-bytes",
+        type=parse_size,
+        default=ServerSettings.max_request_bytes,
+        help="largest request body (e.g. 16MiB); larger ones get 413 before they are parsed",
+    )
+    parser.add_argument(
+        "--request-body-budget",
+        type=parse_size,
+        default=ServerSettings.request_body_budget_bytes,
+        help="request bodies held at once, in bytes (e.g. 256MiB); beyond it: 503 + Retry-After",
+    )
     parser.add_argument("--uvicorn-log-level", default="info")
     EngineArgs.add_cli_args(parser)
     parser.set_defaults(handler=run_serve)
@@ -94,11 +112,16 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         served_model_names=tuple(names),
         model_path=args.model or BUILTIN_MODEL_NAME,
         api_key=getattr(args, "api_key", None) or None,
+        protect_metrics=getattr(args, "metrics_need_api_key", False),
         max_num_seqs=args.max_num_seqs,
         max_queue_len=getattr(args, "max_queue_len", 1024),
         effort_budgets=parse_effort_budgets(args.reasoning_effort_budgets),
         default_thinking_budget=args.default_thinking_budget,
         drain_timeout_s=getattr(args, "drain_timeout", 60.0),
+        max_request_bytes=getattr(args, "max_request_bytes", ServerSettings.max_request_bytes),
+        request_body_budget_bytes=getattr(
+            args, "request_body_budget", ServerSettings.request_body_budget_bytes
+        ),
         reward_models=dict(_named_paths(getattr(args, "reward_model", []), "--reward-model")),
     )
 
@@ -128,6 +151,11 @@ def run_serve(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     engine, more = load_engines(args, settings)
     app = build_app(engine, settings, more_models=more)
+    hosted = [(settings.model_name, settings.model_path, engine)]
+    hosted += [(model.names[0], model.path, model.engine) for model in more]
+    for name, path, each in hosted:
+        print(startup_line(name, path, each), file=sys.stderr)
+    print(f"ponder serve: OpenAI API at http://{args.host}:{args.port}/v1 (--host, --port)", file=sys.stderr)
     server = build_server(
         app,
         args.host,
@@ -137,6 +165,19 @@ def run_serve(args: argparse.Namespace) -> int:
     )
     server.run()
     return 0
+
+
+def startup_line(name: str, path: str, engine: AsyncEngine) -> str:
+    """What a server hosts, said once at startup: the model and where its memory went."""
+    core = engine.engine
+    blocks = core.stats().kv_blocks_total
+    block_size = core.kv_layout.block_size
+    dtype = str(core.dtype).removeprefix("torch.")
+    return (
+        f"ponder serve: model {name!r} ({path}) on {core.device.type}, {dtype}, "
+        f"max model len {core.max_model_len}, KV cache {blocks} blocks x {block_size} = "
+        f"{blocks * block_size} tokens ({blocks * core.kv_layout.bytes_per_block / 2**20:.0f} MiB)"
+    )
 
 
 def load_engines(args: argparse.Namespace, settings: ServerSettings) -> tuple[AsyncEngine, list[HostedModel]]:

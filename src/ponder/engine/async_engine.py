@@ -7,7 +7,7 @@ import logging
 import queue
 import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 
 from ponder.engine.args import EngineArgs
 from ponder.engine.llm_engine import EngineStats, LLMEngine
@@ -180,9 +180,11 @@ class AsyncEngine:
             except (RequestNotFoundError, InvalidRequestError):
                 pass  # finished meanwhile, or a branch that never started
 
-    def _deliver(self, outputs: list[RequestOutput | None]) -> None:
+    def _deliver(self, outputs: Iterable[RequestOutput | None]) -> None:
         for output in outputs:
-            stream = self._streams.get(output.request_id) if output is not None else None
+            if output is None:
+                continue
+            stream = self._streams.get(output.request_id)
             if stream is not None:
                 stream.put(output)
                 if output.finished:

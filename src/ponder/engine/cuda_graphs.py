@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -35,7 +36,7 @@ class DecodeGraphs:
 
     def __init__(
         self,
-        model: torch.nn.Module,
+        model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],  # (input_ids, positions) -> hidden
         *,
         max_batch_size: int,
         table_width: int,

@@ -8,6 +8,7 @@ import torch
 
 from ponder.config import DEFAULT_CPU_KV_CACHE_MEMORY, EngineConfig
 from ponder.engine.kv.layout import KVLayout
+from ponder.engine.model_runner import CausalLM
 from ponder.errors import InvalidRequestError
 from ponder.kernels.attention_metadata import AttentionMetadata
 from ponder.layers.forward_context import forward_context
@@ -22,7 +23,7 @@ def num_kv_blocks(
     arch: ArchConfig,
     device: torch.device,
     max_model_len: int,
-    model: torch.nn.Module | None = None,
+    model: CausalLM | None = None,
 ) -> int:
     """Pass the loaded model to size a GPU pool from a profiled forward instead of an estimate."""
     cache = config.cache
@@ -58,7 +59,7 @@ def _default_budget(
     layout: KVLayout,
     arch: ArchConfig,
     device: torch.device,
-    model: torch.nn.Module | None,
+    model: CausalLM | None,
 ) -> int:
     if device.type != "cuda":
         return DEFAULT_CPU_KV_CACHE_MEMORY
@@ -84,7 +85,7 @@ def _default_budget(
 
 @torch.inference_mode()
 def profile_peak_activation_bytes(
-    model: torch.nn.Module,
+    model: CausalLM,
     layout: KVLayout,
     device: torch.device,
     num_tokens: int,

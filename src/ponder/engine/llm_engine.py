@@ -285,10 +285,13 @@ class LLMEngine:
         )
 
     def _live_sample(self, ids: tuple[str, int] | None) -> Sequence | None:
-        source = self.requests.get(ids[0]) if ids is not None else None
-        if source is None or not 0 <= ids[1] < len(source.sequences):
+        if ids is None:
             return None
-        sample = source.sequences[ids[1]]
+        request_id, index = ids
+        source = self.requests.get(request_id)
+        if source is None or not 0 <= index < len(source.sequences):
+            return None
+        sample = source.sequences[index]
         return None if sample.is_finished else sample
 
     def _generator(self, seed: int | None, index: int) -> torch.Generator | None:
@@ -392,6 +395,7 @@ class LLMEngine:
         start = seq.num_computed_tokens  # prompt position whose logits come first
         next_tokens = request.prompt_token_ids[start + 1 : start + 1 + logits.shape[0]]
         top_k = request.params.prompt_logprobs
+        assert top_k is not None  # the runner returns prompt logits only for prompt_logprobs requests
         return PromptLogprobsCopy(seq, HostCopy(prompt_logprob_tensors(logits, next_tokens, top_k)), top_k)
 
     def _collect_outputs(self, updated: set[Sequence]) -> list[RequestOutput]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -17,6 +19,23 @@ from ponder.layers.forward_context import forward_context
 
 # Stands in for a token still on the device until the device-side copy overwrites it.
 PLACEHOLDER_TOKEN = 0
+
+
+class CausalLM(Protocol):
+    """What the engine calls on a model (models.DecoderForCausalLM). Typed here because the
+    attributes of a plain torch.nn.Module read as `Tensor | Module` to a type checker."""
+
+    def __call__(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """input_ids, positions: int64 [T] -> hidden states [T, hidden_size]."""
+        ...
+
+    def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """hidden [N, hidden_size] -> float32 logits [N, vocab_size]."""
+        ...
+
+    def bind_kv_cache(self, kv_caches: Sequence[tuple[torch.Tensor | None, torch.Tensor | None]]) -> None:
+        """One (k_cache, v_cache) per layer; (None, None) per layer unbinds them."""
+        ...
 
 
 @dataclass
@@ -42,7 +61,7 @@ class PendingInputs:
 class ModelRunner:
     def __init__(
         self,
-        model: torch.nn.Module,
+        model: CausalLM,
         layout: KVLayout,
         num_blocks: int,
         config: EngineConfig,

@@ -129,7 +129,7 @@ def split_token_ids(
     detokenizer = IncrementalDetokenizer(tokenizer, prompt_token_ids, skip_special_tokens=skip_special_tokens)
     text = OutputText(detokenizer, markers, in_thought=thought is not None and thought.in_thought)
     for token_id in output_token_ids:
-        if thought is not None:
+        if thought is not None and markers is not None:  # thought is None without markers
             thought.observe(token_id, markers, budget=None)
         text.append(token_id, in_thought=thought is not None and thought.in_thought)
     text.finish()

@@ -15,29 +15,34 @@ def tokenize_prompt(
     prompt: PromptInput, tokenizer: Tokenizer, vocab_size: int
 ) -> tuple[str | None, list[int]]:
     """Returns (the prompt text if there was one, its token ids); raises InvalidRequestError."""
+    text: str | None
+    ids: object
     if isinstance(prompt, str):
-        text, token_ids = prompt, tokenizer.encode(prompt)
+        text, ids = prompt, tokenizer.encode(prompt)
     elif isinstance(prompt, Mapping):
+        given_text = prompt.get("prompt")
         if "prompt_token_ids" in prompt:
-            text, token_ids = prompt.get("prompt"), prompt["prompt_token_ids"]
-        elif isinstance(prompt.get("prompt"), str):
-            text = prompt["prompt"]
-            token_ids = tokenizer.encode(text)
+            if given_text is not None and not isinstance(given_text, str):
+                raise InvalidRequestError("a prompt dict's 'prompt' must be a string", param="prompt")
+            text, ids = given_text, prompt["prompt_token_ids"]
+        elif isinstance(given_text, str):
+            text = given_text
+            ids = tokenizer.encode(text)
         else:
             raise InvalidRequestError(
                 "a prompt dict needs 'prompt' (str) or 'prompt_token_ids' (list of int)",
                 param="prompt",
             )
     elif isinstance(prompt, Seq) and not isinstance(prompt, bytes):
-        text, token_ids = None, prompt
+        text, ids = None, prompt
     else:
         raise InvalidRequestError(
             f"prompt must be a string, a list of token ids or a dict, got {type(prompt).__name__}",
             param="prompt",
         )
-    token_ids = list(token_ids) if isinstance(token_ids, Seq) else token_ids
-    if not isinstance(token_ids, list) or not token_ids:
+    if not isinstance(ids, Seq) or not ids:
         raise InvalidRequestError("the prompt must not be empty", param="prompt")
+    token_ids = list(ids)
     if not all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t < vocab_size for t in token_ids):
         raise InvalidRequestError(
             f"prompt token ids must be integers in [0, {vocab_size})", param="prompt_token_ids"

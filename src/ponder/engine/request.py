@@ -48,7 +48,7 @@ class Sequence:
     token_ids: list[int]
     num_prompt_tokens: int
     generator: torch.Generator | None
-    text: OutputText | None  # None only for sequences the scheduler tests build by hand
+    text: OutputText
     thought: ThoughtState | None = None  # None: the model has no think markers
     status: SequenceStatus = SequenceStatus.WAITING
     num_computed_tokens: int = 0

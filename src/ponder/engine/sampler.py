@@ -150,7 +150,7 @@ class Sampler:
             _confidences(raw_logprobs, rows),
         )
 
-    def _sample(self, logits: torch.Tensor, rows: list[SamplingRow]) -> torch.Tensor:
+    def _sample(self, logits: torch.Tensor, rows: Sequence[SamplingRow]) -> torch.Tensor:
         temperatures = _per_row([row.params.temperature for row in rows], logits)
         logits.div_(temperatures[:, None])
         apply_top_k_top_p(logits, rows)
@@ -163,7 +163,7 @@ class Sampler:
         return (probs / noise).argmax(dim=-1)
 
     def _exponential_noise(
-        self, rows: list[SamplingRow], vocab_size: int, device: torch.device
+        self, rows: Sequence[SamplingRow], vocab_size: int, device: torch.device
     ) -> torch.Tensor:
         noise = torch.empty(len(rows), vocab_size, device=device)
         unseeded = [i for i, row in enumerate(rows) if row.generator is None]

@@ -33,7 +33,9 @@ class SequenceUpdater:
         token_id = sampled.token_ids[row]
         seq.cumulative_logprob += sampled.logprobs[row]
         if seq.logprobs is not None:
-            seq.logprobs.append(self.decorate(sampled.top_logprobs[row]))
+            top = sampled.top_logprobs[row]
+            assert top is not None  # the sampler fills the row of every request with logprobs
+            seq.logprobs.append(self.decorate(top))
         if seq.confidences is not None:
             seq.confidences.append(sampled.confidences[row])
         metrics = seq.request.metrics
@@ -79,7 +81,7 @@ class SequenceUpdater:
 
     def append_prompt_logprobs(self, entry: PromptLogprobsCopy) -> None:
         request = entry.seq.request
-        if request.aborted:
+        if request.aborted or request.prompt_logprobs is None:  # None: not asked for (never copied)
             return
         tensors = entry.tensors.get()
         if not tensors:
@@ -113,7 +115,7 @@ class SequenceUpdater:
             seq.finish_reason, seq.stop_reason = "stop", seq.text.stop_matched
 
     def _observe_thought(self, seq: Sequence, token_id: int) -> tuple[int, ...]:
-        if seq.thought is None:
+        if seq.thought is None or self.think_markers is None:  # thought is None without markers
             return ()
         return seq.thought.observe(token_id, self.think_markers, seq.params.thinking_budget)
 

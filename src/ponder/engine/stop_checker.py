@@ -10,7 +10,7 @@ Finish = tuple[str, int | str | None]  # (finish_reason, stop_reason)
 
 def token_finish(params: SamplingParams, token_id: int, eos_token_ids: frozenset[int]) -> Finish | None:
     """A token that ends the sequence by itself; it stays in token_ids but never reaches the text."""
-    if token_id in params.stop_token_ids:
+    if params.stop_token_ids and token_id in params.stop_token_ids:
         return "stop", token_id
     if token_id in eos_token_ids and not params.ignore_eos:
         return "stop", None
@@ -19,7 +19,7 @@ def token_finish(params: SamplingParams, token_id: int, eos_token_ids: frozenset
 
 def text_or_length_finish(seq: Sequence, max_model_len: int) -> Finish | None:
     """After the token's text was added: a stop string in it, or a length limit reached."""
-    stop = seq.text.stop_matched if seq.text is not None else None
+    stop = seq.text.stop_matched
     if stop is not None:
         return "stop", stop
     params = seq.params

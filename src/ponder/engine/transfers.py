@@ -31,8 +31,9 @@ class HostUploader:
             return packed if out is None else out[:total].copy_(packed)
         turn = self._turn
         self._turn = 1 - turn
-        if self._copied[turn] is not None:
-            self._copied[turn].synchronize()  # the copy before last must have left this buffer
+        copied = self._copied[turn]
+        if copied is not None:
+            copied.synchronize()  # the copy before last must have left this buffer
         buffer = self._buffers[turn]
         if buffer is None or buffer.numel() < total:
             size = max(total, 2 * (0 if buffer is None else buffer.numel()))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import nn
@@ -147,8 +147,9 @@ class DecoderForCausalLM(nn.Module):
         """hidden [N, hidden_size] -> float32 logits [N, vocab_size]."""
         return self.lm_head(hidden).float()
 
-    def bind_kv_cache(self, kv_caches: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        """One (k_cache, v_cache) per layer, each [num_blocks, block_size, Hkv_per_rank, D]."""
+    def bind_kv_cache(self, kv_caches: Sequence[tuple[torch.Tensor | None, torch.Tensor | None]]) -> None:
+        """One (k_cache, v_cache) per layer, each [num_blocks, block_size, Hkv_per_rank, D];
+        (None, None) per layer unbinds them."""
         if len(kv_caches) != len(self.model.layers):
             raise ValueError(f"got {len(kv_caches)} KV caches for a model of {len(self.model.layers)} layers")
         for layer, (k_cache, v_cache) in zip(self.model.layers, kv_caches, strict=True):

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from torch import nn
 
 from ponder.errors import InvalidRequestError, ModelLoadError
 from ponder.models.hf_config import ArchConfig
+from ponder.models.llama import DecoderForCausalLM
 from ponder.models.registry import model_class_for
 
 DTYPES: dict[str, torch.dtype] = {
@@ -65,7 +65,7 @@ def load_model(
     *,
     tp_rank: int = 0,
     tp_size: int = 1,
-) -> nn.Module:
+) -> DecoderForCausalLM:
     """Instantiate the architecture on `device` in `dtype` and load the checkpoint's weights."""
     model_dir = Path(model_dir)
     files = checkpoint_files(model_dir)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ponder.errors import InvalidRequestError, PonderError, PromptTooLongError
 
@@ -90,7 +92,13 @@ def from_exception(error: BaseException) -> APIError:
     return APIError(500, "Internal server error; the server log has the details", type="server_error")
 
 
-def from_validation_errors(errors: list[dict]) -> APIError:
+def _not_an_object(body: object) -> str:
+    if isinstance(body, str | bytes):  # FastAPI passes a body it did not parse as JSON through
+        return "The request body must be a JSON object sent with the header 'Content-Type: application/json'"
+    return f"The request body must be a JSON object, not {type(body).__name__}"
+
+
+def from_validation_errors(errors: Sequence[Mapping[str, Any]]) -> APIError:
     """A 400 (not FastAPI's 422) that names the first bad field the way OpenAI does."""
     if not errors:
         return APIError(400, "The request body is invalid")
@@ -108,6 +116,10 @@ def from_validation_errors(errors: list[dict]) -> APIError:
     elif kind in ("json_invalid", "json_type"):
         message = f"The request body is not valid JSON: {first.get('msg', '')}"
         param = None
+    elif kind == "missing" and param is None:
+        message = "The request body is empty; send the request as a JSON object"
+    elif kind in ("model_attributes_type", "dict_type") and param is None:
+        message = _not_an_object(first.get("input"))
     elif kind == "missing":
         message = f"Missing required parameter: {param!r}"
     else:
@@ -124,7 +136,7 @@ def from_validation_errors(errors: list[dict]) -> APIError:
 _TYPE_TAGS = frozenset({"str", "int", "float", "bool", "none", "dict", "list"})
 
 
-def _param_of(error: dict) -> str | None:
+def _param_of(error: Mapping[str, Any]) -> str | None:
     """The dotted field path, without "body" and without pydantic's union-member tags."""
     parts = [
         str(part)

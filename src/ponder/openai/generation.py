@@ -61,12 +61,11 @@ class ServingContext:
     engine: EngineClient
     settings: ServerSettings
     metrics: ModelMetrics | None = None
-    admission: Admission | None = None
+    admission: Admission = field(init=False)  # from settings: one per served model
     draining: bool = False
 
     def __post_init__(self) -> None:
-        if self.admission is None:
-            self.admission = Admission(self.settings.max_in_flight, self.settings.retry_after_s)
+        self.admission = Admission(self.settings.max_in_flight, self.settings.retry_after_s)
 
     @property
     def is_reasoning_model(self) -> bool:
@@ -102,8 +101,14 @@ class ServingContext:
                 )
                 tracker = self.metrics.track() if self.metrics is not None else None
                 generation.runs.append(EngineRun(stream, tracker, prompt))
-        except BaseException:
+        except BaseException as error:
+            # Refused, not aborted: what was queued goes, and it counts as a rejection.
+            for run in generation.runs:
+                run.stream.abort()
+                run.finished = True
             generation.close()
+            if self.metrics is not None and isinstance(error, Exception):
+                self.metrics.rejected(errors.from_exception(error).code or "invalid_request")
             raise
         return generation
 

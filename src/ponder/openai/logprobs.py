@@ -62,7 +62,10 @@ def completion_logprobs(
     text_offset: int,
 ) -> dict:
     """Legacy /v1/completions shape; a None position (the first prompt token) has no logprob."""
-    tokens, token_logprobs, top_logprobs, offsets = [], [], [], []
+    tokens: list[str] = []
+    token_logprobs: list[float | None] = []
+    top_logprobs: list[dict[str, float] | None] = []
+    offsets: list[int] = []
     for token_id, position in zip(token_ids, positions):
         chosen = position.get(token_id) if position is not None else None
         text = token_text(token_id, chosen)

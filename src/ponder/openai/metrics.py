@@ -155,6 +155,14 @@ class ServerMetrics:
         self.requests_rejected = counter(
             "requests_rejected", "Requests refused before reaching the engine.", ("reason",)
         )
+        # Every response by status, errors included (a 400 before any model is known, a 401, 413,
+        # 429): no model label, since many are refused before a model is read from the body.
+        self.http_responses = Counter(
+            "ponder:http_responses",
+            "HTTP responses by route and status.",
+            ["route", "status"],
+            registry=self.registry,
+        )
         self.strategy_runs = counter(
             "strategy_runs", "Finished reasoning_strategy runs, by strategy type.", ("strategy",)
         )

@@ -157,6 +157,7 @@ class ResponseRun:
                     if open_item is None or open_item["type"] != kind:
                         for opened in open_new(kind):
                             yield opened
+                    assert open_item is not None  # open_new opened it, or it was open already
                     texts.append(text)
                     name = "reasoning_text" if kind == "reasoning" else "output_text"
                     yield event(

@@ -10,8 +10,6 @@ from ponder.errors import InvalidRequestError
 from ponder.openai.protocol import ChatCompletionRequest, CompletionRequest, SamplingFields
 from ponder.openai.settings import ServerSettings
 
-_UNSET = object()
-
 
 @dataclass(frozen=True)
 class ReasoningPlan:
@@ -26,7 +24,8 @@ def plan_reasoning(
 ) -> ReasoningPlan:
     """thinking_budget wins over reasoning_effort, which wins over the server's default."""
     effort = request.reasoning_effort
-    budget: int | None | object = _UNSET
+    # The server's default applies when neither reasoning_effort nor thinking_budget is given.
+    budget = settings.default_thinking_budget if is_reasoning_model else None
     template_kwargs: dict[str, Any] = {}
     if effort is not None:
         if effort not in settings.effort_budgets:
@@ -45,8 +44,6 @@ def plan_reasoning(
             template_kwargs["enable_thinking"] = False
     if request.thinking_budget is not None:
         budget = request.thinking_budget
-    if budget is _UNSET:
-        budget = settings.default_thinking_budget if is_reasoning_model else None
     return ReasoningPlan(thinking_budget=budget, template_kwargs=template_kwargs)
 
 

@@ -24,12 +24,15 @@ class ServerSettings:
     served_model_names: tuple[str, ...]
     model_path: str = ""
     api_key: str | None = None
+    protect_metrics: bool = False  # /metrics needs the API key too
     max_num_seqs: int = 256  # the engine's; admission counts sequences beyond it as waiting
     max_queue_len: int = 1024  # sequences that may wait beyond max_num_seqs before 429
     retry_after_s: int = 1
     effort_budgets: dict[str, int | None] = field(default_factory=lambda: dict(DEFAULT_EFFORT_BUDGETS))
     default_thinking_budget: int | None = None
     drain_timeout_s: float = 60.0
+    max_request_bytes: int = 16 << 20  # one body; larger ones get 413 before any parsing
+    request_body_budget_bytes: int = 256 << 20  # every body held at once; beyond: 503 + Retry-After
     accept_any_model: bool = False  # offline batch: one model answers whatever 'model' says
     # name -> checkpoint dir: what best_of_n's scorer "reward_model" may name in a request
     reward_models: dict[str, str] = field(default_factory=dict)
@@ -37,6 +40,16 @@ class ServerSettings:
     def __post_init__(self) -> None:
         if not self.served_model_names:
             raise InvalidRequestError("at least one served model name is needed", "served_model_name")
+        if self.max_request_bytes < 1:
+            raise InvalidRequestError(
+                f"max_request_bytes must be >= 1, got {self.max_request_bytes}", "max_request_bytes"
+            )
+        if self.request_body_budget_bytes < self.max_request_bytes:
+            raise InvalidRequestError(
+                f"the request body budget ({self.request_body_budget_bytes} bytes) must hold at "
+                f"least one largest body ({self.max_request_bytes} bytes)",
+                "request_body_budget",
+            )
         if self.max_queue_len < 0:
             raise InvalidRequestError(
                 f"max_queue_len must be >= 0, got {self.max_queue_len}", "max_queue_len"

@@ -12,7 +12,7 @@ from ponder.openai.protocol import ChatCompletionRequest
 from ponder.openai.strategy_call import StrategyCall
 from ponder.reasoning.controller import check_strategy_params
 from ponder.reasoning.spec_parser import parse_strategy_spec
-from ponder.reasoning.specs import PARAM_PREFIX, StrategySpec
+from ponder.reasoning.specs import PARAM_PREFIX, CascadeSpec, EnsembleSpec, StrategySpec
 
 if TYPE_CHECKING:
     from ponder.openai.chat import ChatCompletions
@@ -68,6 +68,7 @@ class StrategyRunner:
         else:
             prompts, params = self.completions.prepare(request)
             id_prefix = "cmpl"
+        assert request.reasoning_strategy is not None  # the service sends only strategy requests here
         spec = parse_strategy_spec(request.reasoning_strategy)
         check_strategy_params(spec, params)
         if params.logprobs is not None:
@@ -95,9 +96,9 @@ class StrategyRunner:
     def _resolve_models(self, spec: StrategySpec) -> tuple[StrategySpec, dict[str, EngineClient]]:
         """An ensemble's names -> hosted engines: "default" and any served name (aliases too)
         of the requested model mean it; the spec gets each model's own name."""
-        names = getattr(spec, "models", ())
-        if not names:
+        if not isinstance(spec, EnsembleSpec | CascadeSpec) or not spec.models:
             return spec, {}
+        names = spec.models
         param = f"{PARAM_PREFIX}.models"
         canonical: list[str] = []
         peers: dict[str, EngineClient] = {}

@@ -27,16 +27,23 @@ from ponder.server.http import (
     ClientGone,
     EventStream,
     JSONBody,
+    ResponseCounter,
     error_response,
     named_sse_events,
     sse_events,
     until_disconnected,
 )
+from ponder.server.limits import RequestBodyLimit
 from ponder.version import __version__
 
 logger = logging.getLogger("ponder.server")
 
 CLIENT_CLOSED_REQUEST = 499  # nginx's code; the client never sees it
+
+
+COUNTED_ROUTES = frozenset(
+    {"/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/models", "/health", "/metrics"}
+)
 
 
 def build_app(
@@ -70,7 +77,19 @@ def build_app(
     app.state.router = router
     app.state.context = router.primary.context
     _install_error_handlers(app)
-    app.add_middleware(APIKeyGuard, api_key=settings.api_key)
+    # The last added runs first: the key is checked before a byte of the body is read.
+    app.add_middleware(
+        RequestBodyLimit,
+        max_bytes=settings.max_request_bytes,
+        budget_bytes=settings.request_body_budget_bytes,
+        retry_after_s=settings.retry_after_s,
+    )
+    app.add_middleware(APIKeyGuard, api_key=settings.api_key, protect_metrics=settings.protect_metrics)
+    app.add_middleware(  # outermost: sees the guards' answers too
+        ResponseCounter,
+        count=lambda route, status: metrics.http_responses.labels(route, str(status)).inc(),
+        routes=COUNTED_ROUTES,
+    )
 
     @app.get("/health")
     async def health() -> Response:

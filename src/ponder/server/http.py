@@ -9,7 +9,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from ponder.openai import errors
 from ponder.openai.encoding import dumps
@@ -111,18 +111,22 @@ async def _close_quietly(iterator: Any) -> None:
 
 
 class APIKeyGuard:
-    """ASGI middleware: /v1 routes need `Authorization: Bearer <key>` (before body parsing, so
-    an unauthenticated client learns nothing from validation errors)."""
+    """ASGI middleware: /v1 routes (and /metrics, when asked) need `Authorization: Bearer <key>`
+    (before body parsing, so an unauthenticated client learns nothing from validation errors)."""
 
-    def __init__(self, app: Callable, api_key: str | None):
+    def __init__(self, app: Callable, api_key: str | None, protect_metrics: bool = False):
         self.app = app
         self.api_key = api_key
+        self.protect_metrics = protect_metrics
+
+    def _guarded(self, path: str) -> bool:
+        return path.startswith("/v1") or (self.protect_metrics and path == "/metrics")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             self.api_key
             and scope["type"] == "http"
-            and scope["path"].startswith("/v1")
+            and self._guarded(scope["path"])
             and scope.get("method") != "OPTIONS"
             and not self._authorized(scope)
         ):
@@ -138,3 +142,26 @@ class APIKeyGuard:
                     token.strip().encode(), self.api_key.encode()
                 )
         return False
+
+
+class ResponseCounter:
+    """ASGI middleware: counts every response by route and status, however it was produced
+    (a route, an error handler, a guard that answered before the app)."""
+
+    def __init__(self, app: Callable, count: Callable[[str, int], None], routes: frozenset[str]):
+        self.app = app
+        self.count = count
+        self.routes = routes  # anything else is "other", so unknown paths cannot grow the series
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        route = scope["path"] if scope["path"] in self.routes else "other"
+
+        async def counted(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.count(route, message["status"])
+            await send(message)
+
+        await self.app(scope, receive, counted)

@@ -2,11 +2,11 @@
 
 Every `probe_every` thinking tokens a probe is forked from a live thought: a new request whose
 prompt is the thought so far plus the probe text (by default the model's own closing of a thought,
-then "\\boxed{", so the model writes its current answer at once). The probe reuses the live thought's KV, its partly written
-last block included (`EngineSession.submit(prefix_of=...)`), so a probe computes only its own
-text. When the last `agree` probes give the same answer (an empty box is no answer), the thought
-is stopped and answered with the probe's text; a thought that closes on its own first keeps its
-own answer.
+then "\\boxed{", so the model writes its current answer at once). The probe reuses the live
+thought's KV, its partly written last block included (`EngineSession.submit(prefix_of=...)`), so a
+probe computes only its own text. When the last `agree` probes give the same answer (an empty box
+is no answer), the thought is stopped and answered with the probe's text; a thought that closes on
+its own first keeps its own answer.
 """
 
 from __future__ import annotations
