@@ -146,3 +146,35 @@ def test_every_refusal_is_counted_and_none_is_an_abort(qwen3_ckpt):
 
 
 JSON_HEADERS = {"content-type": "application/json"}
+
+
+class ThreadRecordingTokenizer(Tokenizer):
+    """Records the thread each prompt is tokenized on."""
+
+    threads: list[str]
+
+    def encode(self, text, *args, **kwargs):
+        import threading
+
+        self.threads.append(threading.current_thread().name)
+        return super().encode(text, *args, **kwargs)
+
+
+@pytest.mark.parametrize("route", ["/v1/chat/completions", "/v1/completions", "/v1/responses"])
+def test_prompts_are_tokenized_off_the_event_loop(qwen3_ckpt, route):
+    # The server runs its event loop in one thread; a prompt tokenized there would stall every
+    # other stream and /health for as long as a huge prompt takes.
+    tokenizer = Tokenizer.from_dir(qwen3_ckpt)
+    tokenizer.__class__ = ThreadRecordingTokenizer
+    tokenizer.threads = []
+    engine = ScriptedEngine(tokenizer, SCRIPT, max_model_len=8192)
+    bodies = {
+        "/v1/chat/completions": chat_body(),
+        "/v1/completions": {"model": MODEL, "prompt": "hello there", "max_tokens": 4},
+        "/v1/responses": {"model": MODEL, "input": "hello there"},
+    }
+    with serve(engine) as server:
+        loop_thread = server.thread.name
+        response = httpx.post(server.url + route, json=bodies[route], timeout=30)
+        assert response.status_code == 200, response.text
+    assert tokenizer.threads and loop_thread not in tokenizer.threads

@@ -31,7 +31,7 @@ def num_kv_blocks(
     if cache.num_kv_blocks is not None:
         num_blocks = cache.num_kv_blocks
     else:
-        budget = cache.kv_cache_memory or _default_budget(config, layout, arch, device, model)
+        budget = cache.kv_cache_memory or _default_budget(config, layout, arch, device, max_model_len, model)
         num_blocks = budget // bytes_per_block
         # No point reserving more than every sequence at full length could use.
         most_useful = config.scheduler.max_num_seqs * -(-max_model_len // cache.block_size)
@@ -59,6 +59,7 @@ def _default_budget(
     layout: KVLayout,
     arch: ArchConfig,
     device: torch.device,
+    max_model_len: int,
     model: CausalLM | None,
 ) -> int:
     if device.type != "cuda":
@@ -66,7 +67,7 @@ def _default_budget(
     tokens = config.scheduler.max_num_batched_tokens
     if model is not None:
         activations = profile_peak_activation_bytes(
-            model, layout, device, tokens, config.scheduler.max_num_seqs
+            model, layout, device, tokens, config.scheduler.max_num_seqs, max_model_len
         )
     else:
         # No model to profile: a generous bound on activations and logits of the largest step.
@@ -90,12 +91,15 @@ def profile_peak_activation_bytes(
     device: torch.device,
     num_tokens: int,
     num_seqs: int,
+    max_seq_len: int,
 ) -> int:
     """Peak memory of the largest step (num_tokens of prefill, then logits of num_seqs rows),
-    measured by running it over a throwaway KV cache just big enough for it."""
-    block_size = layout.block_size
-    num_blocks = -(-num_tokens // block_size)
-    shape = layout.block_shape(num_blocks)
+    measured by running it over a throwaway KV cache just big enough for it.
+
+    The step is cut into sequences of at most max_seq_len tokens: a budget larger than the model's
+    context would otherwise index the rotary table past its end (an illegal memory access)."""
+    positions, metadata = profile_step(num_tokens, max_seq_len, layout.block_size, device)
+    shape = layout.block_shape(metadata.block_tables.numel())
     caches = [
         (
             torch.empty(shape, dtype=layout.dtype, device=device),
@@ -107,16 +111,6 @@ def profile_peak_activation_bytes(
     torch.cuda.synchronize(device)
     torch.cuda.reset_peak_memory_stats(device)
     baseline = torch.cuda.memory_allocated(device)
-    positions = torch.arange(num_tokens, device=device)
-    metadata = AttentionMetadata(
-        query_start_loc=torch.tensor([0, num_tokens], dtype=torch.int32, device=device),
-        seq_lens=torch.tensor([num_tokens], dtype=torch.int32, device=device),
-        block_tables=torch.arange(num_blocks, dtype=torch.int32, device=device)[None, :],
-        slot_mapping=positions,
-        query_lens_cpu=[num_tokens],
-        seq_lens_cpu=[num_tokens],
-        block_size=block_size,
-    )
     with forward_context(metadata):
         hidden = model(torch.zeros(num_tokens, dtype=torch.long, device=device), positions)
     rows = hidden[-min(num_seqs, num_tokens) :]
@@ -131,3 +125,29 @@ def profile_peak_activation_bytes(
     logger.info("profiled peak activation memory: %.2f GiB", peak / 2**30)
     # Allocator slack and non-torch workspaces (cuBLAS, Triton) are covered by this margin.
     return int(peak * 1.1) + (256 << 20)
+
+
+def profile_step(
+    num_tokens: int, max_seq_len: int, block_size: int, device: torch.device
+) -> tuple[torch.Tensor, AttentionMetadata]:
+    """The largest prefill step as sequences of at most max_seq_len tokens, each in its own blocks."""
+    lengths = [min(max_seq_len, num_tokens - start) for start in range(0, num_tokens, max_seq_len)]
+    blocks_per_seq = -(-max(lengths) // block_size)
+    seq_slots = blocks_per_seq * block_size
+    starts = [0]
+    for n in lengths:
+        starts.append(starts[-1] + n)
+    positions = torch.cat([torch.arange(n) for n in lengths]).to(device)
+    slots = torch.cat([i * seq_slots + torch.arange(n) for i, n in enumerate(lengths)]).to(device)
+    metadata = AttentionMetadata(
+        query_start_loc=torch.tensor(starts, dtype=torch.int32, device=device),
+        seq_lens=torch.tensor(lengths, dtype=torch.int32, device=device),
+        block_tables=torch.arange(blocks_per_seq * len(lengths), dtype=torch.int32, device=device).view(
+            len(lengths), blocks_per_seq
+        ),
+        slot_mapping=slots,
+        query_lens_cpu=lengths,
+        seq_lens_cpu=lengths,
+        block_size=block_size,
+    )
+    return positions, metadata

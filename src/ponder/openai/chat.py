@@ -40,9 +40,12 @@ class ChatCompletions:
         check_context_length(prompt, request.output_limit, context.engine.max_model_len, "messages")
         return prompt, build_sampling_params(request, plan)
 
-    def start(self, request: ChatCompletionRequest) -> ChatRun:
-        """Validate, render and queue; raises API or typed errors before any response starts."""
-        prompt, params = self.prepare(request)
+    def start(
+        self, request: ChatCompletionRequest, prepared: tuple[Prompt, SamplingParams] | None = None
+    ) -> ChatRun:
+        """Validate, render and queue (or queue what `prepare` made); raises API or typed errors
+        before any response starts."""
+        prompt, params = prepared or self.prepare(request)
         response_id = self.context.new_id("chatcmpl")
         generation = self.context.start(response_id, [prompt], params, request.priority)
         return ChatRun(request, generation, response_id, self.token_text)

@@ -36,9 +36,11 @@ class Completions:
             check_context_length(prompt, request.output_limit, context.engine.max_model_len, "prompt")
         return prompts, build_sampling_params(request, plan)
 
-    def start(self, request: CompletionRequest) -> CompletionRun:
+    def start(
+        self, request: CompletionRequest, prepared: tuple[list[Prompt], SamplingParams] | None = None
+    ) -> CompletionRun:
         context = self.context
-        prompts, params = self.prepare(request)
+        prompts, params = prepared or self.prepare(request)
         response_id = context.new_id("cmpl")
         generation = context.start(response_id, prompts, params, request.priority)
         return CompletionRun(request, generation, prompts, response_id, self.token_text)

@@ -15,8 +15,24 @@ from pydantic import BaseModel, ConfigDict, Field
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_TOKEN_ID = 2**31 - 1
 MAX_N = 128
+# Bounds on the lists a body may carry, so one request cannot make the server check 10,000
+# stop strings per token or walk a million messages: generous next to OpenAI's own limits.
+MAX_STOP = 16  # OpenAI: 4
+MAX_STOP_CHARS = 1024
+MAX_STOP_TOKEN_IDS = 1024
+MAX_MESSAGES = 4096
+MAX_CONTENT_PARTS = 1024
+MAX_TOOLS = 128  # OpenAI: 128
+MAX_PROMPTS = 2048  # OpenAI: 2048 prompts per completion request
+MAX_METADATA = 16  # OpenAI: 16 pairs
+MAX_OPTIONS = 64  # chat_template_kwargs, logit_bias and other free-form objects
 
 TokenId = Annotated[int, Field(ge=0, le=MAX_TOKEN_ID)]
+StopString = Annotated[str, Field(max_length=MAX_STOP_CHARS)]
+StopField = StopString | Annotated[list[StopString], Field(max_length=MAX_STOP)] | None
+Tools = Annotated[list[dict[str, Any]], Field(max_length=MAX_TOOLS)]
+Metadata = Annotated[dict[str, Annotated[str, Field(max_length=512)]], Field(max_length=MAX_METADATA)]
+Options = Annotated[dict[str, Any], Field(max_length=MAX_OPTIONS)]
 # Checked field by field by ponder.reasoning.spec_parser (errors name
 # "reasoning_strategy.<field>"), so the server, LLM.reason and ponder eval agree.
 StrategyField = Annotated[
@@ -47,10 +63,10 @@ class SamplingFields(BaseModel):
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     seed: int | None = Field(None, ge=INT64_MIN, le=INT64_MAX)
-    stop: str | list[str] | None = None
+    stop: StopField = None
     stream: bool | None = False
     stream_options: StreamOptions | None = None
-    logit_bias: dict[str, float] | None = None
+    logit_bias: Annotated[dict[str, float], Field(max_length=MAX_OPTIONS)] | None = None
     user: str | None = None
     # vLLM extensions
     top_k: int | None = Field(None, ge=-1, le=MAX_TOKEN_ID)
@@ -58,7 +74,7 @@ class SamplingFields(BaseModel):
     repetition_penalty: float | None = Field(None, gt=0, le=10)
     min_tokens: int = Field(0, ge=0, le=MAX_TOKEN_ID)
     ignore_eos: bool = False
-    stop_token_ids: list[TokenId] | None = None
+    stop_token_ids: Annotated[list[TokenId], Field(max_length=MAX_STOP_TOKEN_IDS)] | None = None
     skip_special_tokens: bool = True
     include_stop_str_in_output: bool = False
     priority: int = Field(0, ge=INT64_MIN, le=INT64_MAX)
@@ -78,41 +94,41 @@ class ChatMessage(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore", allow_inf_nan=False)
 
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
-    content: str | list[dict[str, Any]] | None = None
+    content: str | Annotated[list[dict[str, Any]], Field(max_length=MAX_CONTENT_PARTS)] | None = None
     name: str | None = None
-    tool_calls: list[dict[str, Any]] | None = None
+    tool_calls: Tools | None = None
     tool_call_id: str | None = None
     reasoning: str | None = None
     reasoning_content: str | None = None
 
 
 class ChatCompletionRequest(SamplingFields):
-    messages: list[ChatMessage] = Field(min_length=1)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
     max_tokens: int | None = Field(None, ge=1, le=MAX_TOKEN_ID)
     max_completion_tokens: int | None = Field(None, ge=1, le=MAX_TOKEN_ID)
     logprobs: bool | None = False
     top_logprobs: int | None = Field(None, ge=0, le=20)
     include_reasoning: bool = True
-    tools: list[dict[str, Any]] | None = None
+    tools: Tools | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
     response_format: dict[str, Any] | None = None
-    chat_template_kwargs: dict[str, Any] | None = None
+    chat_template_kwargs: Options | None = None
     add_generation_prompt: bool = True
     # OpenAI fields with no effect on a self-hosted model
-    metadata: dict[str, str] | None = None
+    metadata: Metadata | None = None
     store: bool | None = None
     service_tier: str | None = None
     safety_identifier: str | None = None
     prompt_cache_key: str | None = None
     prompt_cache_retention: str | None = None
     verbosity: str | None = None
-    modalities: list[str] | None = None
+    modalities: Annotated[list[str], Field(max_length=4)] | None = None
     # OpenAI fields ponder cannot honour (rejected unless absent or null)
     audio: dict[str, Any] | None = None
     prediction: dict[str, Any] | None = None
     web_search_options: dict[str, Any] | None = None
-    functions: list[dict[str, Any]] | None = None
+    functions: Tools | None = None
     function_call: str | dict[str, Any] | None = None
 
     @property
@@ -120,7 +136,12 @@ class ChatCompletionRequest(SamplingFields):
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
 
 
-PromptField = str | list[str] | list[TokenId] | list[list[TokenId]]
+PromptField = (
+    str
+    | Annotated[list[str], Field(max_length=MAX_PROMPTS)]
+    | list[TokenId]
+    | Annotated[list[list[TokenId]], Field(max_length=MAX_PROMPTS)]
+)
 
 
 class CompletionRequest(SamplingFields):

@@ -9,7 +9,7 @@ runs a strategy as on chat.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -18,10 +18,13 @@ from ponder.openai import errors
 from ponder.openai.protocol import (
     INT64_MAX,
     INT64_MIN,
+    MAX_MESSAGES,
     MAX_TOKEN_ID,
     ChatCompletionRequest,
+    Metadata,
     StrategyField,
     StreamOptions,
+    Tools,
 )
 
 _STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
@@ -39,7 +42,7 @@ class ResponsesRequest(BaseModel):
     model_config = _STRICT
 
     model: str
-    input: str | list[dict[str, Any]]
+    input: str | Annotated[list[dict[str, Any]], Field(max_length=MAX_MESSAGES)]
     instructions: str | None = None
     max_output_tokens: int | None = Field(None, ge=1, le=MAX_TOKEN_ID)
     temperature: float | None = Field(None, ge=0, le=2)
@@ -47,16 +50,16 @@ class ResponsesRequest(BaseModel):
     reasoning: ReasoningOptions | None = None
     stream: bool | None = False
     stream_options: StreamOptions | None = None
-    tools: list[dict[str, Any]] | None = None
+    tools: Tools | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
     previous_response_id: str | None = None
     background: bool | None = None
     # no effect on a self-hosted model
     store: bool | None = None
-    metadata: dict[str, str] | None = None
+    metadata: Metadata | None = None
     user: str | None = None
-    include: list[str] | None = None
+    include: Annotated[list[str], Field(max_length=16)] | None = None
     text: dict[str, Any] | None = None
     truncation: str | None = None
     service_tier: str | None = None

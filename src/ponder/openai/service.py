@@ -4,6 +4,7 @@ where a request becomes a plain generation or a reasoning-strategy run; the Fast
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 
@@ -64,17 +65,22 @@ class OpenAIService:
             "max_model_len": served.engine.max_model_len,
         }
 
-    def start(self, request: ChatCompletionRequest | CompletionRequest | ResponsesRequest) -> Call:
+    async def start(self, request: ChatCompletionRequest | CompletionRequest | ResponsesRequest) -> Call:
         """Plain or strategy, decided here and nowhere else; raises API or typed errors
-        before anything is queued."""
+        before anything is queued.
+
+        The prompt is rendered and tokenized in a worker thread: a huge prompt must not stall
+        every other stream (and /health) on the event loop. Queueing stays on the loop."""
         if isinstance(request, ResponsesRequest):
-            return ResponseRun(request, self.start(to_chat_request(request)))
+            return ResponseRun(request, await self.start(to_chat_request(request)))
         served = self.router.route(request.model)
         if request.reasoning_strategy is not None:
-            return served.strategies.start(request)
+            strategies = served.strategies
+            return strategies.start(request, await asyncio.to_thread(strategies.prepare, request))
         if isinstance(request, ChatCompletionRequest):
-            return served.chat.start(request)
-        return served.completions.start(request)
+            return served.chat.start(request, await asyncio.to_thread(served.chat.prepare, request))
+        completions = served.completions
+        return completions.start(request, await asyncio.to_thread(completions.prepare, request))
 
     # ---- in-process callers: a JSON body in, response bodies out, as over HTTP ------------
 
@@ -83,7 +89,7 @@ class OpenAIService:
         try:
             if isinstance(body, dict) and body.get("stream"):
                 raise errors.APIError(400, "stream must be false here", param="stream")
-            call = self.start(parse_body(url, body))
+            call = await self.start(parse_body(url, body))
             try:
                 return 200, await call.respond()
             finally:
@@ -94,7 +100,7 @@ class OpenAIService:
 
     async def stream(self, url: str, body: dict) -> AsyncIterator[dict]:
         """The chunks (or Responses events) the server would stream; raises APIError."""
-        call = self.start(parse_body(url, {**body, "stream": True}))
+        call = await self.start(parse_body(url, {**body, "stream": True}))
         try:
             async for chunk in call.stream():
                 yield chunk

@@ -15,9 +15,11 @@ from ponder.reasoning.spec_parser import parse_strategy_spec
 from ponder.reasoning.specs import PARAM_PREFIX, CascadeSpec, EnsembleSpec, StrategySpec
 
 if TYPE_CHECKING:
+    from ponder.engine import SamplingParams
     from ponder.openai.chat import ChatCompletions
     from ponder.openai.completions import Completions
     from ponder.openai.generation import EngineClient, ServingContext
+    from ponder.openai.prompts import Prompt
     from ponder.openai.protocol import CompletionRequest
     from ponder.reasoning.reward_model import RewardModels
 
@@ -60,14 +62,22 @@ class StrategyRunner:
     def model_name(self) -> str:
         return self.context.settings.served_model_names[0]
 
-    def start(self, request: ChatCompletionRequest | CompletionRequest) -> StrategyCall:
-        """Every check that needs no engine work happens here, so a bad request is a 400."""
+    def prepare(
+        self, request: ChatCompletionRequest | CompletionRequest
+    ) -> tuple[list[Prompt], SamplingParams]:
         if isinstance(request, ChatCompletionRequest):
             prompt, params = self.chat.prepare(request)
-            prompts, id_prefix = [prompt], "chatcmpl"
-        else:
-            prompts, params = self.completions.prepare(request)
-            id_prefix = "cmpl"
+            return [prompt], params
+        return self.completions.prepare(request)
+
+    def start(
+        self,
+        request: ChatCompletionRequest | CompletionRequest,
+        prepared: tuple[list[Prompt], SamplingParams] | None = None,
+    ) -> StrategyCall:
+        """Every check that needs no engine work happens here, so a bad request is a 400."""
+        prompts, params = prepared or self.prepare(request)
+        id_prefix = "chatcmpl" if isinstance(request, ChatCompletionRequest) else "cmpl"
         assert request.reasoning_strategy is not None  # the service sends only strategy requests here
         spec = parse_strategy_spec(request.reasoning_strategy)
         check_strategy_params(spec, params)

@@ -115,15 +115,15 @@ def build_app(
 
     @app.post("/v1/chat/completions")
     async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
-        return await _answer(request, service.start(body), body.stream)
+        return await _answer(request, await service.start(body), body.stream)
 
     @app.post("/v1/completions")
     async def create_completion(body: CompletionRequest, request: Request) -> Response:
-        return await _answer(request, service.start(body), body.stream)
+        return await _answer(request, await service.start(body), body.stream)
 
     @app.post("/v1/responses")
     async def create_response(body: ResponsesRequest, request: Request) -> Response:
-        return await _answer(request, service.start(body), body.stream, encode=named_sse_events)
+        return await _answer(request, await service.start(body), body.stream, encode=named_sse_events)
 
     return app
 
