@@ -76,3 +76,11 @@ def test_engine_metrics_are_labelled_by_model():
     assert 'ponder:num_requests_running{model_name="b"} 3.0' in text
     assert 'ponder:kv_cache_usage_perc{model_name="b"} 0.5' in text
     assert 'ponder:num_spare_seats{model_name="b"} 7.0' in text
+
+
+def test_reasoning_output_flag_sets_the_server_default(capsys):
+    assert serve_args()[1].reasoning_output == "separate"
+    assert serve_args("--reasoning-output", "content")[1].reasoning_output == "content"
+    with pytest.raises(SystemExit):
+        serve_args("--reasoning-output", "inline")
+    assert "invalid choice: 'inline'" in capsys.readouterr().err

@@ -151,3 +151,70 @@ def test_tools_and_tool_messages_pass_through_to_the_template(qwen3_ckpt, tmp_pa
         body["tool_choice"] = "none"  # the model is not shown the tools
         assert httpx.post(f"{server.url}/v1/chat/completions", json=body).is_success
         assert "Tools:" not in engine.requests[-1].prompt["prompt"]
+
+
+# ---- reasoning_output: clients that read only `content` ----------------------------------------
+
+INLINE = "<think>\nLet me see.\n</think>\n\nThe answer is 4."
+
+
+def streamed_message(server, **extra) -> tuple[str, str]:
+    url, body = f"{server.url}/v1/chat/completions", chat_body(stream=True, **extra)
+    with httpx.stream("POST", url, json=body) as stream:
+        deltas = [c["choices"][0]["delta"] for c in sse_chunks(stream)]
+    return "".join(d.get("content", "") for d in deltas), "".join(d.get("reasoning", "") for d in deltas)
+
+
+@pytest.mark.parametrize(
+    ("mode", "content", "reasoning"),
+    [
+        ("content", INLINE, None),
+        ("both", INLINE, "Let me see."),
+        ("separate", "The answer is 4.", "Let me see."),
+    ],
+)
+def test_reasoning_output_modes_whole_and_streamed_agree(scripted, mode, content, reasoning):
+    server, _ = scripted
+    message = httpx.post(f"{server.url}/v1/chat/completions", json=chat_body(reasoning_output=mode)).json()
+    message = message["choices"][0]["message"]
+    assert message["content"] == content
+    assert message.get("reasoning") == reasoning and message.get("reasoning_content") == reasoning
+    assert streamed_message(server, reasoning_output=mode) == (content, reasoning or "")
+
+
+def test_reasoning_output_content_with_include_reasoning_false_shows_only_the_answer(scripted):
+    server, _ = scripted
+    body = chat_body(reasoning_output="content", include_reasoning=False)
+    message = httpx.post(f"{server.url}/v1/chat/completions", json=body).json()["choices"][0]["message"]
+    assert message["content"] == "The answer is 4."
+
+
+def test_bad_reasoning_output_is_a_400_naming_the_field(scripted):
+    server, _ = scripted
+    response = httpx.post(f"{server.url}/v1/chat/completions", json=chat_body(reasoning_output="inline"))
+    assert response.status_code == 400
+    assert "reasoning_output" in response.json()["error"]["message"]
+
+
+CUT_OFF = SCRIPT[:3]  # the reply runs out of tokens while thinking
+
+
+def test_server_default_content_shows_a_thought_cut_off_by_max_tokens(qwen3_ckpt):
+    engine = ScriptedEngine(Tokenizer.from_dir(qwen3_ckpt), CUT_OFF)
+    with serve(engine, reasoning_output="content") as server:
+        message = httpx.post(f"{server.url}/v1/chat/completions", json=chat_body()).json()
+        assert message["choices"][0]["message"]["content"] == "<think>\nLet me see."
+        assert "reasoning" not in message["choices"][0]["message"]
+        assert streamed_message(server) == ("<think>\nLet me see.", "")
+        # a request still picks its own shape over the server default
+        body = chat_body(reasoning_output="separate")
+        separate = httpx.post(f"{server.url}/v1/chat/completions", json=body)
+        assert separate.json()["choices"][0]["message"]["content"] == ""
+
+
+def test_server_settings_reject_an_unknown_reasoning_output():
+    from ponder.errors import InvalidRequestError
+    from ponder.openai.settings import ServerSettings
+
+    with pytest.raises(InvalidRequestError, match="reasoning_output"):
+        ServerSettings(served_model_names=("m",), reasoning_output="inline")  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from ponder.engine.args import EngineArgs, parse_size
 from ponder.errors import InvalidRequestError
+from ponder.openai.reasoning_output import REASONING_OUTPUTS
 from ponder.openai.settings import ServerSettings, parse_effort_budgets
 
 if TYPE_CHECKING:
@@ -104,6 +105,14 @@ def add_reasoning_args(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="thinking budget for requests that set neither thinking_budget nor reasoning_effort",
     )
+    group.add_argument(
+        "--reasoning-output",
+        choices=REASONING_OUTPUTS,
+        default="separate",
+        help="where a chat reply's thought goes unless the request sets reasoning_output: "
+        "'separate' (the reasoning_content field), 'content' (inline between think markers, for "
+        "clients and benchmarks that read only content) or 'both'",
+    )
 
 
 def settings_from_args(args: argparse.Namespace) -> ServerSettings:
@@ -117,6 +126,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         max_queue_len=getattr(args, "max_queue_len", 1024),
         effort_budgets=parse_effort_budgets(args.reasoning_effort_budgets),
         default_thinking_budget=args.default_thinking_budget,
+        reasoning_output=getattr(args, "reasoning_output", "separate"),
         drain_timeout_s=getattr(args, "drain_timeout", 60.0),
         max_request_bytes=getattr(args, "max_request_bytes", ServerSettings.max_request_bytes),
         request_body_budget_bytes=getattr(

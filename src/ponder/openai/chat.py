@@ -14,6 +14,7 @@ from ponder.openai.generation import Generation, ServingContext
 from ponder.openai.logprobs import TokenText, chat_logprobs
 from ponder.openai.prompts import Prompt, check_context_length, render_chat
 from ponder.openai.protocol import ChatCompletionRequest, unsupported_features
+from ponder.openai.reasoning_output import ReplyShape
 from ponder.openai.sampling import build_sampling_params, plan_reasoning
 from ponder.openai.usage import UsageCounter
 
@@ -72,12 +73,13 @@ class ChatRun:
         include_usage = bool(options and options.include_usage)
         continuous_usage = bool(options and options.continuous_usage_stats)
         head = self._head("chat.completion.chunk")
+        shapes = [reply_shape(request) for _ in range(request.n)]
         for index in range(request.n):
             yield chat_chunk(head, index, {"role": "assistant", "content": ""}, include_usage)
         async for _, output in self.generation.outputs():
             self.usage.add(0, output)
             for completion in output.outputs:
-                delta = message_delta(_split(completion), request.include_reasoning)
+                delta = shapes[completion.index].delta(_split(completion))
                 logprobs = self._logprobs(completion)
                 chunks = []
                 if delta or logprobs is not None:
@@ -113,7 +115,7 @@ class ChatRun:
         choices = [
             {
                 "index": index,
-                "message": assistant_message(TextSplit(*texts[index]), request.include_reasoning),
+                "message": reply_shape(request).message(TextSplit(*texts[index])),
                 "logprobs": {"content": logprobs[index]} if request.logprobs else None,
                 "finish_reason": finish[index][0],
                 "stop_reason": finish[index][1],
@@ -164,18 +166,6 @@ def delta_choice(index: int, delta: dict, logprobs: dict | None = None) -> dict:
     return {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": None}
 
 
-def assistant_message(split: TextSplit, include_reasoning: bool) -> dict:
-    message: dict = {"role": "assistant", "content": split.content}
-    if include_reasoning:
-        message["reasoning"] = message["reasoning_content"] = split.reasoning or None
-    message["tool_calls"] = []
-    return message
-
-
-def message_delta(split: TextSplit, include_reasoning: bool) -> dict:
-    delta: dict = {}
-    if split.reasoning and include_reasoning:
-        delta["reasoning"] = delta["reasoning_content"] = split.reasoning
-    if split.content:
-        delta["content"] = split.content
-    return delta
+def reply_shape(request: ChatCompletionRequest) -> ReplyShape:
+    """How one choice of `request` places its thought (the service fills in the server default)."""
+    return ReplyShape(request.reasoning_output or "separate", request.include_reasoning)

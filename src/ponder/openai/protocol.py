@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ponder.openai.reasoning_output import ReasoningOutput
+
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_TOKEN_ID = 2**31 - 1
 MAX_N = 128
@@ -109,6 +111,12 @@ class ChatCompletionRequest(SamplingFields):
     logprobs: bool | None = False
     top_logprobs: int | None = Field(None, ge=0, le=20)
     include_reasoning: bool = True
+    reasoning_output: ReasoningOutput | None = Field(
+        None,
+        description="where the thought goes: 'separate' (reasoning_content), 'content' (inline in "
+        "content between think markers, for clients that read only content) or 'both'; "
+        "default: the server's --reasoning-output",
+    )
     tools: Tools | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None

@@ -103,6 +103,7 @@ def to_chat_request(request: ResponsesRequest) -> ChatCompletionRequest:
         "ignore_eos": request.ignore_eos,
         "thinking_budget": request.thinking_budget,
         "include_reasoning": request.include_reasoning,
+        "reasoning_output": "separate",  # Responses carries the thought as its own output item
         "reasoning_strategy": request.reasoning_strategy,
         "reasoning_effort": request.reasoning.effort if request.reasoning else None,
         "tools": [_chat_tool(tool) for tool in request.tools] if request.tools else None,

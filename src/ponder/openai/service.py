@@ -38,6 +38,7 @@ class OpenAIService:
         metrics: ServerMetrics | None = None,
     ):
         self.router = ModelRouter(models, settings, metrics)
+        self.settings = settings
         self.started = int(time.time())
 
     @classmethod
@@ -74,6 +75,8 @@ class OpenAIService:
         if isinstance(request, ResponsesRequest):
             return ResponseRun(request, await self.start(to_chat_request(request)))
         served = self.router.route(request.model)
+        if isinstance(request, ChatCompletionRequest) and request.reasoning_output is None:
+            request = request.model_copy(update={"reasoning_output": self.settings.reasoning_output})
         if request.reasoning_strategy is not None:
             strategies = served.strategies
             return strategies.start(request, await asyncio.to_thread(strategies.prepare, request))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ponder.errors import InvalidRequestError
+from ponder.openai.reasoning_output import REASONING_OUTPUTS, ReasoningOutput
 
 # reasoning_effort -> thinking budget in tokens (None: no budget). "none" also asks the chat
 # template to skip the thought (enable_thinking=False) where the template supports that.
@@ -33,6 +34,7 @@ class ServerSettings:
     drain_timeout_s: float = 60.0
     max_request_bytes: int = 16 << 20  # one body; larger ones get 413 before any parsing
     request_body_budget_bytes: int = 256 << 20  # every body held at once; beyond: 503 + Retry-After
+    reasoning_output: ReasoningOutput = "separate"  # a chat request's reasoning_output default
     accept_any_model: bool = False  # offline batch: one model answers whatever 'model' says
     # name -> checkpoint dir: what best_of_n's scorer "reward_model" may name in a request
     reward_models: dict[str, str] = field(default_factory=dict)
@@ -49,6 +51,12 @@ class ServerSettings:
                 f"the request body budget ({self.request_body_budget_bytes} bytes) must hold at "
                 f"least one largest body ({self.max_request_bytes} bytes)",
                 "request_body_budget",
+            )
+        if self.reasoning_output not in REASONING_OUTPUTS:
+            raise InvalidRequestError(
+                f"reasoning_output must be one of {', '.join(REASONING_OUTPUTS)}, got "
+                f"{self.reasoning_output!r}",
+                "reasoning_output",
             )
         if self.max_queue_len < 0:
             raise InvalidRequestError(

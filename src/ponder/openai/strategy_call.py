@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ponder.engine.output_text import TextSplit
-from ponder.openai.chat import assistant_message, chat_envelope, delta_choice, message_delta
+from ponder.openai.chat import chat_envelope, delta_choice, reply_shape
 from ponder.openai.completions import completion_envelope
 from ponder.openai.protocol import ChatCompletionRequest, CompletionRequest
+from ponder.openai.reasoning_output import ReplyShape
 from ponder.openai.usage import strategy_usage
 from ponder.reasoning.controller import run_strategy
 from ponder.reasoning.progress import ProgressSnapshot, StrategyProgress
@@ -186,19 +187,20 @@ class ChatShape:
         return delta_choice(index, {})
 
     def whole_choice(self, index: int, result: StrategyResult) -> dict:
-        message = assistant_message(_split(result), self._include_reasoning)
+        message = self._shape().message(_split(result))
         return {"index": index, "message": message, "logprobs": None}
 
     def answer_choices(self, index: int, result: StrategyResult) -> list[dict]:
         """The thought, then the answer, as a streamed thought would arrive."""
         parts = (TextSplit(result.reasoning, ""), TextSplit("", result.content))
-        deltas = [message_delta(part, self._include_reasoning) for part in parts]
+        shape = self._shape()
+        deltas = [shape.delta(part) for part in parts]
         return [delta_choice(index, delta) for delta in deltas if delta]
 
-    @property
-    def _include_reasoning(self) -> bool:
+    def _shape(self) -> ReplyShape:
         request = self.call.request
-        return isinstance(request, ChatCompletionRequest) and request.include_reasoning
+        assert isinstance(request, ChatCompletionRequest)  # a ChatShape serves chat requests
+        return reply_shape(request)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from ponder.reasoning.spec_parser import parse_strategy_spec
 from ponder.reasoning.specs import PARAM_PREFIX, CascadeSpec, EnsembleSpec, StrategySpec
 
 if TYPE_CHECKING:
-    from ponder.engine import SamplingParams
+    from ponder.engine.sampling_params import SamplingParams
     from ponder.openai.chat import ChatCompletions
     from ponder.openai.completions import Completions
     from ponder.openai.generation import EngineClient, ServingContext
