@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from ponder.errors import PonderError
 from ponder.openai import errors
@@ -19,6 +19,16 @@ from ponder.openai.generation import EngineClient
 from ponder.openai.hosting import HostedModel
 from ponder.openai.metrics import CONTENT_TYPE, ServerMetrics
 from ponder.openai.protocol import ChatCompletionRequest, CompletionRequest
+from ponder.openai.response_schema import (
+    ChatCompletionResponse,
+    CompletionResponse,
+    HealthStatus,
+    ModelCard,
+    ModelList,
+    ResponseObject,
+    VersionInfo,
+    documented,
+)
 from ponder.openai.responses_protocol import ResponsesRequest
 from ponder.openai.service import OpenAIService
 from ponder.openai.settings import ServerSettings
@@ -77,6 +87,7 @@ def build_app(
     app.state.router = router
     app.state.context = router.primary.context
     _install_error_handlers(app)
+    _document_errors_truthfully(app)
     # The last added runs first: the key is checked before a byte of the body is read.
     app.add_middleware(
         RequestBodyLimit,
@@ -91,37 +102,39 @@ def build_app(
         routes=COUNTED_ROUTES,
     )
 
-    @app.get("/health")
+    @app.get("/health", response_model=None, responses=documented(HealthStatus, errors=(503,)))
     async def health() -> Response:
         if router.draining:
             return error_response(errors.draining())
         return JSONBody({"status": "ok"})
 
-    @app.get("/version")
+    @app.get("/version", response_model=None, responses=documented(VersionInfo, errors=()))
     async def version() -> dict:
         return {"version": __version__}
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse, responses=documented(None, errors=(401,)))
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
-    @app.get("/v1/models")
+    @app.get("/v1/models", response_model=None, responses=documented(ModelList, errors=(401,)))
     async def list_models() -> dict:
         return service.list_models()
 
-    @app.get("/v1/models/{model:path}")
+    @app.get(
+        "/v1/models/{model:path}", response_model=None, responses=documented(ModelCard, errors=(401, 404))
+    )
     async def get_model(model: str) -> dict:
         return service.model_card(model)
 
-    @app.post("/v1/chat/completions")
+    @app.post("/v1/chat/completions", responses=documented(ChatCompletionResponse, stream=True))
     async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
         return await _answer(request, await service.start(body), body.stream)
 
-    @app.post("/v1/completions")
+    @app.post("/v1/completions", responses=documented(CompletionResponse, stream=True))
     async def create_completion(body: CompletionRequest, request: Request) -> Response:
         return await _answer(request, await service.start(body), body.stream)
 
-    @app.post("/v1/responses")
+    @app.post("/v1/responses", responses=documented(ResponseObject, stream=True))
     async def create_response(body: ResponsesRequest, request: Request) -> Response:
         return await _answer(request, await service.start(body), body.stream, encode=named_sse_events)
 
@@ -140,6 +153,23 @@ async def _answer(
         return Response(status_code=CLIENT_CLOSED_REQUEST)
     finally:
         call.close()
+
+
+def _document_errors_truthfully(app: FastAPI) -> None:
+    """FastAPI advertises a 422 on every route with a body; ponder answers a body that fails
+    validation with a 400 (OpenAI's code), which each route documents instead."""
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = FastAPI.openapi(app)
+            for operations in schema["paths"].values():
+                for operation in operations.values():
+                    operation["responses"].pop("422", None)
+            for name in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(name, None)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -8,15 +8,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import JSONResponse, StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
 
 from ponder.openai import errors
 from ponder.openai.encoding import dumps
 
 
-class JSONBody(Response):
-    media_type = "application/json"
+class JSONBody(JSONResponse):
+    """JSON that never fails on NaN or odd types (and that OpenAPI documents as JSON)."""
 
     def render(self, content: Any) -> bytes:
         return dumps(content)
