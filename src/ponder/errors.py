@@ -33,3 +33,8 @@ class RequestNotFoundError(PonderError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0]) if self.args else "request not found"
+
+
+class RequestFailedError(PonderError):
+    """Handling one request failed inside the engine (its sampling or detokenizing raised); the
+    engine ended that request alone and goes on serving the others."""

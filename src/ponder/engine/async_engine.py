@@ -15,7 +15,7 @@ from ponder.engine.outputs import RequestOutput
 from ponder.engine.prompt_input import PromptInput
 from ponder.engine.request import Request
 from ponder.engine.sampling_params import SamplingParams
-from ponder.errors import InvalidRequestError, PonderError, RequestNotFoundError
+from ponder.errors import InvalidRequestError, PonderError, RequestFailedError, RequestNotFoundError
 
 logger = logging.getLogger("ponder.engine")
 
@@ -186,7 +186,8 @@ class AsyncEngine:
                 continue
             stream = self._streams.get(output.request_id)
             if stream is not None:
-                stream.put(output)
+                failed = output.error is not None
+                stream.put(RequestFailedError(f"request failed: {output.error}") if failed else output)
                 if output.finished:
                     self._streams.pop(output.request_id, None)
 

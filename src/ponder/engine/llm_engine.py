@@ -22,7 +22,7 @@ from ponder.engine.output_text import OutputText
 from ponder.engine.outputs import RequestMetrics, RequestOutput
 from ponder.engine.prompt_input import PromptInput, tokenize_prompt
 from ponder.engine.request import Request, Sequence, SequenceStatus
-from ponder.engine.sampler import Sampler, SamplingRow
+from ponder.engine.sampler import DeviceSamples, Sampler, SamplingRow
 from ponder.engine.sampling_params import SamplingParams
 from ponder.engine.scheduler import ScheduledBatch, Scheduler
 from ponder.engine.sequence_updater import SequenceUpdater, stops_apply
@@ -86,6 +86,7 @@ class LLMEngine:
         self._inflight: InflightStep | None = None
         self.device_wait_seconds = 0.0  # time step() spent blocked until sampled tokens arrived
         self.requests: dict[str, Request] = {}
+        self._failed: list[RequestOutput] = []  # final outputs of requests that failed alone
         self._seq_ids = itertools.count()
         self._prompt_tokens_computed = 0
         self.updater = SequenceUpdater(
@@ -229,6 +230,8 @@ class LLMEngine:
                 self._inflight = launched
             else:
                 outputs += self._finish(launched)
+        if self._failed:
+            outputs, self._failed = self._failed + outputs, []
         return outputs
 
     def _keep_in_flight(self, step: InflightStep) -> bool:
@@ -347,7 +350,8 @@ class LLMEngine:
         logits = result.sample_logits
         if len(rows) != logits.shape[0]:  # forks share their parent's row
             logits = logits.index_select(0, to_device(rows, torch.int64, logits.device))
-        step.samples = self.sampler.sample(logits, [self._sampling_row(seq) for seq in sampling_seqs])
+        step.samples, sampling_seqs = self._sample(logits, sampling_seqs)
+        step.sampling_seqs = sampling_seqs
         for seq in sampling_seqs:
             step.positions.append(len(seq.token_ids) + seq.num_pending_tokens)
             seq.num_pending_tokens += 1
@@ -371,13 +375,70 @@ class LLMEngine:
             if seq.is_finished or len(seq.token_ids) != step.positions[row]:
                 continue  # aborted or ended meanwhile, or the engine forced other tokens first
             seq.num_pending_tokens -= 1
-            self.updater.append_sampled(seq, sampled, row, now)
+            try:
+                self.updater.append_sampled(seq, sampled, row, now)
+            except Exception as error:  # this request's detokenizing or stop check: fail it alone
+                self._fail_request(seq.request, error)
+                continue
             if seq.is_finished:
                 self.scheduler.remove(seq)
             else:
                 self.kv.cache_computed_blocks(seq)  # a block completed by this token
             updated.add(seq)
-        return self._collect_outputs(updated)
+        return self._collect_outputs({seq for seq in updated if seq.request.error is None})
+
+    def _sample(
+        self, logits: torch.Tensor, seqs: list[Sequence]
+    ) -> tuple[DeviceSamples | None, list[Sequence]]:
+        """Sample one token per row. If the batch raises, each row is tried alone: the requests
+        whose rows raise fail alone (no token) and the others are sampled again without them; an
+        error no single row explains is the engine's, and propagates."""
+        try:
+            return self.sampler.sample(logits, [self._sampling_row(seq) for seq in seqs]), seqs
+        except Exception:
+            failing = self._rows_that_fail(logits, seqs)
+            if not failing:
+                raise
+        for row, row_error in failing.items():
+            self._fail_request(seqs[row].request, row_error)
+        keep = [row for row, seq in enumerate(seqs) if seq.request.error is None]
+        if not keep:
+            return None, []
+        rows = to_device(keep, torch.int64, logits.device)
+        kept = [seqs[row] for row in keep]
+        return self.sampler.sample(logits.index_select(0, rows), [self._sampling_row(s) for s in kept]), kept
+
+    def _rows_that_fail(self, logits: torch.Tensor, seqs: list[Sequence]) -> dict[int, Exception]:
+        failing: dict[int, Exception] = {}
+        for row, seq in enumerate(seqs):
+            generator = seq.generator
+            state = generator.get_state() if generator is not None else None
+            try:  # a trial: a seeded row must draw the same token when sampled for real
+                self.sampler.sample(logits[row : row + 1], [self._sampling_row(seq)]).wait()
+            except Exception as error:
+                failing[row] = error
+            if generator is not None and state is not None:
+                generator.set_state(state)
+        return failing
+
+    def _fail_request(self, request: Request, error: Exception) -> None:
+        """End `request` at once with finish_reason "error" and free its KV blocks; its final
+        output (with the error) goes out with this step's outputs."""
+        if request.error is not None:
+            return
+        logger.error("request %s failed; the engine goes on", request.request_id, exc_info=error)
+        request.error = f"{type(error).__name__}: {error}"
+        self.requests.pop(request.request_id, None)
+        for seq in request.sequences:
+            if not seq.is_finished:
+                seq.status = SequenceStatus.FINISHED
+                seq.finish_reason = "error"
+                seq.num_pending_tokens = 0
+            self.scheduler.remove(seq)
+        output = build_output(request, set(request.sequences))
+        if output is not None:
+            request.metrics.finished_time = time.monotonic()
+            self._failed.append(output)
 
     def _sampling_row(self, seq: Sequence) -> SamplingRow:
         return SamplingRow(

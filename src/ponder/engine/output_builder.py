@@ -31,6 +31,7 @@ def build_output(request: Request, updated: set[Sequence]) -> RequestOutput | No
         prompt_logprobs=request.prompt_logprobs,
         metrics=request.metrics,
         num_cached_tokens=request.metrics.num_cached_prompt_tokens,
+        error=request.error,
     )
 
 

@@ -33,7 +33,7 @@ class CompletionOutput:
     content: str = ""  # the answer
     num_reasoning_tokens: int = 0  # generated tokens of the thought, its markers included
     num_content_tokens: int = 0  # generated tokens of the answer
-    finish_reason: str | None = None  # "stop" | "length" | "abort"
+    finish_reason: str | None = None  # "stop" | "length" | "abort" | "error"
     stop_reason: int | str | None = None  # the stop string or token id that ended it
 
     @property
@@ -60,3 +60,4 @@ class RequestOutput:
     prompt_logprobs: list[PositionLogprobs | None] | None = None
     metrics: RequestMetrics | None = None
     num_cached_tokens: int = 0
+    error: str | None = None  # why this request alone failed (finish_reason "error"); see Request

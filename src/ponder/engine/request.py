@@ -109,6 +109,9 @@ class Request:
     sequences: list[Sequence] = field(default_factory=list)
     prompt_logprobs: list[PositionLogprobs | None] | None = None
     aborted: bool = False
+    # Set when handling this request alone failed (its sampling or detokenizing raised): it ends
+    # at once with finish_reason "error"; the engine keeps serving every other request.
+    error: str | None = None
     # (request id, sample index) of a live sample whose tokens this prompt starts with (a probe
     # of a running thought); the engine resolves it to `prefix_source` when the request is added
     prefix_of: tuple[str, int] | None = None
@@ -116,6 +119,6 @@ class Request:
 
     @property
     def finished(self) -> bool:
-        if self.aborted:
+        if self.aborted or self.error is not None:
             return True
         return len(self.sequences) == self.params.n and all(s.is_finished for s in self.sequences)
