@@ -20,9 +20,10 @@ from ponder.bench.slo import parse_slo
 from tests.bench.conftest import make_config
 from tests.bench.fake_openai_server import Script
 
-# Scheduling jitter on a loaded 2-core CI machine; the scripted gaps are 100 ms and 20 ms.
-# Medians must be this close; a single request may be late by twice as much.
-TOLERANCE_MS = 30.0
+# Scheduling jitter and connection setup on a loaded 2-core CI machine (client and server share
+# one process and its GIL; CI once measured a steady +30 ms on every first token). The scripted
+# gaps are 100 ms and 20 ms. Medians must be this close; a single request may be late by twice as much.
+TOLERANCE_MS = 50.0
 
 
 def prompt_of(payload: dict) -> str:

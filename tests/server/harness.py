@@ -68,11 +68,8 @@ class ServerThread:
         self.thread.join(timeout=30)
 
 
-@contextlib.contextmanager
-def ponder_serve(*argv: str) -> Iterator[str]:
-    """`ponder serve ARGV` in a child process on a free port: yields its URL; at the end SIGTERM,
-    which must drain and exit 0."""
-    port = free_port()
+def start_ponder_serve(argv: tuple[str, ...], port: int) -> subprocess.Popen:
+    """`ponder serve ARGV --port PORT` in a child process, returned once /health answers 200."""
     server = subprocess.Popen(
         [sys.executable, "-m", "ponder.cli", "serve", *argv, "--port", str(port)],
         stdout=subprocess.DEVNULL,
@@ -84,13 +81,22 @@ def ponder_serve(*argv: str) -> Iterator[str]:
     while True:
         try:
             if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
+                return server
         except httpx.HTTPError:
             pass
         if server.poll() is not None or time.monotonic() > deadline:
             server.kill()
             pytest.fail(f"ponder serve did not come up: {server.stderr.read()[-2000:]}")
         time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def ponder_serve(*argv: str) -> Iterator[str]:
+    """`ponder serve ARGV` in a child process on a free port: yields its URL; at the end SIGTERM,
+    which must drain and exit 0."""
+    port = free_port()
+    server = start_ponder_serve(argv, port)
+    url = f"http://127.0.0.1:{port}"
     yield url
     server.terminate()
     assert server.wait(timeout=60) == 0  # SIGTERM drains, then exits cleanly
