@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import signal
 import sys
@@ -32,22 +33,32 @@ async def measure(url: str, pid: int, body: bytes, parallel: int) -> dict:
     peak = rss_bytes(pid)
     health_ms: list[float] = []
     done = asyncio.Event()
+    died = False
 
     async def watch() -> None:
-        nonlocal peak
+        nonlocal peak, died
         async with httpx.AsyncClient(base_url=url, timeout=120) as client:
             while not done.is_set():
                 start = time.perf_counter()
-                await client.get("/health")
+                # A stalled server times the probe out: that counts as its (long) latency.
+                with contextlib.suppress(httpx.TimeoutException):
+                    await client.get("/health")
                 health_ms.append(1000 * (time.perf_counter() - start))
-                peak = max(peak, rss_bytes(pid))
+                try:
+                    peak = max(peak, rss_bytes(pid))
+                except RuntimeError:  # the server process is gone (the baseline can die)
+                    died = True
+                    return
                 await asyncio.sleep(0.05)
 
-    async def send() -> int:
+    async def send() -> int | str:
         async with httpx.AsyncClient(base_url=url, timeout=600) as client:
-            response = await client.post(
-                "/v1/chat/completions", content=body, headers={"content-type": "application/json"}
-            )
+            try:
+                response = await client.post(
+                    "/v1/chat/completions", content=body, headers={"content-type": "application/json"}
+                )
+            except httpx.HTTPError as exc:  # the baseline may drop the connection: report, go on
+                return type(exc).__name__
             return response.status_code
 
     watcher = asyncio.ensure_future(watch())
@@ -62,6 +73,7 @@ async def measure(url: str, pid: int, body: bytes, parallel: int) -> dict:
         "peak_rss_mib": round(peak / 2**20),
         "health_max_ms": round(max(health_ms), 1),
         "health_p50_ms": round(sorted(health_ms)[len(health_ms) // 2], 1),
+        "server_died": died,
     }
 
 
@@ -81,6 +93,9 @@ def main() -> None:
             idle = rss_bytes(server.pid)
             for parallel in args.parallel:
                 result = asyncio.run(measure(f"http://127.0.0.1:{port}", server.pid, body, parallel))
+                if result["server_died"]:
+                    print(json.dumps({"mode": label, "parallel": parallel, **result}))
+                    break
                 after = rss_bytes(server.pid)
                 print(
                     json.dumps(

@@ -20,6 +20,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -43,7 +44,9 @@ def rss_bytes(pid: int) -> int:
 
 def start_server(serve_args: list[str], port: int) -> subprocess.Popen:
     command = [sys.executable, "-m", "ponder.cli", "serve", *serve_args, "--port", str(port)]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # The log goes to a file, not a pipe: an undrained pipe fills and blocks the server's logging.
+    log = tempfile.NamedTemporaryFile("w+", prefix="ponder-serve-", suffix=".log", delete=False)
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, text=True)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         try:
@@ -55,7 +58,8 @@ def start_server(serve_args: list[str], port: int) -> subprocess.Popen:
             break
         time.sleep(0.2)
     server.kill()
-    raise RuntimeError(f"ponder serve did not come up: {server.stderr.read()[-2000:]}")
+    log.seek(0)
+    raise RuntimeError(f"ponder serve did not come up: {log.read()[-2000:]}")
 
 
 def pick_request(rng: random.Random) -> tuple[str, str, dict]:

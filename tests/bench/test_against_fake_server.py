@@ -20,10 +20,13 @@ from ponder.bench.slo import parse_slo
 from tests.bench.conftest import make_config
 from tests.bench.fake_openai_server import Script
 
-# Scheduling jitter and connection setup on a loaded 2-core CI machine (client and server share
-# one process and its GIL; CI once measured a steady +30 ms on every first token). The scripted
-# gaps are 100 ms and 20 ms. Medians must be this close; a single request may be late by twice as much.
-TOLERANCE_MS = 50.0
+# Scheduling jitter on a loaded 2-core CI machine; the scripted gaps are 100 ms and 20 ms.
+# Medians must be this close; a single request may be late by twice as much.
+TOLERANCE_MS = 30.0
+# Connection setup and the request's trip (client and server share one process and its GIL) delay
+# the first token by a load-dependent constant: CI measured a steady +30 ms, a machine shared with
+# other jobs +70 ms. Absolute times get this much slack; the gaps after the first token do not.
+SETUP_SLACK_MS = 120.0
 
 
 def prompt_of(payload: dict) -> str:
@@ -51,11 +54,14 @@ def assert_scripted_timings(records) -> None:
         assert (record.output_tokens, record.reasoning_tokens, record.answer_tokens) == (10, 5, 5)
         assert len(record.itl_s) == 9
     expected = {"ttft_s": 100.0, "time_to_answer_s": 200.0, "e2e_s": 280.0}
+    ttft_ms = np.array([r.ttft_s for r in records]) * 1000
     for name, scripted_ms in expected.items():
         measured_ms = np.array([getattr(r, name) for r in records]) * 1000
         assert np.all(measured_ms >= scripted_ms), (name, measured_ms)
-        assert np.all(measured_ms <= scripted_ms + 2 * TOLERANCE_MS), (name, measured_ms)
-        assert np.median(measured_ms) <= scripted_ms + TOLERANCE_MS, (name, measured_ms)
+        assert np.median(measured_ms) <= scripted_ms + SETUP_SLACK_MS, (name, measured_ms)
+        since_first_ms = measured_ms - ttft_ms  # the setup delay cancels out
+        assert np.all(since_first_ms <= scripted_ms - 100.0 + 2 * TOLERANCE_MS), (name, since_first_ms)
+        assert np.median(since_first_ms) == pytest.approx(scripted_ms - 100.0, abs=TOLERANCE_MS), name
     tpot_ms = np.array([r.tpot_s for r in records]) * 1000
     assert np.median(tpot_ms) == pytest.approx(20.0, abs=5.0), tpot_ms
     itl_ms = np.array([gap for r in records for gap in r.itl_s]) * 1000
@@ -82,7 +88,7 @@ def test_measured_latencies_match_the_script(fake_server, endpoint, style):
     assert_scripted_timings(records)
     assert all(record.token_count_source == "usage" for record in records)
     assert summary["completed"] == 4 and summary["failed"] == 0
-    assert summary["ttft_ms"]["median"] == pytest.approx(100.0, abs=TOLERANCE_MS)
+    assert 100.0 <= summary["ttft_ms"]["median"] <= 100.0 + SETUP_SLACK_MS
     assert summary["itl_ms"]["median"] == pytest.approx(20.0, abs=5.0)
     assert summary["total_reasoning_tokens"] == 20 and summary["total_answer_tokens"] == 20
     payload = server.stats.payloads[-1]
@@ -109,7 +115,8 @@ def test_goodput_counts_requests_meeting_every_slo(fake_server, tmp_path):
     assert summary["request_goodput"] == pytest.approx(4 / summary["duration_s"], rel=1e-3)
     assert summary["request_throughput"] == pytest.approx(6 / summary["duration_s"], rel=1e-3)
     # everything was sent at once: the run lasts about one slow request (400 + 9 * 20 ms)
-    assert summary["duration_s"] * 1000 == pytest.approx(580.0, abs=100.0)
+    # (sent one after another it would last 1.8 s)
+    assert 580.0 <= summary["duration_s"] * 1000 <= 580.0 + SETUP_SLACK_MS + 2 * TOLERANCE_MS
 
 
 def test_failures_are_counted_not_raised(fake_server, tmp_path):
@@ -144,7 +151,7 @@ def test_max_concurrency_is_never_exceeded(fake_server):
     _, (summary,) = run(config)
     assert server.stats.max_in_flight <= 2 and summary["completed"] == 8
     # time spent waiting for a slot is the client's queue, not the server's TTFT (as vLLM)
-    assert summary["ttft_ms"]["p99"] <= 100.0 + 2 * TOLERANCE_MS
+    assert summary["ttft_ms"]["p99"] <= 100.0 + SETUP_SLACK_MS + 2 * TOLERANCE_MS
 
 
 def test_requests_leave_on_the_poisson_schedule(fake_server):

@@ -117,15 +117,16 @@ def test_async_engine_raises_a_typed_error_for_the_failed_request_and_keeps_serv
     detokenizing_fails_for(llm_engine, "bad", after_tokens=2)
     engine = AsyncEngine(llm_engine)
 
-    async def collect(request_id: str):
+    async def collect(request_id: str, prompt_of: str | None = None):
+        key = prompt_of or request_id
         tokens: list[int] = []
-        async for output in engine.add_request(request_id, PROMPTS[request_id], PARAMS[request_id]):
+        async for output in engine.add_request(request_id, PROMPTS[key], PARAMS[key]):
             tokens = output.outputs[0].token_ids
         return tokens
 
     async def main():
         results = await asyncio.gather(*(collect(rid) for rid in PROMPTS), return_exceptions=True)
-        again = await collect("a")  # the engine still serves
+        again = await collect("a-again", prompt_of="a")  # the engine still serves
         await engine.shutdown()
         return results, again
 
