@@ -5,8 +5,13 @@ the replicas, which drain too."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
 import sys
+import threading
+from collections.abc import Generator
+from types import FrameType
 
 import uvicorn
 
@@ -29,9 +34,26 @@ class RouterServer(uvicorn.Server):
         super().__init__(config)
         self.service = service
 
-    def handle_exit(self, sig: int, frame: object) -> None:
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        # uvicorn re-raises the signal once it has stopped; a drained router exits 0 instead.
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.begin_drain) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def begin_drain(self, sig: int | None = None, frame: FrameType | None = None) -> None:
+        if self.should_exit:  # a second signal: stop now
+            self.force_exit = True
+            return
+        logger.warning("router draining: %d request(s) in flight", self.service.balancer.in_flight)
         self.service.draining = True
-        super().handle_exit(sig, frame)  # type: ignore[arg-type]
+        self.should_exit = True
 
 
 def make_handles(args: argparse.Namespace, argv: list[str]) -> tuple[list[ReplicaHandle], object | None]:
