@@ -96,7 +96,7 @@ def multi_turn_prompts(workload: Workload, tokenizer: TextTokenizer | None) -> l
     num_conversations = -(-workload.num_prompts // workload.num_turns)
     histories = [[system] for _ in range(num_conversations)]
     prompts = []
-    for turn in range(workload.num_turns):
+    for _ in range(workload.num_turns):
         for history in histories:
             if len(prompts) == workload.num_prompts:
                 break
