@@ -12,6 +12,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # Highest first; a package may import from any package of a later row, never an earlier one.
 LAYERS: list[set[str]] = [
     {"cli"},
+    {"router"},
     {"server", "bench", "eval", "train"},
     {"openai"},
     {"llm"},

@@ -141,3 +141,17 @@ def test_workload_flags_are_validated():
 def test_tokenizer_path_must_hold_a_tokenizer_json(tmp_path):
     with pytest.raises(BenchConfigError, match="tokenizer.json"):
         TextTokenizer(str(tmp_path))
+
+
+def test_multi_turn_turns_extend_their_conversation_under_one_system_prompt():
+    from ponder.bench.datasets import load_prompts
+
+    workload = Workload(dataset="multi-turn", num_prompts=6, num_turns=3, random_input_len=8)
+    prompts = load_prompts(workload, None)
+    assert len(prompts) == 6
+    conversations = 2  # sent turn by turn: c0 t0, c1 t0, c0 t1, ...
+    system = " ".join(prompts[0].text.split()[:4])
+    assert all(p.text.startswith(system) for p in prompts)
+    for i in range(conversations, 6):
+        assert prompts[i].text.startswith(prompts[i - conversations].text)
+    assert not prompts[1].text.startswith(prompts[0].text)

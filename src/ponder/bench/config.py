@@ -9,7 +9,7 @@ from ponder.bench.errors import BenchConfigError
 from ponder.bench.slo import SLO
 
 ENDPOINTS = ("/v1/chat/completions", "/v1/completions")
-DATASETS = ("random", "sharegpt", "jsonl", "reasoning")
+DATASETS = ("random", "sharegpt", "jsonl", "reasoning", "multi-turn")
 
 
 def normalize_base_url(url: str) -> str:
@@ -67,6 +67,7 @@ class Workload:
     task_difficulty: str = "easy"  # a difficulty of ponder.tasks (easy, medium, hard)
     seed: int = 0
     tokenizer_path: str | None = None
+    num_turns: int = 4  # multi-turn: turns per conversation
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
@@ -81,6 +82,8 @@ class Workload:
                 "--dataset reasoning needs --task-family (a family of ponder.tasks)",
                 "--task-family",
             )
+        if self.num_turns < 1:
+            raise BenchConfigError("--num-turns must be at least 1", "--num-turns")
         if self.num_prompts < 1:
             raise BenchConfigError("--num-prompts must be at least 1", "--num-prompts")
         if self.random_input_len < 1 or self.random_output_len < 1:

@@ -65,6 +65,8 @@ def load_prompts(
         return sharegpt_prompts(workload, tokenizer)
     if workload.dataset == "jsonl":
         return jsonl_prompts(workload, tokenizer)
+    if workload.dataset == "multi-turn":
+        return multi_turn_prompts(workload, tokenizer)
     return reasoning_task_prompts(workload, tokenizer, task_source or import_task_source())
 
 
@@ -79,6 +81,30 @@ def random_prompts(workload: Workload, tokenizer: TextTokenizer | None) -> list[
         suffix = _random_text(rng, max(int(input_len) - prefix_len, 0), tokenizer)
         text = " ".join(part for part in (shared_prefix, suffix) if part)
         prompts.append(BenchPrompt(text, count_tokens(text, tokenizer), int(output_len)))
+    return prompts
+
+
+def multi_turn_prompts(workload: Workload, tokenizer: TextTokenizer | None) -> list[BenchPrompt]:
+    """Conversations of --num-turns turns under one shared system prompt (--random-prefix-ratio of
+    --random-input-len; half when unset); each turn adds --random-input-len new words to the
+    conversation so far, so turn k's prompt extends turn k-1's: the prefix reuse a KV-aware router
+    and a prefix cache should exploit. Sent turn by turn across conversations, so a conversation's
+    next turn comes after its previous one."""
+    rng = np.random.default_rng(workload.seed)
+    ratio = workload.random_prefix_ratio or 0.5
+    system = _random_text(rng, round(workload.random_input_len * ratio), tokenizer)
+    num_conversations = -(-workload.num_prompts // workload.num_turns)
+    histories = [[system] for _ in range(num_conversations)]
+    prompts = []
+    for _ in range(workload.num_turns):
+        for history in histories:
+            if len(prompts) == workload.num_prompts:
+                break
+            history.append(_random_text(rng, workload.random_input_len, tokenizer))
+            text = " ".join(history)
+            prompts.append(BenchPrompt(text, count_tokens(text, tokenizer), workload.random_output_len))
+            # the reply becomes part of the next turn's prompt, as a chat client resends it
+            history.append(_random_text(rng, workload.random_output_len, tokenizer))
     return prompts
 
 

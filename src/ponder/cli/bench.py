@@ -72,6 +72,7 @@ def _add_workload_flags(group: argparse._ArgumentGroup) -> None:
         help="shared share of each input",
     )
     group.add_argument("--output-len", type=int, help="max_tokens for every request")
+    group.add_argument("--num-turns", type=int, default=4, help="turns per conversation (multi-turn)")
     group.add_argument("--task-family", help="ponder.tasks family for --dataset reasoning")
     group.add_argument("--task-difficulty", default="easy", help="easy, medium or hard")
     group.add_argument("--tokenizer", help="dir with tokenizer.json, for token counts")
@@ -124,6 +125,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
             task_difficulty=args.task_difficulty,
             seed=args.seed,
             tokenizer_path=args.tokenizer,
+            num_turns=args.num_turns,
         ),
         load=LoadPattern(
             request_rates=rates,

@@ -87,8 +87,32 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="request bodies held at once, in bytes (e.g. 256MiB); beyond it: 503 + Retry-After",
     )
     parser.add_argument("--uvicorn-log-level", default="info")
+    add_router_args(parser)
     EngineArgs.add_cli_args(parser)
-    parser.set_defaults(handler=run_serve)
+    parser.set_defaults(handler=run_serve, serve_parser=parser)
+
+
+def add_router_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("replicas and router (docs/distributed.md)")
+    group.add_argument(
+        "--data-parallel-size",
+        type=int,
+        default=1,
+        help="run N replicas behind a router on --host/--port (each on its own port)",
+    )
+    group.add_argument(
+        "--router-policy", choices=("round-robin", "least-load", "kv-aware"), default="kv-aware"
+    )
+    group.add_argument(
+        "--kv-aware-weight",
+        type=float,
+        default=1.0,
+        help="kv-aware cost = W x uncached prompt blocks + the replica's active blocks",
+    )
+    group.add_argument(
+        "--backend", choices=("local", "ray"), default="local", help="replicas as processes or Ray actors"
+    )
+    group.add_argument("--ray-address", default=None, help="join this Ray cluster (default: start one)")
 
 
 def add_reasoning_args(parser: argparse.ArgumentParser) -> None:
@@ -155,6 +179,10 @@ def more_models_from_args(args: argparse.Namespace, settings: ServerSettings) ->
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    if getattr(args, "data_parallel_size", 1) > 1 or getattr(args, "backend", "local") == "ray":
+        from ponder.router.launch import run_router
+
+        return run_router(args, args.serve_parser)
     from ponder.server.app import build_app
     from ponder.server.launcher import build_server
 

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterable
 
 from ponder.engine.args import EngineArgs
+from ponder.engine.kv.events import KVEventBatch
 from ponder.engine.llm_engine import EngineStats, LLMEngine
 from ponder.engine.outputs import RequestOutput
 from ponder.engine.prompt_input import PromptInput
@@ -137,6 +138,14 @@ class AsyncEngine:
     def stats(self) -> EngineStats:
         """Engine stats as of the end of the last step (updated by the loop thread)."""
         return self._stats
+
+    def kv_events(self, after_seq: int = 0) -> KVEventBatch:
+        """KV blocks stored / evicted since after_seq (thread-safe; for a KV-aware router)."""
+        return self.engine.kv.pool.events.since(after_seq)
+
+    @property
+    def kv_block_size(self) -> int:
+        return self.engine.kv.block_size
 
     async def shutdown(self) -> None:
         self._stopped = True

@@ -43,6 +43,7 @@ from ponder.server.http import (
     sse_events,
     until_disconnected,
 )
+from ponder.server.kv_events import kv_events_response
 from ponder.server.limits import RequestBodyLimit
 from ponder.version import __version__
 
@@ -115,6 +116,10 @@ def build_app(
     @app.get("/metrics", response_class=PlainTextResponse, responses=documented(None, errors=(401,)))
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    @app.get("/kv_events", include_in_schema=False)
+    async def kv_events(after: int = 0) -> Response:
+        return kv_events_response(engine, after)
 
     @app.get("/v1/models", response_model=None, responses=documented(ModelList, errors=(401,)))
     async def list_models() -> dict:

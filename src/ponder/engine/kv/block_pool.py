@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from ponder.engine.kv.events import KVEventLog
+
 
 class OutOfBlocksError(RuntimeError):
     """Raised by allocate() when no block is free; callers check num_free_blocks first."""
@@ -23,6 +25,7 @@ class BlockPool:
         self.block_hashes: list[int | None] = [None] * num_blocks
         self._free: OrderedDict[int, None] = OrderedDict((i, None) for i in range(num_blocks))
         self._cached: dict[int, int] = {}  # content hash -> block id
+        self.events = KVEventLog()  # what a router learns this pool's cached prefixes from
 
     @property
     def num_free_blocks(self) -> int:
@@ -63,6 +66,7 @@ class BlockPool:
             return
         self.block_hashes[block_id] = block_hash
         self._cached[block_hash] = block_id
+        self.events.stored(block_hash)
 
     def reset_prefix_cache(self) -> None:
         for block_id, block_hash in enumerate(self.block_hashes):
@@ -75,3 +79,4 @@ class BlockPool:
             self.block_hashes[block_id] = None
             if self._cached.get(block_hash) == block_id:
                 del self._cached[block_hash]
+                self.events.removed(block_hash)

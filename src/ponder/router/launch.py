@@ -1,0 +1,117 @@
+"""`ponder serve --data-parallel-size N`: N replicas (local processes or Ray actors) behind the
+router on --host/--port; SIGTERM drains (new requests refused, in-flight ones finish), then stops
+the replicas, which drain too."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Generator
+from types import FrameType
+
+import uvicorn
+
+from ponder.engine.tokenizer import Tokenizer
+from ponder.router.app import build_router_app
+from ponder.router.argv import replica_argv
+from ponder.router.policies import make_policy
+from ponder.router.prompts import PromptReader
+from ponder.router.replicas import LocalReplica, ReplicaHandle
+from ponder.router.service import RouterService
+
+logger = logging.getLogger("ponder.router")
+
+
+class RouterServer(uvicorn.Server):
+    """uvicorn waits for open requests on SIGTERM; this also answers 503 on kept-alive
+    connections meanwhile, so clients move on instead of queueing here."""
+
+    def __init__(self, config: uvicorn.Config, service: RouterService):
+        super().__init__(config)
+        self.service = service
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        # uvicorn re-raises the signal once it has stopped; a drained router exits 0 instead.
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.begin_drain) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def begin_drain(self, sig: int | None = None, frame: FrameType | None = None) -> None:
+        if self.should_exit:  # a second signal: stop now
+            self.force_exit = True
+            return
+        logger.warning("router draining: %d request(s) in flight", self.service.balancer.in_flight)
+        self.service.draining = True
+        self.should_exit = True
+
+
+def make_handles(args: argparse.Namespace, argv: list[str]) -> tuple[list[ReplicaHandle], object | None]:
+    n = args.data_parallel_size
+    if args.backend == "ray":
+        from ponder.router.ray_backend import RayCluster
+
+        gpus = float(getattr(args, "tensor_parallel_size", 1) or 1) if _wants_gpu(args) else 0.0
+        cluster = RayCluster(args.ray_address, n, gpus=gpus)
+        return list(cluster.replicas([argv] * n)), cluster
+    return [LocalReplica(f"replica-{i}", argv) for i in range(n)], None
+
+
+def _wants_gpu(args: argparse.Namespace) -> bool:
+    device = getattr(args, "device", None)
+    if device:
+        return str(device).startswith("cuda")
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
+def load_tokenizer(model: str | None) -> Tokenizer | None:
+    from ponder.assets import default_model_dir
+
+    try:
+        return Tokenizer.from_dir(model or default_model_dir())
+    except Exception as error:  # routing still works, on load alone
+        logger.warning("router: no tokenizer for %s (%s); kv-aware routing sees no prefixes", model, error)
+        return None
+
+
+def run_router(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    argv = replica_argv(parser, args)
+    handles, cluster = make_handles(args, argv)
+    policy = make_policy(args.router_policy, args.kv_aware_weight)
+    block_size = getattr(args, "block_size", None) or 16
+    service = RouterService(handles, policy, PromptReader(load_tokenizer(args.model), block_size))
+    app = build_router_app(service)
+    print(
+        f"ponder serve: router ({args.router_policy}) over {len(handles)} {args.backend} replicas "
+        f"at http://{args.host}:{args.port}/v1",
+        file=sys.stderr,
+    )
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.uvicorn_log_level.lower(),
+        timeout_graceful_shutdown=int(getattr(args, "drain_timeout", 60.0)),
+        lifespan="on",
+    )
+    try:
+        RouterServer(config, service).run()
+    finally:
+        if cluster is not None:
+            cluster.close()  # type: ignore[attr-defined]
+    return 0
