@@ -117,3 +117,35 @@ def test_a_dead_worker_raises_a_typed_error_and_shutdown_still_works(checkpoints
     # The group is torn down: a new tensor-parallel engine starts in this process.
     with LLM(str(checkpoints["llama"]), tensor_parallel_size=2, max_model_len=256, num_kv_blocks=32) as again:
         assert len(again.generate(PROMPTS[:1], GREEDY)[0].outputs[0].token_ids) == GREEDY.max_tokens
+
+
+def test_the_flag_reaches_the_engine_config():
+    import argparse
+
+    from ponder.engine.args import EngineArgs
+
+    parser = argparse.ArgumentParser()
+    EngineArgs.add_cli_args(parser)
+    args = EngineArgs.from_cli_args(parser.parse_args(["--tensor-parallel-size", "4"]))
+    assert args.create_engine_config().parallel.tensor_parallel_size == 4
+    assert EngineArgs().create_engine_config().parallel.tensor_parallel_size == 1
+
+
+def test_a_rank_reads_only_its_slice_of_a_checkpoint_tensor(tmp_path):
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from ponder.distributed.sharding import LazyWeight, materialize
+    from ponder.layers.linear import RowParallelLinear
+
+    weight = torch.randn(6, 8)
+    save_file({"w": weight}, str(tmp_path / "w.safetensors"))
+    with safe_open(str(tmp_path / "w.safetensors"), framework="pt") as handle:
+        lazy = LazyWeight(handle.get_slice("w"))
+        assert lazy.shape == (6, 8)
+        torch.testing.assert_close(lazy.narrow(1, 4, 4), weight[:, 4:])
+        torch.testing.assert_close(materialize(lazy), weight)
+        layer = RowParallelLinear(8, 6, tp_rank=1, tp_size=2)
+        layer.weight.weight_loader(layer.weight, lazy)
+    torch.testing.assert_close(layer.weight.data, weight[:, 4:])
