@@ -20,6 +20,7 @@ LAYERS: list[set[str]] = [
     {"engine"},
     {"models"},
     {"layers"},
+    {"distributed"},
     {"kernels"},
 ]
 LEAVES = {"tasks", "config", "errors", "assets", "version"}  # import nothing above themselves

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ponder.errors import InvalidRequestError
+from ponder.errors import InvalidRequestError, TensorParallelError
 
 DEFAULT_CPU_KV_CACHE_MEMORY = 1 << 30  # 1 GiB: plenty of tokens for small models on a laptop
 
@@ -87,10 +87,21 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class ParallelConfig:
+    tensor_parallel_size: int = 1  # ranks the model is split over, one process each
+
+    def __post_init__(self) -> None:
+        size = self.tensor_parallel_size
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise TensorParallelError(f"tensor_parallel_size must be an integer >= 1, got {size!r}")
+
+
+@dataclass(frozen=True)
 class EngineConfig:
     model: ModelConfig
     cache: CacheConfig = field(default_factory=CacheConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
 
 
 def _require(ok: bool, param: str, message: str) -> None:

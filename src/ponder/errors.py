@@ -38,3 +38,16 @@ class RequestNotFoundError(PonderError, KeyError):
 class RequestFailedError(PonderError):
     """Handling one request failed inside the engine (its sampling or detokenizing raised); the
     engine ended that request alone and goes on serving the others."""
+
+
+class TensorParallelError(InvalidRequestError):
+    """The model cannot be split over the asked tensor-parallel size (heads, sizes not divisible),
+    or the size itself is invalid; the message says which dimension and what would work."""
+
+    def __init__(self, message: str, param: str | None = "tensor_parallel_size"):
+        super().__init__(message, param=param)
+
+
+class TensorParallelWorkerError(PonderError):
+    """A tensor-parallel worker process died or a collective with it failed; the engine that
+    drives it cannot go on (restart it)."""

@@ -34,6 +34,16 @@ class LLM:
     def get_tokenizer(self):
         return self.engine.tokenizer
 
+    def shutdown(self) -> None:
+        """Stop the engine's tensor-parallel workers (tensor_parallel_size > 1); idempotent."""
+        self.engine.shutdown()
+
+    def __enter__(self) -> LLM:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown()
+
     def generate(
         self,
         prompts: PromptInput | Sequence[PromptInput],

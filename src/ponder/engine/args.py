@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ponder.assets import default_model_dir
-from ponder.config import CacheConfig, EngineConfig, ModelConfig, SchedulerConfig
+from ponder.config import CacheConfig, EngineConfig, ModelConfig, ParallelConfig, SchedulerConfig
 from ponder.errors import InvalidRequestError
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
@@ -62,6 +62,9 @@ class EngineArgs:
     )
     async_min_batch_size: int = _knob(
         4, "on CUDA, steps of fewer sequences are finished synchronously (see SchedulerConfig)"
+    )
+    tensor_parallel_size: int = _knob(
+        1, "split the model over N ranks, one process each (NCCL on GPUs, gloo on CPU)"
     )
 
     @classmethod
@@ -115,6 +118,7 @@ class EngineArgs:
                 async_scheduling=self.async_scheduling,
                 async_min_batch_size=self.async_min_batch_size,
             ),
+            parallel=ParallelConfig(tensor_parallel_size=self.tensor_parallel_size),
         )
 
 

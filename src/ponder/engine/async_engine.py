@@ -151,6 +151,7 @@ class AsyncEngine:
         self._stopped = True
         self._wakeup.set()
         await asyncio.to_thread(self._thread.join)
+        self.engine.shutdown()
 
     # ---- engine thread -----------------------------------------------------------------
 

@@ -12,11 +12,8 @@ import torch
 from ponder.config import EngineConfig
 from ponder.engine.detokenizer import IncrementalDetokenizer
 from ponder.engine.inflight import InflightStep, PromptLogprobsCopy
-from ponder.engine.kv.layout import KVLayout
 from ponder.engine.kv.manager import KVCacheManager
-from ponder.engine.kv_sizing import num_kv_blocks
 from ponder.engine.logprobs import prompt_logprob_tensors
-from ponder.engine.model_runner import ModelRunner
 from ponder.engine.output_builder import build_output
 from ponder.engine.output_text import OutputText
 from ponder.engine.outputs import RequestMetrics, RequestOutput
@@ -28,10 +25,11 @@ from ponder.engine.scheduler import ScheduledBatch, Scheduler
 from ponder.engine.sequence_updater import SequenceUpdater, stops_apply
 from ponder.engine.thinking import ThinkMarkers, ThoughtState
 from ponder.engine.tokenizer import Tokenizer
+from ponder.engine.tp_runner import create_model_runner
 from ponder.engine.transfers import HostCopy, to_device
 from ponder.errors import InvalidRequestError, PromptTooLongError, RequestNotFoundError
 from ponder.models.hf_config import read_arch_config
-from ponder.models.loader import load_model, resolve_dtype
+from ponder.models.loader import resolve_dtype
 
 logger = logging.getLogger("ponder.engine")
 
@@ -64,19 +62,12 @@ class LLMEngine:
         self.eos_token_ids = frozenset(self.arch.eos_token_ids) | _tokenizer_eos(self.tokenizer)
         self.think_markers = ThinkMarkers.from_tokenizer(self.tokenizer)
         torch.manual_seed(config.model.seed)
-        model = load_model(model_dir, self.arch, self.dtype, self.device)
         block_size = config.cache.block_size
-        self.kv_layout = KVLayout(
-            num_layers=self.arch.num_hidden_layers,
-            num_kv_heads=self.arch.num_key_value_heads,
-            head_dim=self.arch.head_dim,
-            block_size=block_size,
-            dtype=self.dtype,
-        )
-        num_blocks = num_kv_blocks(config, self.kv_layout, self.arch, self.device, self.max_model_len, model)
+        # tensor_parallel_size > 1 starts a worker process per other rank (engine/tp_runner.py).
+        rank = create_model_runner(config, self.arch, self.dtype, self.device, self.max_model_len)
+        self.kv_layout, num_blocks, self.runner = rank.layout, rank.num_blocks, rank.runner
         self.kv = KVCacheManager(num_blocks, block_size, config.cache.enable_prefix_caching)
         self.scheduler = Scheduler(config.scheduler, self.kv)
-        self.runner = ModelRunner(model, self.kv_layout, num_blocks, config, self.device, self.max_model_len)
         self.sampler = Sampler(seed=config.model.seed)
         # Launch step N+1 before handling step N's tokens, so the GPU never waits for the host.
         # On CPU nothing would overlap, so it is off there unless asked for.
@@ -258,6 +249,10 @@ class LLMEngine:
 
     def reset_prefix_cache(self) -> None:
         self.kv.reset_prefix_cache()
+
+    def shutdown(self) -> None:
+        """Stop the tensor-parallel workers, if any (idempotent)."""
+        self.runner.shutdown()
 
     # ---- internals ---------------------------------------------------------------------
 

@@ -96,12 +96,23 @@ class ModelRunner:
             )
             self.decode_graphs.capture()
 
-    @torch.inference_mode()
     def execute(self, batch: ScheduledBatch, pending: PendingInputs | None = None) -> ModelStepOutput:
         """Queue the step's forward on the device; nothing here waits for the device."""
-        if batch.block_copies:
-            self._copy_blocks(batch.block_copies)
-        host = _host_inputs(batch, self.block_size)
+        return self.execute_inputs(self.host_inputs(batch), batch.block_copies, pending)
+
+    def host_inputs(self, batch: ScheduledBatch) -> HostInputs:
+        return _host_inputs(batch, self.block_size)
+
+    def shutdown(self) -> None:
+        """Nothing to release in one process (TensorParallelRunner stops its workers here)."""
+
+    @torch.inference_mode()
+    def execute_inputs(
+        self, host: HostInputs, block_copies: list[tuple[int, int]], pending: PendingInputs | None
+    ) -> ModelStepOutput:
+        """The step from host arrays: what every tensor-parallel rank runs for the same step."""
+        if block_copies:
+            self._copy_blocks(block_copies)
         graphs = self.decode_graphs
         if graphs is not None and host.is_plain_decode and host.num_seqs <= graphs.max_batch_size:
             input_ids = graphs.load_inputs(
@@ -144,7 +155,7 @@ class ModelRunner:
             k_cache[dst] = k_cache[src]
             v_cache[dst] = v_cache[src]
 
-    def _upload(self, host: _HostInputs) -> _StepInputs:
+    def _upload(self, host: HostInputs) -> _StepInputs:
         """Two host-to-device copies per step: all int64 inputs, then all int32 ones."""
         sizes64 = [len(host.input_ids), len(host.positions), len(host.slot_mapping)]
         flat64 = self._uploader64.upload(
@@ -169,7 +180,7 @@ class ModelRunner:
 
 
 @dataclass
-class _HostInputs:
+class HostInputs:
     """One step's inputs as host arrays, before they go to the device."""
 
     input_ids: np.ndarray  # int64 [T]
@@ -196,7 +207,7 @@ class _HostInputs:
         )
 
 
-def _host_inputs(batch: ScheduledBatch, block_size: int) -> _HostInputs:
+def _host_inputs(batch: ScheduledBatch, block_size: int) -> HostInputs:
     if all(
         num_new == 1 and seq.num_computed_tokens + 1 == seq.num_tokens
         for seq, num_new in zip(batch.seqs, batch.num_new_tokens)
@@ -213,7 +224,7 @@ def _block_table_array(batch: ScheduledBatch) -> np.ndarray:
     return block_tables
 
 
-def _decode_host_inputs(batch: ScheduledBatch, block_size: int) -> _HostInputs:
+def _decode_host_inputs(batch: ScheduledBatch, block_size: int) -> HostInputs:
     """Every sequence feeds its one newest token and samples: vectorised, no per-token loop."""
     seqs = batch.seqs
     num_seqs = len(seqs)
@@ -221,7 +232,7 @@ def _decode_host_inputs(batch: ScheduledBatch, block_size: int) -> _HostInputs:
     input_ids = np.fromiter((_input_token(seq, seq.num_computed_tokens) for seq in seqs), np.int64, num_seqs)
     block_tables = _block_table_array(batch)
     blocks = block_tables[np.arange(num_seqs), positions // block_size].astype(np.int64)
-    return _HostInputs(
+    return HostInputs(
         input_ids=input_ids,
         positions=positions,
         slot_mapping=blocks * block_size + positions % block_size,
@@ -235,7 +246,7 @@ def _decode_host_inputs(batch: ScheduledBatch, block_size: int) -> _HostInputs:
     )
 
 
-def _mixed_host_inputs(batch: ScheduledBatch, block_size: int) -> _HostInputs:
+def _mixed_host_inputs(batch: ScheduledBatch, block_size: int) -> HostInputs:
     input_ids: list[int] = []
     positions: list[np.ndarray] = []
     slots: list[np.ndarray] = []
@@ -282,7 +293,7 @@ def _mixed_host_inputs(batch: ScheduledBatch, block_size: int) -> _HostInputs:
     logits_indices = np.concatenate([np.asarray(sample_positions, dtype=np.int64), *prompt_positions]).astype(
         np.int64
     )
-    return _HostInputs(
+    return HostInputs(
         input_ids=np.asarray(input_ids, dtype=np.int64),
         positions=np.concatenate(positions).astype(np.int64),
         slot_mapping=np.concatenate(slots).astype(np.int64),

@@ -7,17 +7,12 @@ checkpoint tensor and tensor-parallel sharding are one mechanism (the nano-vllm 
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from ponder.distributed.parallel_state import all_reduce
+from ponder.distributed.sharding import Weight, divide, kv_head_shard, materialize
 from ponder.layers.weight_loader import check_shape
-
-
-def divide(numerator: int, denominator: int, what: str) -> int:
-    if numerator % denominator != 0:
-        raise ValueError(f"{what} ({numerator}) is not divisible by tensor parallel size {denominator}")
-    return numerator // denominator
 
 
 def _with_dim(param: torch.Tensor, dim: int, size: int) -> tuple[int, ...]:
@@ -41,9 +36,7 @@ class LinearBase(nn.Module):
         else:
             self.register_parameter("bias", None)
 
-    def weight_loader(
-        self, param: nn.Parameter, loaded_weight: torch.Tensor, shard_id: object = None
-    ) -> None:
+    def weight_loader(self, param: nn.Parameter, loaded_weight: Weight, shard_id: object = None) -> None:
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -63,9 +56,7 @@ class ColumnParallelLinear(LinearBase):
     ) -> None:
         super().__init__(input_size, divide(output_size, tp_size, "output size"), bias, tp_rank, tp_size)
 
-    def weight_loader(
-        self, param: nn.Parameter, loaded_weight: torch.Tensor, shard_id: object = None
-    ) -> None:
+    def weight_loader(self, param: nn.Parameter, loaded_weight: Weight, shard_id: object = None) -> None:
         rows = param.shape[0]
         check_shape(_with_dim(param, 0, rows * self.tp_size), loaded_weight, "column-parallel linear")
         param.data.copy_(loaded_weight.narrow(0, self.tp_rank * rows, rows))
@@ -85,9 +76,7 @@ class MergedColumnParallelLinear(ColumnParallelLinear):
         self.output_sizes = list(output_sizes)
         super().__init__(input_size, sum(output_sizes), bias, tp_rank, tp_size)
 
-    def weight_loader(
-        self, param: nn.Parameter, loaded_weight: torch.Tensor, shard_id: object = None
-    ) -> None:
+    def weight_loader(self, param: nn.Parameter, loaded_weight: Weight, shard_id: object = None) -> None:
         if not isinstance(shard_id, int) or not 0 <= shard_id < len(self.output_sizes):
             raise ValueError(f"merged linear shard_id must be 0..{len(self.output_sizes) - 1}")
         full_rows = self.output_sizes[shard_id]
@@ -120,20 +109,13 @@ class QKVParallelLinear(ColumnParallelLinear):
             num_kv_heads,
         )
         self.num_heads = divide(num_heads, tp_size, "number of attention heads")
-        if num_kv_heads >= tp_size:
-            self.num_kv_heads = divide(num_kv_heads, tp_size, "number of KV heads")
-            self.kv_head_start = tp_rank * self.num_kv_heads
-        else:
-            # Fewer KV heads than ranks: each KV head is replicated on tp_size / num_kv_heads ranks.
-            divide(tp_size, num_kv_heads, "tensor parallel size vs KV heads")
-            self.num_kv_heads = 1
-            self.kv_head_start = tp_rank // (tp_size // num_kv_heads)
+        # Fewer KV heads than ranks: each KV head is replicated on tp_size / num_kv_heads ranks.
+        kv_shard = kv_head_shard(num_kv_heads, tp_rank, tp_size)
+        self.num_kv_heads, self.kv_head_start = kv_shard.count, kv_shard.start
         output_size = (self.num_heads + 2 * self.num_kv_heads) * head_dim * tp_size
         super().__init__(hidden_size, output_size, bias, tp_rank, tp_size)
 
-    def weight_loader(
-        self, param: nn.Parameter, loaded_weight: torch.Tensor, shard_id: object = None
-    ) -> None:
+    def weight_loader(self, param: nn.Parameter, loaded_weight: Weight, shard_id: object = None) -> None:
         q_size, kv_size = self.num_heads * self.head_dim, self.num_kv_heads * self.head_dim
         kv_start = self.kv_head_start * self.head_dim
         if shard_id == "q":
@@ -166,12 +148,10 @@ class RowParallelLinear(LinearBase):
     ) -> None:
         super().__init__(divide(input_size, tp_size, "input size"), output_size, bias, tp_rank, tp_size)
 
-    def weight_loader(
-        self, param: nn.Parameter, loaded_weight: torch.Tensor, shard_id: object = None
-    ) -> None:
+    def weight_loader(self, param: nn.Parameter, loaded_weight: Weight, shard_id: object = None) -> None:
         if param.dim() == 1:  # bias: whole on every rank, added once after the reduce
             check_shape(param.shape, loaded_weight, "row-parallel linear bias")
-            param.data.copy_(loaded_weight)
+            param.data.copy_(materialize(loaded_weight))
             return
         cols = param.shape[1]
         check_shape(_with_dim(param, 1, cols * self.tp_size), loaded_weight, "row-parallel linear")
@@ -182,5 +162,5 @@ class RowParallelLinear(LinearBase):
         bias = self.bias if self.tp_rank == 0 else None
         y = F.linear(x, self.weight, bias)
         if self.tp_size > 1:
-            dist.all_reduce(y)
+            all_reduce(y)  # the one collective of a row-parallel layer
         return y

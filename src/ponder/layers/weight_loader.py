@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import torch
 from torch import nn
 
+from ponder.distributed.sharding import Weight, materialize
 
-def check_shape(expected: tuple[int, ...], loaded: torch.Tensor, what: str) -> None:
+
+def check_shape(expected: tuple[int, ...], loaded: Weight, what: str) -> None:
     if tuple(expected) != tuple(loaded.shape):
         raise ValueError(
             f"{what}: checkpoint tensor shape {tuple(loaded.shape)} does not match the model's "
@@ -16,12 +17,12 @@ def check_shape(expected: tuple[int, ...], loaded: torch.Tensor, what: str) -> N
         )
 
 
-def default_weight_loader(param: nn.Parameter, loaded_weight: torch.Tensor, shard_id: object = None) -> None:
+def default_weight_loader(param: nn.Parameter, loaded_weight: Weight, shard_id: object = None) -> None:
     check_shape(param.shape, loaded_weight, "parameter")
-    param.data.copy_(loaded_weight)
+    param.data.copy_(materialize(loaded_weight))
 
 
-WeightLoader = Callable[[nn.Parameter, torch.Tensor, object], None]
+WeightLoader = Callable[[nn.Parameter, Weight, object], None]
 
 
 def weight_loader_of(param: nn.Parameter) -> WeightLoader:

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import nn
 
+from ponder.distributed.sharding import Weight
 from ponder.errors import ModelLoadError
 from ponder.layers.activation import SiluAndMul
 from ponder.layers.attention import Attention
@@ -155,7 +156,7 @@ class DecoderForCausalLM(nn.Module):
         for layer, (k_cache, v_cache) in zip(self.model.layers, kv_caches, strict=True):
             layer.self_attn.attn.k_cache, layer.self_attn.attn.v_cache = k_cache, v_cache
 
-    def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> None:
+    def load_weights(self, weights: Iterable[tuple[str, Weight]]) -> None:
         """Load HF-named tensors through each parameter's weight_loader; all must be covered."""
         params = dict(self.named_parameters())
         loaded: set[tuple[str, str | int | None]] = set()

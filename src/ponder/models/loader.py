@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 
+from ponder.distributed.sharding import LazyWeight, num_kv_heads_per_rank
 from ponder.errors import InvalidRequestError, ModelLoadError
 from ponder.models.hf_config import ArchConfig
 from ponder.models.llama import DecoderForCausalLM
@@ -40,7 +41,8 @@ def resolve_dtype(arch: ArchConfig, requested: str, device: torch.device | str) 
 
 
 def kv_heads_per_rank(arch: ArchConfig, tp_size: int = 1) -> int:
-    return max(1, arch.num_key_value_heads // tp_size)
+    """KV heads one rank holds: its share, or 1 when heads are replicated (fewer than ranks)."""
+    return num_kv_heads_per_rank(arch.num_key_value_heads, tp_size)
 
 
 def kv_cache_bytes_per_token(arch: ArchConfig, dtype: torch.dtype, tp_size: int = 1) -> int:
@@ -101,12 +103,13 @@ def checkpoint_files(model_dir: Path) -> list[Path]:
     )
 
 
-def iter_checkpoint_weights(files: list[Path]) -> Iterator[tuple[str, torch.Tensor]]:
+def iter_checkpoint_weights(files: list[Path]) -> Iterator[tuple[str, LazyWeight]]:
+    """Each tensor unread: its parameter's weight_loader reads only this rank's slice of it."""
     for file in files:
         try:
             with safe_open(str(file), framework="pt", device="cpu") as handle:
                 for name in handle.keys():
-                    yield name, handle.get_tensor(name)
+                    yield name, LazyWeight(handle.get_slice(name))
         except (SafetensorError, OSError) as error:
             raise ModelLoadError(f"cannot read {file}: {error} (corrupt or truncated?)") from None
 

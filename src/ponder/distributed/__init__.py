@@ -1,0 +1,1 @@
+"""Tensor-parallel process groups and shard arithmetic (between layers and kernels)."""
