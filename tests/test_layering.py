@@ -14,6 +14,7 @@ LAYERS: list[set[str]] = [
     {"cli"},
     {"server", "bench", "eval", "train"},
     {"openai"},
+    {"flywheel"},
     {"llm"},
     {"reasoning"},
     {"engine"},
