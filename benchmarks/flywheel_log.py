@@ -93,9 +93,8 @@ def main() -> None:
         times = asyncio.run(serving_rounds(args.rounds, args.requests, args.max_tokens, directory))
         print(f"\n| logging | median s per round of {args.requests} requests | rounds |\n|---|---|---|")
         for mode in ("off", "on"):
-            print(
-                f"| {mode} | {statistics.median(times[mode]):.3f} | {', '.join(f'{t:.2f}' for t in times[mode])} |"
-            )
+            rounds = ", ".join(f"{t:.2f}" for t in times[mode])
+            print(f"| {mode} | {statistics.median(times[mode]):.3f} | {rounds} |")
         off, on = statistics.median(times["off"]), statistics.median(times["on"])
         print(f"\noverhead of logging: {100 * (on - off) / off:+.1f}% (median of interleaved rounds)")
 
