@@ -15,6 +15,7 @@ LAYERS: list[set[str]] = [
     {"router"},
     {"server", "bench", "eval", "train"},
     {"openai"},
+    {"flywheel"},
     {"llm"},
     {"reasoning"},
     {"engine"},

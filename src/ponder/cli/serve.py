@@ -8,6 +8,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+from ponder.cli.flywheel import add_request_log_args, request_log_from_args
 from ponder.engine.args import EngineArgs, parse_size
 from ponder.errors import InvalidRequestError
 from ponder.openai.reasoning_output import REASONING_OUTPUTS
@@ -88,6 +89,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--uvicorn-log-level", default="info")
     add_router_args(parser)
+    add_request_log_args(parser)  # ponder.cli.flywheel
     EngineArgs.add_cli_args(parser)
     parser.set_defaults(handler=run_serve, serve_parser=parser)
 
@@ -187,8 +189,11 @@ def run_serve(args: argparse.Namespace) -> int:
     from ponder.server.launcher import build_server
 
     settings = settings_from_args(args)
+    request_log = request_log_from_args(args)  # a bad --log-* flag fails before models load
     engine, more = load_engines(args, settings)
-    app = build_app(engine, settings, more_models=more)
+    app = build_app(
+        engine, settings, more_models=more, request_log=request_log, load_engine=engine_loader(args)
+    )
     hosted = [(settings.model_name, settings.model_path, engine)]
     hosted += [(model.names[0], model.path, model.engine) for model in more]
     for name, path, each in hosted:
@@ -203,6 +208,14 @@ def run_serve(args: argparse.Namespace) -> int:
     )
     server.run()
     return 0
+
+
+def engine_loader(args: argparse.Namespace):
+    """checkpoint path -> AsyncEngine with this server's engine flags (what a promotion loads)."""
+    from ponder.engine.async_engine import AsyncEngine
+
+    engine_args = EngineArgs.from_cli_args(args)
+    return lambda path: AsyncEngine.from_engine_args(dataclasses.replace(engine_args, model=path))
 
 
 def startup_line(name: str, path: str, engine: AsyncEngine) -> str:

@@ -22,6 +22,7 @@ class HostedModel:
     engine: EngineClient
     names: tuple[str, ...]  # the first is its own name: reported, and used by ensembles
     path: str = ""
+    version: str = "v1"  # the model version: in every response and request-log row
 
     @classmethod
     def primary(cls, engine: EngineClient, settings: ServerSettings) -> HostedModel:
@@ -36,6 +37,7 @@ class ServedModel:
     chat: ChatCompletions
     completions: Completions
     strategies: StrategyRunner
+    open_calls: int = 0  # calls routed here and not yet closed: a promotion waits for them
 
     @property
     def name(self) -> str:
@@ -58,25 +60,39 @@ class ModelRouter:
         if not models:
             raise ValueError("a server hosts at least one model")
         self.settings = settings
-        reward_models = RewardModels(settings.reward_models)  # loaded on first use
+        self.metrics = metrics
+        self.reward_models = RewardModels(settings.reward_models)  # loaded on first use
         self.models: list[ServedModel] = []
         self._by_name: dict[str, ServedModel] = {}
         for hosted in models:
-            # Each model has its own admission (its engine's capacity) and metric labels.
-            model_settings = dataclasses.replace(
-                settings, served_model_names=hosted.names, model_path=hosted.path
-            )
-            model_metrics = metrics.model(hosted.names[0]) if metrics is not None else None
-            context = ServingContext(hosted.engine, model_settings, model_metrics)
-            chat = ChatCompletions(context)
-            completions = Completions(context)
-            strategies = StrategyRunner(context, chat, completions, self, reward_models)
-            served = ServedModel(hosted, context, chat, completions, strategies)
+            served = self._serve(hosted)
             for name in hosted.names:
                 if name in self._by_name:
                     raise ValueError(f"the model name {name!r} is served twice")
                 self._by_name[name] = served
             self.models.append(served)
+
+    def _serve(self, hosted: HostedModel) -> ServedModel:
+        # Each model has its own admission (its engine's capacity) and metric labels.
+        model_settings = dataclasses.replace(
+            self.settings, served_model_names=hosted.names, model_path=hosted.path
+        )
+        model_metrics = self.metrics.model(hosted.names[0]) if self.metrics is not None else None
+        context = ServingContext(hosted.engine, model_settings, model_metrics)
+        chat = ChatCompletions(context)
+        completions = Completions(context)
+        strategies = StrategyRunner(context, chat, completions, self, self.reward_models)
+        return ServedModel(hosted, context, chat, completions, strategies)
+
+    def swap(self, current: ServedModel, hosted: HostedModel) -> ServedModel:
+        """Serve `hosted` under `current`'s names from now on; requests already routed to
+        `current` keep its handlers and finish there (the caller drains and stops it)."""
+        served = self._serve(dataclasses.replace(hosted, names=current.hosted.names))
+        served.context.draining = current.context.draining
+        self.models[self.models.index(current)] = served
+        for name in current.hosted.names:
+            self._by_name[name] = served
+        return served
 
     @property
     def primary(self) -> ServedModel:

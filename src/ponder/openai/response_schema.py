@@ -91,10 +91,12 @@ _ERRORS = {
     500: "internal error; the engine keeps serving other requests",
     503: "draining, or request memory exhausted; retry after Retry-After seconds",
 }
+_DEFAULT_ERRORS = tuple(_ERRORS)
+_ERRORS[403] = "admin routes are off: the server has no --api-key"
 
 
 def documented(
-    body: type[BaseModel] | None, *, stream: bool = False, errors: tuple[int, ...] = tuple(_ERRORS)
+    body: type[BaseModel] | None, *, stream: bool = False, errors: tuple[int, ...] = _DEFAULT_ERRORS
 ) -> dict[int | str, dict[str, Any]]:
     """FastAPI `responses=` for a route answering `body` (and SSE when `stream`) or an error.
     Declaring the errors also keeps FastAPI from advertising its 422, which ponder never sends

@@ -10,12 +10,14 @@ from collections.abc import AsyncIterator, Sequence
 
 from pydantic import ValidationError
 
+from ponder.flywheel.store import RequestLogStore
 from ponder.openai import errors
 from ponder.openai.call import Call
 from ponder.openai.generation import EngineClient
 from ponder.openai.hosting import HostedModel, ModelRouter, ServedModel
 from ponder.openai.metrics import ServerMetrics
 from ponder.openai.protocol import ChatCompletionRequest, CompletionRequest
+from ponder.openai.request_log import LoggedCall
 from ponder.openai.responses import ResponseRun
 from ponder.openai.responses_protocol import ResponsesRequest, to_chat_request
 from ponder.openai.settings import ServerSettings
@@ -36,8 +38,10 @@ class OpenAIService:
         models: Sequence[HostedModel],
         settings: ServerSettings,
         metrics: ServerMetrics | None = None,
+        request_log: RequestLogStore | None = None,
     ):
         self.router = ModelRouter(models, settings, metrics)
+        self.request_log = request_log  # the flywheel's log of served calls (None: not logged)
         self.settings = settings
         self.started = int(time.time())
 
@@ -75,6 +79,17 @@ class OpenAIService:
         if isinstance(request, ResponsesRequest):
             return ResponseRun(request, await self.start(to_chat_request(request)))
         served = self.router.route(request.model)
+        served.open_calls += 1  # until the call closes: a promotion stops this engine after
+        try:
+            call = await self._start_on(served, request)
+        except BaseException:
+            served.open_calls -= 1
+            raise
+        return LoggedCall(call, request, served, self.request_log)
+
+    async def _start_on(
+        self, served: ServedModel, request: ChatCompletionRequest | CompletionRequest
+    ) -> Call:
         if isinstance(request, ChatCompletionRequest) and request.reasoning_output is None:
             request = request.model_copy(update={"reasoning_output": self.settings.reasoning_output})
         if request.reasoning_strategy is not None:

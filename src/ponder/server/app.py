@@ -12,11 +12,14 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import PlainTextResponse, Response
 
+from ponder.engine.llm_engine import EngineStats
 from ponder.errors import PonderError
+from ponder.flywheel.store import RequestLogStore
 from ponder.openai import errors
 from ponder.openai.call import Call
+from ponder.openai.flywheel_api import FeedbackRequest, ModelPromoter, PromoteRequest, record_feedback
 from ponder.openai.generation import EngineClient
-from ponder.openai.hosting import HostedModel
+from ponder.openai.hosting import HostedModel, ModelRouter
 from ponder.openai.metrics import CONTENT_TYPE, ServerMetrics
 from ponder.openai.protocol import ChatCompletionRequest, CompletionRequest
 from ponder.openai.response_schema import (
@@ -45,6 +48,7 @@ from ponder.server.http import (
 )
 from ponder.server.kv_events import kv_events_response
 from ponder.server.limits import RequestBodyLimit
+from ponder.server.workload import WorkloadHeader
 from ponder.version import __version__
 
 logger = logging.getLogger("ponder.server")
@@ -63,20 +67,28 @@ def build_app(
     *,
     more_models: Sequence[HostedModel] = (),
     shutdown_engine: bool = True,
+    request_log: RequestLogStore | None = None,
+    load_engine: Callable[[str], EngineClient] | None = None,
 ) -> FastAPI:
     """The app for `engine` (served as settings.served_model_names) and `more_models`, each on
-    its own engine; `shutdown_engine` stops the engines when the app shuts down."""
+    its own engine; `shutdown_engine` stops the engines when the app shuts down. `request_log`
+    records every served call; `load_engine` (a checkpoint path -> engine) enables promotion."""
     models = [HostedModel.primary(engine, settings), *more_models]
-    metrics = ServerMetrics({hosted.names[0]: hosted.engine.stats for hosted in models})
-    service = OpenAIService(models, settings, metrics)
+    # Read through the router: a promotion replaces the engine behind a name.
+    metrics = ServerMetrics({h.names[0]: _current_stats(lambda: service.router, h.names[0]) for h in models})
+    service = OpenAIService(models, settings, metrics, request_log=request_log)
     router = service.router
+    promoter = ModelPromoter(router, load_engine, settings.drain_timeout_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         router.drain()
+        await promoter.wait_retired()
         if shutdown_engine:
             await router.shutdown()
+        if request_log is not None:
+            request_log.close()  # commits what is queued
 
     app = FastAPI(
         title="ponder",
@@ -86,6 +98,7 @@ def build_app(
         default_response_class=JSONBody,
     )
     app.state.router = router
+    app.state.promoter = promoter
     app.state.context = router.primary.context
     _install_error_handlers(app)
     _document_errors_truthfully(app)
@@ -97,6 +110,7 @@ def build_app(
         retry_after_s=settings.retry_after_s,
     )
     app.add_middleware(APIKeyGuard, api_key=settings.api_key, protect_metrics=settings.protect_metrics)
+    app.add_middleware(WorkloadHeader)
     app.add_middleware(  # outermost: sees the guards' answers too
         ResponseCounter,
         count=lambda route, status: metrics.http_responses.labels(route, str(status)).inc(),
@@ -143,7 +157,25 @@ def build_app(
     async def create_response(body: ResponsesRequest, request: Request) -> Response:
         return await _answer(request, await service.start(body), body.stream, encode=named_sse_events)
 
+    @app.post("/v1/feedback", response_model=None, responses=documented(None, errors=(400, 401, 404)))
+    async def feedback(body: FeedbackRequest) -> dict:
+        return await record_feedback(request_log, body)
+
+    @app.post(
+        "/admin/models/promote", response_model=None, responses=documented(None, errors=(400, 401, 403, 404))
+    )
+    async def promote(body: PromoteRequest) -> dict:
+        if not settings.api_key:
+            raise errors.APIError(
+                403, "admin routes need the server started with --api-key", code="forbidden"
+            )
+        return await promoter.promote(body)
+
     return app
+
+
+def _current_stats(router: Callable[[], ModelRouter], name: str) -> Callable[[], EngineStats]:
+    return lambda: router().route(name).engine.stats()
 
 
 async def _answer(

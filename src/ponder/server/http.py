@@ -111,7 +111,7 @@ async def _close_quietly(iterator: Any) -> None:
 
 
 class APIKeyGuard:
-    """ASGI middleware: /v1 routes (and /metrics, when asked) need `Authorization: Bearer <key>`
+    """ASGI middleware: /v1 and /admin routes (and /metrics, when asked) need `Authorization: Bearer <key>`
     (before body parsing, so an unauthenticated client learns nothing from validation errors)."""
 
     def __init__(self, app: Callable, api_key: str | None, protect_metrics: bool = False):
@@ -120,7 +120,7 @@ class APIKeyGuard:
         self.protect_metrics = protect_metrics
 
     def _guarded(self, path: str) -> bool:
-        return path.startswith("/v1") or (self.protect_metrics and path == "/metrics")
+        return path.startswith(("/v1", "/admin")) or (self.protect_metrics and path == "/metrics")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
