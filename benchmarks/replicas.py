@@ -86,13 +86,18 @@ def main() -> None:
     parser.add_argument("--output-len", type=int, default=16)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--policies", default="round-robin,least-load,kv-aware")
+    parser.add_argument("--workloads", default="multi-turn,random")
+    parser.add_argument("--kv-cache-memory", default="32MiB", help="per replica")
     args = parser.parse_args()
     out = Path(tempfile.mkdtemp())
     print("| workload | policy | prefix hit rate | TTFT p50 ms | TTFT p99 ms | req/s | tok/s | per-replica |")
     print("|---|---|---|---|---|---|---|---|")
-    for workload, flags in WORKLOADS.items():
+    for workload in args.workloads.split(","):
+        flags = WORKLOADS[workload]
         for policy in args.policies.split(","):
-            router = RouterProcess("--router-policy", policy, replicas=args.replicas)
+            router = RouterProcess(
+                "--router-policy", policy, "--kv-cache-memory", args.kv_cache_memory, replicas=args.replicas
+            )
             try:
                 before = prefix_counters(router, args.replicas)
                 routed0 = [r["routed"] for r in router.replicas()]
