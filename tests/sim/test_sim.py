@@ -90,7 +90,7 @@ def test_bad_specs():
 
 def test_profile_builtin_model_and_cli(tmp_path, capsys):
     out = tmp_path / "p.json"
-    assert main(["profile", "-o", str(out), "--max-num-batched-tokens", "256"]) == 0
+    assert main(["profile", "-o", str(out), "--max-num-batched-tokens", "256", "--quick"]) == 0
     model = StepModel.load(out)
     assert model.step_time(64, 4, 1000.0) > 0
     assert (
