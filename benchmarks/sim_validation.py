@@ -75,7 +75,8 @@ def main() -> None:
             for q in (50, 95):
                 a, b = np.percentile(rv, q) * 1e3, np.percentile(sv, q) * 1e3
                 print(
-                    f"| {load:.0%} | {load * capacity:.2f} | {name} p{q} (ms) | {a:.1f} | {b:.1f} | {(b - a) / a:+.0%} |"
+                    f"| {load:.0%} | {load * capacity:.2f} | {name} p{q} (ms) "
+                    f"| {a:.1f} | {b:.1f} | {(b - a) / a:+.0%} |"
                 )
 
 
