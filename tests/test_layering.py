@@ -13,7 +13,8 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 LAYERS: list[set[str]] = [
     {"cli"},
     {"router"},
-    {"server", "bench", "eval", "train"},
+    {"server", "bench", "eval", "train", "sim"},
+    {"profiling"},  # measures the engine for the simulator
     {"openai"},
     {"flywheel"},
     {"llm"},

@@ -12,7 +12,18 @@ from ponder.version import __version__
 
 # Each module has `add_parser(subparsers)`; its parser sets `handler`. Imported one by one, so a
 # missing optional extra (fastapi for serve) leaves the other commands working.
-SUBCOMMAND_MODULES = ("generate", "serve", "chat", "batch", "bench", "eval", "train", "flywheel")
+SUBCOMMAND_MODULES = (
+    "generate",
+    "serve",
+    "chat",
+    "batch",
+    "bench",
+    "eval",
+    "train",
+    "flywheel",
+    "profile",
+    "sim",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
