@@ -201,6 +201,7 @@ def run_serve(args: argparse.Namespace) -> int:
     print(f"ponder serve: OpenAI API at http://{args.host}:{args.port}/v1 (--host, --port)", file=sys.stderr)
     server = build_server(
         app,
+        app.state.router,
         args.host,
         args.port,
         drain_timeout_s=settings.drain_timeout_s,

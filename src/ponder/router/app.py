@@ -45,7 +45,7 @@ def build_router_app(service: RouterService, *, manage_lifecycle: bool = True) -
             await service.start()
         yield
         if manage_lifecycle:
-            await service.drain(timeout_s=60.0)
+            await service.drain_and_wait(timeout_s=60.0)
             await service.shutdown()
 
     app = FastAPI(title="ponder router", lifespan=lifespan)

@@ -5,15 +5,8 @@ the replicas, which drain too."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
-import signal
 import sys
-import threading
-from collections.abc import Generator
-from types import FrameType
-
-import uvicorn
 
 from ponder.engine.tokenizer import Tokenizer
 from ponder.router.app import build_router_app
@@ -22,38 +15,9 @@ from ponder.router.policies import make_policy
 from ponder.router.prompts import PromptReader
 from ponder.router.replicas import LocalReplica, ReplicaHandle
 from ponder.router.service import RouterService
+from ponder.server.launcher import build_server
 
 logger = logging.getLogger("ponder.router")
-
-
-class RouterServer(uvicorn.Server):
-    """uvicorn waits for open requests on SIGTERM; this also answers 503 on kept-alive
-    connections meanwhile, so clients move on instead of queueing here."""
-
-    def __init__(self, config: uvicorn.Config, service: RouterService):
-        super().__init__(config)
-        self.service = service
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        # uvicorn re-raises the signal once it has stopped; a drained router exits 0 instead.
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = {sig: signal.signal(sig, self.begin_drain) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-    def begin_drain(self, sig: int | None = None, frame: FrameType | None = None) -> None:
-        if self.should_exit:  # a second signal: stop now
-            self.force_exit = True
-            return
-        logger.warning("router draining: %d request(s) in flight", self.service.balancer.in_flight)
-        self.service.draining = True
-        self.should_exit = True
 
 
 def make_handles(args: argparse.Namespace, argv: list[str]) -> tuple[list[ReplicaHandle], object | None]:
@@ -101,16 +65,16 @@ def run_router(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         f"at http://{args.host}:{args.port}/v1",
         file=sys.stderr,
     )
-    config = uvicorn.Config(
+    server = build_server(
         app,
-        host=args.host,
-        port=args.port,
-        log_level=args.uvicorn_log_level.lower(),
-        timeout_graceful_shutdown=int(getattr(args, "drain_timeout", 60.0)),
-        lifespan="on",
+        service,
+        args.host,
+        args.port,
+        drain_timeout_s=getattr(args, "drain_timeout", 60.0),
+        log_level=args.uvicorn_log_level,
     )
     try:
-        RouterServer(config, service).run()
+        server.run()
     finally:
         if cluster is not None:
             cluster.close()  # type: ignore[attr-defined]

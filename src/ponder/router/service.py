@@ -81,9 +81,17 @@ class RouterService:
             await asyncio.sleep(0.2)
         self._tasks = [asyncio.create_task(self._watch_health()), asyncio.create_task(self._watch_kv())]
 
-    async def drain(self, timeout_s: float) -> None:
-        """Refuse new requests and wait for those in flight (none is aborted within the timeout)."""
+    @property
+    def in_flight(self) -> int:
+        return self.balancer.in_flight
+
+    def drain(self) -> None:
+        """Refuse new requests (503); in-flight ones go on."""
         self.draining = True
+
+    async def drain_and_wait(self, timeout_s: float) -> None:
+        """Refuse new requests and wait for those in flight (none is aborted within the timeout)."""
+        self.drain()
         deadline = time.monotonic() + timeout_s
         while self.balancer.in_flight and time.monotonic() < deadline:
             await asyncio.sleep(0.05)

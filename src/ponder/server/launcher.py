@@ -8,14 +8,23 @@ import signal
 import threading
 from collections.abc import Generator
 from types import FrameType
+from typing import Protocol
 
 import uvicorn
 from fastapi import FastAPI
 
-from ponder.openai.hosting import ModelRouter
-
 logger = logging.getLogger("ponder.server")
 DRAIN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Drainable(Protocol):
+    """What a draining server stops: the models of `ponder serve`, or the replica router."""
+
+    @property
+    def in_flight(self) -> int: ...
+
+    def drain(self) -> None:
+        """Refuse new requests (503); in-flight ones go on."""
 
 
 class DrainingServer(uvicorn.Server):
@@ -26,9 +35,9 @@ class DrainingServer(uvicorn.Server):
     and exits normally instead of re-raising the signal, so a supervisor sees a clean stop.
     """
 
-    def __init__(self, config: uvicorn.Config, router: ModelRouter):
+    def __init__(self, config: uvicorn.Config, target: Drainable):
         super().__init__(config)
-        self.router = router
+        self.target = target
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
@@ -46,16 +55,19 @@ class DrainingServer(uvicorn.Server):
         if self.should_exit:  # a second signal: stop now
             self.force_exit = True
             return
-        logger.warning(
-            "draining: %d sequence(s) in flight; refusing new requests",
-            self.router.in_flight,
-        )
-        self.router.drain()
+        logger.warning("draining: %d in flight; refusing new requests", self.target.in_flight)
+        self.target.drain()
         self.should_exit = True
 
 
 def build_server(
-    app: FastAPI, host: str, port: int, *, drain_timeout_s: float, log_level: str = "info"
+    app: FastAPI,
+    target: Drainable,
+    host: str,
+    port: int,
+    *,
+    drain_timeout_s: float,
+    log_level: str = "info",
 ) -> DrainingServer:
     config = uvicorn.Config(
         app,
@@ -65,4 +77,4 @@ def build_server(
         timeout_graceful_shutdown=int(drain_timeout_s),
         lifespan="on",
     )
-    return DrainingServer(config, app.state.router)
+    return DrainingServer(config, target)
