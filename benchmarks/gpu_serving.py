@@ -136,7 +136,17 @@ def offline(model: str, result_dir: Path, num_prompts: int, seed: int) -> None:
 
 def server_command(server: str, model: str, port: int) -> list[str]:
     if server == "ponder":
-        return [sys.executable, "-m", "ponder.cli", "serve", model, "--port", str(port), "--dtype", "bfloat16"]
+        return [
+            sys.executable,
+            "-m",
+            "ponder.cli",
+            "serve",
+            model,
+            "--port",
+            str(port),
+            "--dtype",
+            "bfloat16",
+        ]
     return ["transformers", "serve", model, "--continuous-batching", "--device", DEVICE, "--dtype",
             "bfloat16", "--port", str(port), "--host", "127.0.0.1"]  # fmt: skip
 
@@ -261,7 +271,9 @@ def _plot(rows: list[tuple[str, dict]], path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     ckpt = commands.add_parser("checkpoint")
     ckpt.add_argument("--shape", choices=SHAPES, default="qwen3-8b")
@@ -277,7 +289,9 @@ def main() -> None:
     serve.add_argument("--result-dir", type=Path, required=True)
     serve.add_argument("--port", type=int, default=8100)
     serve.add_argument("--ready-timeout", type=float, default=240)
-    serve.add_argument("--runs", nargs="+", required=True, help="workload:rate,rate,...:num_prompts:cap_seconds_per_rate")
+    serve.add_argument(
+        "--runs", nargs="+", required=True, help="workload:rate,rate,...:num_prompts:cap_seconds_per_rate"
+    )
     rep = commands.add_parser("report")
     rep.add_argument("dirs", nargs="+", type=Path)
     rep.add_argument("--plot", type=Path)
