@@ -81,7 +81,9 @@ class LLMEngine:
         async_scheduling = config.scheduler.async_scheduling
         self.async_scheduling = self.device.type == "cuda" if async_scheduling is None else async_scheduling
         self._async_min_batch_size = config.scheduler.async_min_batch_size
-        self.speculator = create_speculator(self, num_blocks)
+        self.speculator = create_speculator(
+            config, self.arch, self.tokenizer, self.dtype, self.device, self.max_model_len, self.kv
+        )
         if self.speculator is not None:
             self.async_scheduling = False  # a step's drafts come from the tokens of the one before
         self._inflight: InflightStep | None = None

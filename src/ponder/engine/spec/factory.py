@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import torch
 
+from ponder.config import EngineConfig
+from ponder.engine.kv.manager import KVCacheManager
 from ponder.engine.spec.draft_model import DraftModelProposer
 from ponder.engine.spec.ngram import NgramProposer
 from ponder.engine.spec.proposer import Proposer
 from ponder.engine.spec.speculator import Speculator
+from ponder.engine.tokenizer import Tokenizer
 from ponder.errors import SpeculativeConfigError
-
-if TYPE_CHECKING:
-    from ponder.engine.llm_engine import LLMEngine
+from ponder.models.hf_config import ArchConfig
 
 
-def create_speculator(engine: LLMEngine, num_blocks: int) -> Speculator | None:
-    config = engine.config
+def create_speculator(
+    config: EngineConfig,
+    arch: ArchConfig,
+    tokenizer: Tokenizer,
+    dtype: torch.dtype,
+    device: torch.device,
+    max_model_len: int,
+    kv: KVCacheManager,
+) -> Speculator | None:
     spec = config.speculative
     if spec is None:
         return None
@@ -28,16 +36,8 @@ def create_speculator(engine: LLMEngine, num_blocks: int) -> Speculator | None:
     if spec.method == "ngram":
         proposer = NgramProposer(spec.ngram_min, spec.ngram_max)
     else:
+        # The draft's pool holds as many tokens as the target's (its blocks are smaller).
         proposer = DraftModelProposer(
-            spec,
-            config,
-            engine.arch,
-            engine.tokenizer,
-            engine.dtype,
-            engine.device,
-            engine.max_model_len,
-            num_blocks,
+            spec, config, arch, tokenizer, dtype, device, max_model_len, kv.num_blocks
         )
-    return Speculator(
-        spec, proposer, engine.kv, engine.max_model_len, config.scheduler.max_num_batched_tokens
-    )
+    return Speculator(spec, proposer, kv, max_model_len, config.scheduler.max_num_batched_tokens)
