@@ -33,30 +33,46 @@ def draft_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_checkpoint(tmp_path_factory.mktemp("draft"), "qwen3", num_layers=1, seed=7)
 
 
+SMALL_POOL = {"num_kv_blocks": 64, "max_model_len": 256}
+
+
 def test_builtin_model_ngram_and_draft() -> None:
-    prompts = [REASONING, REASONING + " 35. So the answer", "Let me check: 6 times 7 is"]
-    params = greedy(24)
-    expected = token_ids(LLM(), prompts, params)
+    prompts = [REASONING, "Let me check: 6 times 7 is"]
+    params = greedy(20)
+    expected = token_ids(LLM(**SMALL_POOL), prompts, params)
     for method in ("ngram", "draft"):
-        llm = LLM(speculative_method=method, num_speculative_tokens=3)
+        llm = LLM(speculative_method=method, num_speculative_tokens=3, **SMALL_POOL)
         assert token_ids(llm, prompts, params) == expected, method
         stats = llm.engine.stats()
         assert stats.spec_draft_tokens > 0 and stats.spec_accepted_tokens > 0, method
 
 
+MODES = {
+    "batching": {"num_kv_blocks": 128},  # continuous batching of four prompts
+    "chunked-prefill": {"num_kv_blocks": 128, "max_num_batched_tokens": 8},  # mixes with drafts
+    "preemption": {"block_size": 4, "num_kv_blocks": 32, "max_model_len": 96},  # a tiny pool
+}
+_expected: dict[str, list[list[int]]] = {}
+
+
 @pytest.mark.parametrize(
-    "knobs",
+    ("method", "mode"),
     [
-        {},  # plain continuous batching of four prompts
-        {"max_num_batched_tokens": 8},  # chunked prefill mixes with speculated decodes
-        {"block_size": 4, "num_kv_blocks": 40, "max_model_len": 96},  # preemption
+        ("ngram", "batching"),
+        ("draft-self", "batching"),
+        ("draft-other", "batching"),
+        ("ngram", "chunked-prefill"),
+        ("draft-other", "chunked-prefill"),
+        ("ngram", "preemption"),
+        ("draft-self", "preemption"),
     ],
-    ids=["batching", "chunked-prefill", "preemption"],
 )
-@pytest.mark.parametrize("method", ["ngram", "draft-self", "draft-other"])
-def test_tiny_qwen3(qwen3_ckpt: Path, draft_ckpt: Path, method: str, knobs: dict) -> None:
-    params = greedy(40)
-    expected = token_ids(LLM(str(qwen3_ckpt), **knobs), TINY_PROMPTS, params)
+def test_tiny_qwen3(qwen3_ckpt: Path, draft_ckpt: Path, method: str, mode: str) -> None:
+    params = greedy(32)
+    knobs = MODES[mode]
+    if mode not in _expected:
+        _expected[mode] = token_ids(LLM(str(qwen3_ckpt), **knobs), TINY_PROMPTS, params)
+    expected = _expected[mode]
     spec: dict = {"speculative_method": "ngram"}
     if method != "ngram":
         draft = qwen3_ckpt if method == "draft-self" else draft_ckpt
@@ -69,7 +85,7 @@ def test_tiny_qwen3(qwen3_ckpt: Path, draft_ckpt: Path, method: str, knobs: dict
         assert stats.spec_accepted_tokens == stats.spec_draft_tokens
     if method == "draft-other":
         assert stats.spec_accepted_tokens < stats.spec_draft_tokens
-    if "num_kv_blocks" in knobs:
+    if mode == "preemption":
         assert stats.num_preemptions > 0
     assert stats.kv_blocks_used == 0  # every block, rolled-back ones included, went back
 
@@ -77,8 +93,14 @@ def test_tiny_qwen3(qwen3_ckpt: Path, draft_ckpt: Path, method: str, knobs: dict
 def test_prefix_cache_hit_and_stops(qwen3_ckpt: Path) -> None:
     """A second request reuses blocks the first one published while speculating (blocks that
     held rejected drafts were never published), and max_tokens / stop strings cut exactly."""
-    base = LLM(str(qwen3_ckpt), block_size=4)
-    llm = LLM(str(qwen3_ckpt), block_size=4, speculative_method="draft", speculative_model=str(qwen3_ckpt))
+    base = LLM(str(qwen3_ckpt), block_size=4, num_kv_blocks=256)
+    llm = LLM(
+        str(qwen3_ckpt),
+        block_size=4,
+        num_kv_blocks=256,
+        speculative_method="draft",
+        speculative_model=str(qwen3_ckpt),
+    )
     params = greedy(30)
     first = token_ids(llm, TINY_PROMPTS[:1], params)
     assert first == token_ids(base, TINY_PROMPTS[:1], params)
