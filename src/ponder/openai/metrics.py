@@ -335,10 +335,11 @@ def speculative_families(stats: dict[str, EngineStats]) -> Iterator[GaugeMetricF
         ("spec_decode_num_verifications", "Sequence-steps that verified drafts.", "spec_verifications"),
         ("spec_decode_num_emitted_tokens", "Tokens appended by verifying steps.", "spec_emitted_tokens"),
     ]
+    # Stats from elsewhere (a router's, a test's) may predate speculation: they count zero.
     for name, doc, field in counters:
         counter = CounterMetricFamily(f"ponder:{name}", doc, labels=["model_name"])
         for model_name, values in stats.items():
-            counter.add_metric([model_name], getattr(values, field))
+            counter.add_metric([model_name], getattr(values, field, 0))
         yield counter
     rate = GaugeMetricFamily(
         "ponder:spec_decode_acceptance_rate", "Accepted / verified draft tokens (0-1).", labels=["model_name"]
@@ -349,8 +350,13 @@ def speculative_families(stats: dict[str, EngineStats]) -> Iterator[GaugeMetricF
         labels=["model_name"],
     )
     for model_name, values in stats.items():
-        drafts, verifications = values.spec_draft_tokens, values.spec_verifications
-        rate.add_metric([model_name], values.spec_accepted_tokens / drafts if drafts else 0.0)
-        length.add_metric([model_name], values.spec_emitted_tokens / verifications if verifications else 0.0)
+        drafts = getattr(values, "spec_draft_tokens", 0)
+        verifications = getattr(values, "spec_verifications", 0)
+        accepted, emitted = (
+            getattr(values, "spec_accepted_tokens", 0),
+            getattr(values, "spec_emitted_tokens", 0),
+        )
+        rate.add_metric([model_name], accepted / drafts if drafts else 0.0)
+        length.add_metric([model_name], emitted / verifications if verifications else 0.0)
     yield rate
     yield length

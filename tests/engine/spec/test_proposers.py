@@ -54,3 +54,20 @@ def test_stats_and_metrics(qwen3_ckpt: Path) -> None:
     assert rate == 1.0
     assert length == stats.spec_emitted_tokens / stats.spec_verifications > 1.0
     assert families["ponder:spec_decode_num_draft_tokens"].samples[0].value == stats.spec_draft_tokens
+
+
+def test_metrics_endpoint(qwen3_ckpt: Path) -> None:
+    import httpx
+
+    from tests.server.harness import MODEL, real_engine, serve
+
+    engine = real_engine(
+        qwen3_ckpt, speculative_method="draft", speculative_model=str(qwen3_ckpt), block_size=16
+    )
+    with serve(engine) as server:
+        body = {"model": MODEL, "prompt": "Hello, how are you", "max_tokens": 16, "temperature": 0}
+        assert httpx.post(f"{server.url}/v1/completions", json=body, timeout=60).status_code == 200
+        text = httpx.get(f"{server.url}/metrics").text
+    assert f'ponder:spec_decode_acceptance_rate{{model_name="{MODEL}"}} 1.0' in text
+    assert "ponder:spec_decode_mean_accepted_length" in text
+    assert "ponder:spec_decode_num_draft_tokens_total" in text
