@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ponder.errors import InvalidRequestError, TensorParallelError
+from ponder.errors import InvalidRequestError, SpeculativeConfigError, TensorParallelError
 
 DEFAULT_CPU_KV_CACHE_MEMORY = 1 << 30  # 1 GiB: plenty of tokens for small models on a laptop
 
@@ -96,12 +96,75 @@ class ParallelConfig:
             raise TensorParallelError(f"tensor_parallel_size must be an integer >= 1, got {size!r}")
 
 
+SPECULATIVE_METHODS = ("ngram", "draft")
+BUILTIN_SMALL_DRAFT = "builtin-small"  # the built-in model cut to its first draft_layers layers
+
+
+@dataclass(frozen=True)
+class SpeculativeConfig:
+    """Speculative decoding (engine/spec/): a proposer guesses up to num_speculative_tokens
+    tokens per decoding sequence and the target verifies them in one forward."""
+
+    method: str  # "ngram" (prompt lookup) | "draft" (a small model with its own KV cache)
+    num_speculative_tokens: int = 4
+    draft_model: str = BUILTIN_SMALL_DRAFT  # a HF checkpoint dir with the target's tokenizer
+    draft_layers: int = 2  # layers the built-in small draft keeps
+    ngram_min: int = 2
+    ngram_max: int = 4
+    # Above this many sequences in a step decoding is compute-bound: speculation only costs.
+    disable_batch_size: int = 16
+    # Cost of one extra verified token relative to a plain decode step (the adaptive switch).
+    token_cost: float = 0.1
+
+    def __post_init__(self) -> None:
+        checks = [
+            (
+                self.method in SPECULATIVE_METHODS,
+                "speculative_method",
+                f"speculative_method must be one of {', '.join(SPECULATIVE_METHODS)}, got {self.method!r}",
+            ),
+            (
+                _is_int(self.num_speculative_tokens) and 1 <= self.num_speculative_tokens <= 16,
+                "num_speculative_tokens",
+                f"num_speculative_tokens must be an integer in [1, 16], got {self.num_speculative_tokens!r}",
+            ),
+            (
+                _is_int(self.ngram_min) and _is_int(self.ngram_max) and 1 <= self.ngram_min <= self.ngram_max,
+                "ngram_min",
+                f"need 1 <= ngram_min <= ngram_max, got {self.ngram_min!r} and {self.ngram_max!r}",
+            ),
+            (
+                _is_int(self.draft_layers) and self.draft_layers >= 1,
+                "speculative_draft_layers",
+                f"speculative_draft_layers must be an integer >= 1, got {self.draft_layers!r}",
+            ),
+            (
+                _is_int(self.disable_batch_size) and self.disable_batch_size >= 1,
+                "speculative_disable_batch_size",
+                f"speculative_disable_batch_size must be >= 1, got {self.disable_batch_size!r}",
+            ),
+            (
+                self.token_cost >= 0,
+                "speculative_token_cost",
+                f"speculative_token_cost must be >= 0, got {self.token_cost!r}",
+            ),
+        ]
+        for ok, param, message in checks:
+            if not ok:
+                raise SpeculativeConfigError(message, param=param)
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     model: ModelConfig
     cache: CacheConfig = field(default_factory=CacheConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
+    speculative: SpeculativeConfig | None = None  # None: no speculative decoding
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _require(ok: bool, param: str, message: str) -> None:

@@ -51,3 +51,8 @@ class TensorParallelError(InvalidRequestError):
 class TensorParallelWorkerError(PonderError):
     """A tensor-parallel worker process died or a collective with it failed; the engine that
     drives it cannot go on (restart it)."""
+
+
+class SpeculativeConfigError(InvalidRequestError):
+    """The speculative decoding settings are invalid (unknown method, K < 1, a draft model whose
+    vocabulary differs from the target's); the message says what is allowed."""

@@ -11,7 +11,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ponder.assets import default_model_dir
-from ponder.config import CacheConfig, EngineConfig, ModelConfig, ParallelConfig, SchedulerConfig
+from ponder.config import (
+    BUILTIN_SMALL_DRAFT,
+    SPECULATIVE_METHODS,
+    CacheConfig,
+    EngineConfig,
+    ModelConfig,
+    ParallelConfig,
+    SchedulerConfig,
+    SpeculativeConfig,
+)
 from ponder.errors import InvalidRequestError
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
@@ -66,6 +75,26 @@ class EngineArgs:
     tensor_parallel_size: int = _knob(
         1, "split the model over N ranks, one process each (NCCL on GPUs, gloo on CPU)"
     )
+    speculative_method: str | None = _knob(
+        None,
+        "speculative decoding: ngram (prompt lookup) or draft (a small model); default off",
+        choices=SPECULATIVE_METHODS,
+    )
+    num_speculative_tokens: int = _knob(4, "tokens proposed per sequence and step (K)")
+    speculative_model: str = _knob(
+        BUILTIN_SMALL_DRAFT,
+        "draft model dir with the target's tokenizer, or builtin-small (the built-in model cut "
+        "to --speculative-draft-layers layers)",
+    )
+    speculative_draft_layers: int = _knob(2, "layers of the builtin-small draft")
+    ngram_min: int = _knob(2, "shortest n-gram the prompt-lookup proposer matches")
+    ngram_max: int = _knob(4, "longest n-gram the prompt-lookup proposer matches")
+    speculative_disable_batch_size: int = _knob(
+        16, "no speculation in steps of more sequences (decoding is compute-bound there)"
+    )
+    speculative_token_cost: float = _knob(
+        0.1, "cost of one extra verified token relative to a decode step (adaptive off-switch)"
+    )
 
     @classmethod
     def from_kwargs(cls, model: str | None = None, **kwargs: Any) -> EngineArgs:
@@ -119,6 +148,21 @@ class EngineArgs:
                 async_min_batch_size=self.async_min_batch_size,
             ),
             parallel=ParallelConfig(tensor_parallel_size=self.tensor_parallel_size),
+            speculative=self._speculative_config(),
+        )
+
+    def _speculative_config(self) -> SpeculativeConfig | None:
+        if self.speculative_method is None:
+            return None
+        return SpeculativeConfig(
+            method=self.speculative_method,
+            num_speculative_tokens=self.num_speculative_tokens,
+            draft_model=self.speculative_model,
+            draft_layers=self.speculative_draft_layers,
+            ngram_min=self.ngram_min,
+            ngram_max=self.ngram_max,
+            disable_batch_size=self.speculative_disable_batch_size,
+            token_cost=self.speculative_token_cost,
         )
 
 

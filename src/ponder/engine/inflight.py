@@ -4,6 +4,7 @@ has not seen yet (asynchronous scheduling keeps one of these while it prepares t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -12,6 +13,9 @@ from ponder.engine.request import Sequence
 from ponder.engine.sampler import DeviceSamples
 from ponder.engine.scheduler import ScheduledBatch
 from ponder.engine.transfers import HostCopy
+
+if TYPE_CHECKING:
+    from ponder.engine.spec.speculator import SpecStep
 
 
 @dataclass
@@ -34,6 +38,7 @@ class InflightStep:
     # A sampled row has penalties, which count its tokens on the host: the next step must wait
     # for this one's tokens before it can be scheduled.
     needs_tokens_on_host: bool = False
+    spec: SpecStep | None = None  # the drafts this step verifies (speculative decoding)
 
     def pending_inputs(self, batch: ScheduledBatch) -> PendingInputs | None:
         """Where the next batch's inputs that this step sampled come from on the device."""

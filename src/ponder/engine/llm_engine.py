@@ -23,6 +23,8 @@ from ponder.engine.sampler import DeviceSamples, Sampler, SamplingRow
 from ponder.engine.sampling_params import SamplingParams
 from ponder.engine.scheduler import ScheduledBatch, Scheduler
 from ponder.engine.sequence_updater import SequenceUpdater, stops_apply
+from ponder.engine.spec.factory import create_speculator
+from ponder.engine.spec.speculator import SpecStep, SpeculationStats
 from ponder.engine.thinking import ThinkMarkers, ThoughtState
 from ponder.engine.tokenizer import Tokenizer
 from ponder.engine.tp_runner import create_model_runner
@@ -48,6 +50,11 @@ class EngineStats:
     num_preemptions: int
     prompt_tokens_computed: int  # tokens run through the model as prefill (incl. recompute)
     generation_tokens: int  # tokens sampled
+    # Speculative decoding (engine/spec/); all zero without it.
+    spec_draft_tokens: int = 0  # drafts verified
+    spec_accepted_tokens: int = 0  # of which accepted
+    spec_verifications: int = 0  # sequence-steps that verified drafts
+    spec_emitted_tokens: int = 0  # tokens those steps appended
 
 
 class LLMEngine:
@@ -74,6 +81,11 @@ class LLMEngine:
         async_scheduling = config.scheduler.async_scheduling
         self.async_scheduling = self.device.type == "cuda" if async_scheduling is None else async_scheduling
         self._async_min_batch_size = config.scheduler.async_min_batch_size
+        self.speculator = create_speculator(
+            config, self.arch, self.tokenizer, self.dtype, self.device, self.max_model_len, self.kv
+        )
+        if self.speculator is not None:
+            self.async_scheduling = False  # a step's drafts come from the tokens of the one before
         self._inflight: InflightStep | None = None
         self.device_wait_seconds = 0.0  # time step() spent blocked until sampled tokens arrived
         self.requests: dict[str, Request] = {}
@@ -245,6 +257,7 @@ class LLMEngine:
             num_preemptions=self.scheduler.num_preemptions,
             prompt_tokens_computed=self._prompt_tokens_computed,
             generation_tokens=self.updater.generation_tokens,
+            **_speculation_fields(self.speculator.stats if self.speculator is not None else None),
         )
 
     def reset_prefix_cache(self) -> None:
@@ -318,6 +331,7 @@ class LLMEngine:
         Sequences whose last token is still on the device (sampled by `previous`) read it there."""
         now = time.monotonic()
         pending = previous.pending_inputs(batch) if previous is not None else None
+        spec = self.speculator.propose(batch) if self.speculator is not None else None
         result = self.runner.execute(batch, pending)
         prompt_logprobs = [
             self._prompt_logprobs_copy(batch.seqs[batch_index], logits)
@@ -340,6 +354,9 @@ class LLMEngine:
                 sampling_seqs.append(seq)
                 rows.append(row)
         step = InflightStep(batch, sampling_seqs, positions=[], samples=None, prompt_logprobs=prompt_logprobs)
+        if spec is not None:
+            spec.sample(self.sampler, result.spec_logits, self._draft_sampling_row)
+            step.spec = spec
         if not sampling_seqs:
             return step
         logits = result.sample_logits
@@ -372,6 +389,8 @@ class LLMEngine:
             seq.num_pending_tokens -= 1
             try:
                 self.updater.append_sampled(seq, sampled, row, now)
+                if step.spec is not None:
+                    self._append_verified(step.spec, seq, step.positions[row], now)
             except Exception as error:  # this request's detokenizing or stop check: fail it alone
                 self._fail_request(seq.request, error)
                 continue
@@ -445,6 +464,19 @@ class LLMEngine:
             num_pending_tokens=seq.num_pending_tokens,
         )
 
+    def _draft_sampling_row(self, seq: Sequence, token_ids: list[int]) -> SamplingRow:
+        """The sampling row of a position after seq's drafts: `token_ids` includes them."""
+        return SamplingRow(
+            params=seq.params,
+            token_ids=token_ids,
+            num_prompt_tokens=seq.num_prompt_tokens,
+            generator=seq.generator,
+            eos_token_ids=self.eos_token_ids,
+        )
+
+    def _append_verified(self, spec: SpecStep, seq: Sequence, base: int, now: float) -> None:
+        spec.accept(seq, base, lambda samples, row: self.updater.append_sampled(seq, samples, row, now))
+
     def _prompt_logprobs_copy(self, seq: Sequence, logits: torch.Tensor) -> PromptLogprobsCopy:
         """Start the logprobs of the prompt chunk seq computes now (from its next token on)."""
         request = seq.request
@@ -482,6 +514,17 @@ def _resolve_max_model_len(requested: int | None, arch) -> int:
             param="max_model_len",
         )
     return requested
+
+
+def _speculation_fields(stats: SpeculationStats | None) -> dict[str, int]:
+    if stats is None:
+        return {}
+    return {
+        "spec_draft_tokens": stats.num_draft_tokens,
+        "spec_accepted_tokens": stats.num_accepted_tokens,
+        "spec_verifications": stats.num_verifications,
+        "spec_emitted_tokens": stats.num_emitted_tokens,
+    }
 
 
 def _tokenizer_eos(tokenizer: Tokenizer) -> frozenset[int]:

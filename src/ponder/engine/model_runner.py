@@ -45,6 +45,9 @@ class ModelStepOutput:
     sample_seq_indices: list[int]
     # Batch index -> logits of its prompt positions computed this step (for prompt_logprobs).
     prompt_logits: dict[int, torch.Tensor] = field(default_factory=dict)
+    # Speculative decoding: the logits after each draft token, the batch's sequences with drafts
+    # in batch order, len(spec_token_ids) rows each (engine/spec/). None: no drafts.
+    spec_logits: torch.Tensor | None = None
 
 
 @dataclass
@@ -132,7 +135,8 @@ class ModelRunner:
         prompt_logits = {
             batch_index: logits[start:end] for batch_index, (start, end) in host.prompt_logits_rows.items()
         }
-        return ModelStepOutput(logits[:num_sample], host.sample_seq_indices, prompt_logits)
+        spec_logits = logits[len(logits) - host.num_spec_rows :] if host.num_spec_rows else None
+        return ModelStepOutput(logits[:num_sample], host.sample_seq_indices, prompt_logits, spec_logits)
 
     def _fill_pending(
         self, input_ids: torch.Tensor, pending: PendingInputs, query_start_loc: np.ndarray
@@ -193,6 +197,7 @@ class HostInputs:
     query_lens: list[int]
     sample_seq_indices: list[int]
     prompt_logits_rows: dict[int, tuple[int, int]]
+    num_spec_rows: int = 0  # the last rows of logits_indices: positions after a draft token
 
     @property
     def num_seqs(self) -> int:
@@ -256,12 +261,14 @@ def _mixed_host_inputs(batch: ScheduledBatch, block_size: int) -> HostInputs:
     sample_seq_indices: list[int] = []
     prompt_positions: list[np.ndarray] = []
     prompt_logits_rows: dict[int, tuple[int, int]] = {}
+    spec_positions: list[int] = []
     max_blocks = max(len(seq.block_table) for seq in batch.seqs)
     block_tables = np.zeros((len(batch.seqs), max_blocks), dtype=np.int32)
     for batch_index, (seq, num_new) in enumerate(zip(batch.seqs, batch.num_new_tokens)):
         start, end = seq.num_computed_tokens, seq.num_computed_tokens + num_new
         flat_start = len(input_ids)
-        known = seq.token_ids[start:end]
+        num_drafts = len(seq.spec_token_ids)
+        known = (seq.token_ids + seq.spec_token_ids if num_drafts else seq.token_ids)[start:end]
         input_ids.extend(known)
         input_ids.extend([PLACEHOLDER_TOKEN] * (num_new - len(known)))  # pending: see PendingInputs
         table = seq.block_table
@@ -278,9 +285,11 @@ def _mixed_host_inputs(batch: ScheduledBatch, block_size: int) -> HostInputs:
             )
         query_lens.append(num_new)
         seq_lens.append(end)
-        if end == seq.num_tokens:
-            sample_positions.append(flat_start + num_new - 1)
+        if end == seq.num_tokens + num_drafts:
+            # With drafts the sampled row is the last real token's; each draft adds one row.
+            sample_positions.append(flat_start + num_new - 1 - num_drafts)
             sample_seq_indices.append(batch_index)
+            spec_positions.extend(range(flat_start + num_new - num_drafts, flat_start + num_new))
         if _wants_prompt_logits(seq, start):
             # The logits at prompt position p score prompt token p + 1.
             last = min(end, seq.num_prompt_tokens - 1)
@@ -290,9 +299,13 @@ def _mixed_host_inputs(batch: ScheduledBatch, block_size: int) -> HostInputs:
     for batch_index, (_, length) in prompt_logits_rows.items():
         prompt_logits_rows[batch_index] = (offset, offset + length)
         offset += length
-    logits_indices = np.concatenate([np.asarray(sample_positions, dtype=np.int64), *prompt_positions]).astype(
-        np.int64
-    )
+    logits_indices = np.concatenate(
+        [
+            np.asarray(sample_positions, dtype=np.int64),
+            *prompt_positions,
+            np.asarray(spec_positions, np.int64),
+        ]
+    ).astype(np.int64)
     return HostInputs(
         input_ids=np.asarray(input_ids, dtype=np.int64),
         positions=np.concatenate(positions).astype(np.int64),
@@ -304,6 +317,7 @@ def _mixed_host_inputs(batch: ScheduledBatch, block_size: int) -> HostInputs:
         query_lens=query_lens,
         sample_seq_indices=sample_seq_indices,
         prompt_logits_rows=prompt_logits_rows,
+        num_spec_rows=len(spec_positions),
     )
 
 

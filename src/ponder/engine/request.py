@@ -65,6 +65,9 @@ class Sequence:
     # a thinking budget): it is not scheduled again until that token has reached the host.
     wait_for_pending: bool = False
     sent: SentOffsets = field(default_factory=SentOffsets)  # what DELTA outputs carried
+    # Draft tokens the target verifies this step (engine/spec/): fed after the last token, not
+    # part of token_ids; set just before the forward and cleared right after it.
+    spec_token_ids: list[int] = field(default_factory=list)
 
     @property
     def params(self) -> SamplingParams:

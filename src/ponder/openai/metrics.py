@@ -324,3 +324,39 @@ class _EngineStatsCollector(Collector):
             "prefix_cache_hits",
         )
         yield family(CounterMetricFamily, "num_preemptions", "Sequences preempted.", "num_preemptions")
+        yield from speculative_families(stats)
+
+
+def speculative_families(stats: dict[str, EngineStats]) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    """Speculative decoding (engine/spec/): counters, plus acceptance rate and accepted length."""
+    counters = [
+        ("spec_decode_num_draft_tokens", "Draft tokens verified.", "spec_draft_tokens"),
+        ("spec_decode_num_accepted_tokens", "Draft tokens accepted.", "spec_accepted_tokens"),
+        ("spec_decode_num_verifications", "Sequence-steps that verified drafts.", "spec_verifications"),
+        ("spec_decode_num_emitted_tokens", "Tokens appended by verifying steps.", "spec_emitted_tokens"),
+    ]
+    # Stats from elsewhere (a router's, a test's) may predate speculation: they count zero.
+    for name, doc, field in counters:
+        counter = CounterMetricFamily(f"ponder:{name}", doc, labels=["model_name"])
+        for model_name, values in stats.items():
+            counter.add_metric([model_name], getattr(values, field, 0))
+        yield counter
+    rate = GaugeMetricFamily(
+        "ponder:spec_decode_acceptance_rate", "Accepted / verified draft tokens (0-1).", labels=["model_name"]
+    )
+    length = GaugeMetricFamily(
+        "ponder:spec_decode_mean_accepted_length",
+        "Tokens per verifying sequence-step (1 = no gain).",
+        labels=["model_name"],
+    )
+    for model_name, values in stats.items():
+        drafts = getattr(values, "spec_draft_tokens", 0)
+        verifications = getattr(values, "spec_verifications", 0)
+        accepted, emitted = (
+            getattr(values, "spec_accepted_tokens", 0),
+            getattr(values, "spec_emitted_tokens", 0),
+        )
+        rate.add_metric([model_name], accepted / drafts if drafts else 0.0)
+        length.add_metric([model_name], emitted / verifications if verifications else 0.0)
+    yield rate
+    yield length

@@ -1,0 +1,214 @@
+"""Speculator: what the engine calls each step to propose drafts, sample their verification
+rows and keep the verified tokens.
+
+A step goes: `propose` picks decoding sequences, asks the proposer for drafts and allocates
+KV slots for them (the drafts ride along as extra query tokens, like a small prefill chunk);
+the target runs its one batched forward; `SpecStep.sample` samples the position after every
+draft with the ordinary Sampler; once the ordinary row's token is appended, `SpecStep.accept`
+appends each further sample while the token before it matched its draft, then rolls back the
+KV of the rejected drafts (num_computed_tokens and the blocks allocated for them). Blocks are
+only published to the prefix cache for tokens in token_ids, which never holds a draft, so a
+block with a rejected token's KV is never registered."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from ponder.config import SpeculativeConfig
+from ponder.engine.kv.manager import KVCacheManager, cdiv
+from ponder.engine.request import Sequence, SequenceStatus
+from ponder.engine.sampler import DeviceSamples, Sampler, SamplerOutput, SamplingRow
+from ponder.engine.scheduler import ScheduledBatch
+from ponder.engine.spec.controller import AcceptanceController
+from ponder.engine.spec.proposer import Proposer
+
+logger = logging.getLogger("ponder.engine")
+
+# SamplingParams fields a structured-output constraint may live in: a grammar mask advances one
+# token at a time, so such a sequence is never speculated (see can_speculate).
+CONSTRAINT_FIELDS = ("structured_output", "guided_decoding", "grammar", "response_format")
+
+
+@dataclass
+class SpeculationStats:
+    num_draft_tokens: int = 0  # drafts proposed and verified
+    num_accepted_tokens: int = 0  # of which accepted
+    num_verifications: int = 0  # sequence-steps that verified drafts
+    num_emitted_tokens: int = 0  # tokens those verifications appended (accepted + 1 each)
+
+    @property
+    def acceptance_rate(self) -> float:
+        return self.num_accepted_tokens / self.num_draft_tokens if self.num_draft_tokens else 0.0
+
+    @property
+    def mean_accepted_length(self) -> float:
+        """Tokens per verifying step of a sequence (1 would be plain decoding)."""
+        return self.num_emitted_tokens / self.num_verifications if self.num_verifications else 0.0
+
+
+def can_speculate(seq: Sequence) -> bool:
+    """The hook that keeps a sequence out of speculation. A decode only: no prompt left to
+    prefill (chunked prefill goes on as usual) and at least one token sampled; no pending token
+    (asynchronous scheduling is off under speculation anyway); no grammar constraint."""
+    if seq.num_output_tokens < 1 or seq.num_pending_tokens or seq.num_computed_tokens + 1 != seq.num_tokens:
+        return False
+    params = seq.params
+    return all(getattr(params, name, None) is None for name in CONSTRAINT_FIELDS)
+
+
+class Speculator:
+    def __init__(
+        self,
+        config: SpeculativeConfig,
+        proposer: Proposer,
+        kv: KVCacheManager,
+        max_model_len: int,
+        max_num_batched_tokens: int,
+    ):
+        self.config = config
+        self.proposer = proposer
+        self.kv = kv
+        self.max_model_len = max_model_len
+        self.max_num_batched_tokens = max_num_batched_tokens
+        self.controller = AcceptanceController(
+            config.num_speculative_tokens, config.token_cost, proposer.cost_per_token
+        )
+        self.stats = SpeculationStats()
+        self._tracked: dict[int, Sequence] = {}  # sequences with proposer or controller state
+
+    def propose(self, batch: ScheduledBatch) -> SpecStep | None:
+        """Attach drafts to the batch's decoding sequences; None when none gets any."""
+        self._forget_gone()
+        if len(batch.seqs) > self.config.disable_batch_size:
+            return None
+        room = self.max_num_batched_tokens - batch.num_tokens
+        wanted: list[tuple[int, Sequence, int]] = []
+        for index, (seq, num_new) in enumerate(zip(batch.seqs, batch.num_new_tokens)):
+            if num_new != 1 or room <= 0 or not can_speculate(seq):
+                continue
+            self._tracked[seq.seq_id] = seq
+            k = min(self.controller.num_tokens(seq.seq_id), self._tokens_left(seq) - 1, room)
+            if k > 0:
+                wanted.append((index, seq, k))
+                room -= k
+        if not wanted:
+            return None
+        drafts = self.proposer.propose([(seq, k) for _, seq, k in wanted])
+        step = SpecStep(self)
+        for (index, seq, k), tokens in zip(wanted, drafts, strict=True):
+            tokens = tokens[:k]
+            # Never preempt for a draft: without room the sequence just decodes one token.
+            if tokens and self.kv.allocate_slots(seq, 1 + len(tokens)):
+                seq.spec_token_ids = list(tokens)
+                batch.num_new_tokens[index] += len(tokens)
+                step.seqs.append(seq)
+                step.drafts.append(list(tokens))
+        assert not self.kv.pending_copies, "the scheduler's allocation already copied on write"
+        return step if step.seqs else None
+
+    def _tokens_left(self, seq: Sequence) -> int:
+        """Tokens seq may still append before its length limit (max_tokens, max_model_len)."""
+        limit = self.max_model_len
+        max_tokens = seq.params.max_tokens
+        if max_tokens is not None:
+            limit = min(limit, seq.num_prompt_tokens + max_tokens)
+        return limit - seq.num_tokens
+
+    def _forget_gone(self) -> None:
+        # A preempted sequence recomputes from scratch, so its draft state goes too.
+        for seq_id, seq in list(self._tracked.items()):
+            if seq.status is not SequenceStatus.RUNNING:
+                self.proposer.forget(seq_id)
+                self.controller.forget(seq_id)
+                del self._tracked[seq_id]
+
+    def roll_back(self, seq: Sequence, num_verified: int) -> None:
+        """Keep the KV of the first num_verified fed tokens after seq's last real one; free the
+        blocks that only held rejected drafts."""
+        seq.num_computed_tokens = min(seq.num_computed_tokens, num_verified, len(seq.token_ids) - 1)
+        keep = cdiv(seq.num_computed_tokens + 1, self.kv.block_size)
+        for block_id in seq.block_table[keep:]:
+            self.kv.pool.release(block_id)
+        del seq.block_table[keep:]
+
+
+@dataclass
+class SpecStep:
+    """The drafts of one step, in batch order (the order of ModelStepOutput.spec_logits)."""
+
+    speculator: Speculator
+    seqs: list[Sequence] = field(default_factory=list)
+    drafts: list[list[int]] = field(default_factory=list)
+    samples: DeviceSamples | None = None
+    _first_row: dict[Sequence, int] = field(default_factory=dict)
+    _host: SamplerOutput | None = None
+
+    def sample(
+        self,
+        sampler: Sampler,
+        logits: torch.Tensor | None,
+        sampling_row: Callable[[Sequence, list[int]], SamplingRow],
+    ) -> None:
+        """Sample the position after each draft. Row j of a sequence sees its tokens plus its
+        first j + 1 drafts (penalties and min_tokens count them). A failure here only costs the
+        drafts: the step then appends the ordinary row's token alone."""
+        rows: list[SamplingRow] = []
+        for seq, drafts in zip(self.seqs, self.drafts):
+            seq.spec_token_ids = []
+            self._first_row[seq] = len(rows)
+            context = list(seq.token_ids)
+            for draft in drafts:
+                context.append(draft)
+                rows.append(sampling_row(seq, list(context)))
+        if logits is None or logits.shape[0] != len(rows):
+            return
+        try:
+            self.samples = sampler.sample(logits, rows)
+        except Exception:
+            logger.exception("sampling the speculative rows failed; their drafts are dropped")
+
+    def accept(self, seq: Sequence, base: int, append: Callable[[SamplerOutput, int], None]) -> None:
+        """seq's ordinary token was appended at position `base`; append the verified tokens
+        after it (each is the target's own sample there, taken while the one before matched its
+        draft), then roll back the rest. `append(samples, row)` appends one sample row."""
+        row = self._first_row.get(seq)
+        if row is None:
+            return
+        drafts = self.drafts[self.seqs.index(seq)]
+        speculator = self.speculator
+        accepted = 0
+        host = self._host_samples()
+        while (
+            host is not None
+            and accepted < len(drafts)
+            and not seq.is_finished
+            and len(seq.token_ids) == base + accepted + 1  # no token forced in between
+            and seq.token_ids[base + accepted] == drafts[accepted]
+        ):
+            append(host, row + accepted)
+            accepted += 1
+        stats = speculator.stats
+        stats.num_draft_tokens += len(drafts)
+        stats.num_accepted_tokens += accepted
+        stats.num_verifications += 1
+        stats.num_emitted_tokens += len(seq.token_ids) - base
+        speculator.controller.observe(seq.seq_id, len(drafts), accepted)
+        if not seq.is_finished:
+            # Fed: the token before `base`, then the drafts; KV is right while they were real.
+            speculator.roll_back(seq, base + _matching(seq.token_ids, base, drafts))
+
+    def _host_samples(self) -> SamplerOutput | None:
+        if self._host is None and self.samples is not None:
+            self._host = self.samples.to_host()
+        return self._host
+
+
+def _matching(token_ids: list[int], base: int, drafts: list[int]) -> int:
+    count = 0
+    while count < len(drafts) and base + count < len(token_ids) and token_ids[base + count] == drafts[count]:
+        count += 1
+    return count

@@ -1,0 +1,73 @@
+"""The n-gram proposer, the acceptance controller and the metrics they feed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ponder import LLM
+from ponder.engine.sampling_params import SamplingParams
+from ponder.engine.spec.controller import PROBE_INTERVAL, AcceptanceController, expected_tokens
+from ponder.engine.spec.ngram import NgramProposer
+from ponder.openai.metrics import speculative_families
+
+
+def test_ngram_proposes_what_followed_the_latest_match() -> None:
+    proposer = NgramProposer(ngram_min=2, ngram_max=3)
+    tokens = [1, 2, 3, 4, 9, 1, 2, 3, 5, 7, 1, 2, 3]
+    assert proposer.propose_one(0, tokens, 3) == [5, 7, 1]  # the later "1 2 3" wins
+    tokens += [5, 7]  # incremental: only new positions are indexed
+    assert proposer.propose_one(0, tokens, 2) == [1, 2]
+    assert proposer.propose_one(1, [1, 2, 3, 4], 3) == []  # no earlier occurrence
+    assert proposer.propose_one(2, [8, 8, 8, 8], 4) == [8]  # overlapping match: what exists
+
+
+def test_controller_switches_off_and_probes() -> None:
+    controller = AcceptanceController(max_tokens=4, token_cost=0.1, proposer_cost=0.0)
+    assert controller.num_tokens(0) > 0  # an optimistic start
+    for _ in range(10):
+        controller.observe(0, 4, 0)
+    assert controller.acceptance(0) < 0.1
+    asked = [controller.num_tokens(0) for _ in range(PROBE_INTERVAL)]
+    assert asked == [0] * (PROBE_INTERVAL - 1) + [1]  # off, then one probe
+    for _ in range(10):
+        controller.observe(0, 4, 4)
+    assert controller.num_tokens(0) == 4
+    assert expected_tokens(0.5, 2) == 1.75
+    costly = AcceptanceController(max_tokens=4, token_cost=1.0, proposer_cost=0.0)
+    assert costly.best_k(0.9) == 0  # a token costing a whole step never pays
+
+
+def test_stats_and_metrics(qwen3_ckpt: Path) -> None:
+    llm = LLM(
+        str(qwen3_ckpt), num_kv_blocks=64, speculative_method="draft", speculative_model=str(qwen3_ckpt)
+    )
+    llm.generate(
+        ["Hello, how are you today?"], SamplingParams(temperature=0.0, max_tokens=12, ignore_eos=True)
+    )
+    stats = llm.engine.stats()
+    assert stats.spec_verifications > 0
+    assert stats.spec_accepted_tokens == stats.spec_draft_tokens  # self-drafting: all accepted
+    assert stats.generation_tokens == 12
+    families = {family.name: family for family in speculative_families({"m": stats})}
+    rate = families["ponder:spec_decode_acceptance_rate"].samples[0].value
+    length = families["ponder:spec_decode_mean_accepted_length"].samples[0].value
+    assert rate == 1.0
+    assert length == stats.spec_emitted_tokens / stats.spec_verifications > 1.0
+    assert families["ponder:spec_decode_num_draft_tokens"].samples[0].value == stats.spec_draft_tokens
+
+
+def test_metrics_endpoint(qwen3_ckpt: Path) -> None:
+    import httpx
+
+    from tests.server.harness import MODEL, real_engine, serve
+
+    engine = real_engine(
+        qwen3_ckpt, speculative_method="draft", speculative_model=str(qwen3_ckpt), block_size=16
+    )
+    with serve(engine) as server:
+        body = {"model": MODEL, "prompt": "Hello, how are you", "max_tokens": 16, "temperature": 0}
+        assert httpx.post(f"{server.url}/v1/completions", json=body, timeout=60).status_code == 200
+        text = httpx.get(f"{server.url}/metrics").text
+    assert f'ponder:spec_decode_acceptance_rate{{model_name="{MODEL}"}} 1.0' in text
+    assert "ponder:spec_decode_mean_accepted_length" in text
+    assert "ponder:spec_decode_num_draft_tokens_total" in text
