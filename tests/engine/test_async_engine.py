@@ -106,6 +106,35 @@ def test_invalid_requests_raise_at_add_time(qwen3_ckpt, async_scheduling):
     assert outputs[-1].finished
 
 
+def test_a_request_id_is_free_again_as_soon_as_its_stream_ends(qwen3_ckpt, async_scheduling):
+    """A client that reuses its request id right after the final output must not get "already
+    in use": the id is released before the stream's end is delivered (a race before)."""
+
+    async def run():
+        engine = make_engine(qwen3_ckpt, async_scheduling)
+        try:
+            finished, held_at_end = 0, []
+            for _ in range(8):
+                stream = engine.add_request("same-id", "Hello", SamplingParams(max_tokens=2))
+                put = stream.put
+
+                def watched_put(item, stream=stream, put=put):
+                    # in the engine thread, at the moment the end is handed over
+                    if getattr(item, "finished", False):
+                        held_at_end.append(engine._streams.get("same-id") is stream)
+                    put(item)
+
+                stream.put = watched_put
+                async for out in stream:
+                    finished += out.finished
+            return finished, held_at_end
+        finally:
+            await engine.shutdown()
+
+    finished, held_at_end = asyncio.run(run())
+    assert finished == 8 and held_at_end == [False] * 8
+
+
 def test_stopping_one_branch_frees_it_and_the_others_finish(qwen3_ckpt, async_scheduling):
     async def run():
         engine = make_engine(qwen3_ckpt, async_scheduling)

@@ -115,6 +115,21 @@ def add_router_args(parser: argparse.ArgumentParser) -> None:
         "--backend", choices=("local", "ray"), default="local", help="replicas as processes or Ray actors"
     )
     group.add_argument("--ray-address", default=None, help="join this Ray cluster (default: start one)")
+    group.add_argument(
+        "--replica-health-timeout", type=float, default=1.0, help="s; 3 probes in a row timing out = hung"
+    )
+    group.add_argument(
+        "--replica-stall-timeout",
+        type=float,
+        default=30.0,
+        help="s without a byte from a replica with streams in flight = hung",
+    )
+    group.add_argument(
+        "--replica-restart",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="restart dead or hung replicas (with backoff)",
+    )
 
 
 def add_reasoning_args(parser: argparse.ArgumentParser) -> None:

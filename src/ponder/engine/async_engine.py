@@ -196,10 +196,11 @@ class AsyncEngine:
                 continue
             stream = self._streams.get(output.request_id)
             if stream is not None:
+                if output.finished:
+                    # Release the id before the caller can see the end: it may reuse it at once.
+                    self._streams.pop(output.request_id, None)
                 failed = output.error is not None
                 stream.put(RequestFailedError(f"request failed: {output.error}") if failed else output)
-                if output.finished:
-                    self._streams.pop(output.request_id, None)
 
     def _add(self, request: Request) -> None:
         if request.request_id not in self._streams:
@@ -215,6 +216,7 @@ class AsyncEngine:
                 self.engine.abort_request(request_id)
             except RequestNotFoundError:
                 pass
-        for stream in self._streams.values():
+        streams = list(self._streams.values())
+        self._streams.clear()  # ids free before any caller hears of the failure
+        for stream in streams:
             stream.put(EngineDeadError(f"engine error: {error}"))
-        self._streams.clear()

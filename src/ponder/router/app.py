@@ -100,12 +100,15 @@ def build_router_app(service: RouterService, *, manage_lifecycle: bool = True) -
                     "url": h.url,
                     "pid": getattr(h, "pid", None),
                     "healthy": r.healthy,
+                    "role": r.role,
+                    "state": health.state,
+                    "restarts": health.restarts,
                     "draining": r.draining,
                     "in_flight": r.in_flight,
                     "routed": r.routed,
                     "cached_blocks": len(r.prefix.stored),
                 }
-                for r, h in zip(service.replicas, service.handles)
+                for r, h, health in zip(service.replicas, service.handles, service.health)
             ]
         }
 

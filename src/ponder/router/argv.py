@@ -7,6 +7,7 @@ import argparse
 
 ROUTER_ONLY = frozenset(
     {"data_parallel_size", "router_policy", "kv_aware_weight", "backend", "ray_address", "host", "port"}
+    | {"replica_health_timeout", "replica_stall_timeout", "replica_restart"}
 )
 
 

@@ -34,8 +34,10 @@ class Balancer:
         self.replicas = list(replicas)
         self.policy = policy
 
-    def assign(self, request: RoutedRequest, exclude: frozenset[int] = frozenset()) -> Assignment:
-        candidates = [r for r in self.replicas if r.available and r.index not in exclude]
+    def assign(
+        self, request: RoutedRequest, exclude: frozenset[int] = frozenset(), role: str = "colocated"
+    ) -> Assignment:
+        candidates = [r for r in self.replicas if r.available and r.index not in exclude and r.role == role]
         if not candidates:
             raise NoReplicaError("no healthy replica is available")
         replica = self.policy.pick(candidates, request)

@@ -9,10 +9,13 @@ import logging
 import sys
 
 from ponder.engine.tokenizer import Tokenizer
+from ponder.router.admin import install_admin_routes
 from ponder.router.app import build_router_app
 from ponder.router.argv import replica_argv
+from ponder.router.health import HealthPolicy
 from ponder.router.policies import make_policy
 from ponder.router.prompts import PromptReader
+from ponder.router.registry import LocalSpawner, RaySpawner, WorkerRegistry
 from ponder.router.replicas import LocalReplica, ReplicaHandle
 from ponder.router.service import RouterService
 from ponder.server.launcher import build_server
@@ -29,6 +32,14 @@ def make_handles(args: argparse.Namespace, argv: list[str]) -> tuple[list[Replic
         cluster = RayCluster(args.ray_address, n, gpus=gpus)
         return list(cluster.replicas([argv] * n)), cluster
     return [LocalReplica(f"replica-{i}", argv) for i in range(n)], None
+
+
+def health_policy(args: argparse.Namespace) -> HealthPolicy:
+    return HealthPolicy(
+        probe_timeout_s=getattr(args, "replica_health_timeout", 1.0),
+        stall_timeout_s=getattr(args, "replica_stall_timeout", 30.0),
+        restart=getattr(args, "replica_restart", True),
+    )
 
 
 def _wants_gpu(args: argparse.Namespace) -> bool:
@@ -58,8 +69,13 @@ def run_router(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     handles, cluster = make_handles(args, argv)
     policy = make_policy(args.router_policy, args.kv_aware_weight)
     block_size = getattr(args, "block_size", None) or 16
-    service = RouterService(handles, policy, PromptReader(load_tokenizer(args.model), block_size))
+    reader = PromptReader(load_tokenizer(args.model), block_size)
+    service = RouterService(handles, policy, reader, health_policy=health_policy(args))
     app = build_router_app(service)
+    spawner = RaySpawner(cluster) if cluster is not None else LocalSpawner()
+    registry = WorkerRegistry(service, spawner, argv)
+    install_admin_routes(app, registry, getattr(args, "api_key", None) or None)
+    app.state.registry = registry
     print(
         f"ponder serve: router ({args.router_policy}) over {len(handles)} {args.backend} replicas "
         f"at http://{args.host}:{args.port}/v1",

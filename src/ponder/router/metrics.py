@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from ponder.router.health import STATES, ReplicaHealth
 from ponder.router.policies import ReplicaState
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -34,10 +35,45 @@ class _ReplicaGauges(Collector):
             yield family
 
 
+class _HealthGauges(Collector):
+    def __init__(
+        self, replicas: Callable[[], Sequence[ReplicaState]], health: Callable[[], Sequence[ReplicaHealth]]
+    ):
+        self._replicas = replicas
+        self._health = health
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "ponder_router_replica_state",
+            "1 for the replica's current health state (" + "|".join(STATES) + ")",
+            labels=["replica", "role", "state"],
+        )
+        for replica, health in zip(self._replicas(), self._health()):
+            for state in STATES:
+                family.add_metric([replica.name, replica.role, state], float(health.state == state))
+        yield family
+
+
 class RouterMetrics:
-    def __init__(self, replicas: Callable[[], Sequence[ReplicaState]]):
+    def __init__(
+        self,
+        replicas: Callable[[], Sequence[ReplicaState]],
+        health: Callable[[], Sequence[ReplicaHealth]] = list,
+    ):
         self.registry = CollectorRegistry()
         r = self.registry
+        self.lost = Counter(
+            "ponder_router_replica_lost",
+            "Replicas declared lost, by replica and kind (dead: process gone; hung: no answer)",
+            ["replica", "kind"],
+            registry=r,
+        )
+        self.restarts = Counter(
+            "ponder_router_replica_restarts",
+            "Replica restarts by the router, by replica and reason (dead|hung)",
+            ["replica", "reason"],
+            registry=r,
+        )
         self.requests = Counter(
             "ponder_router_requests",
             "Requests routed, by replica and outcome",
@@ -65,6 +101,7 @@ class RouterMetrics:
             registry=r,
         )
         r.register(_ReplicaGauges(replicas))
+        r.register(_HealthGauges(replicas, health))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -23,6 +23,7 @@ class ReplicaState:
     index: int
     name: str
     healthy: bool = True
+    role: str = "colocated"  # | "prefill" | "decode" (disaggregated serving)
     draining: bool = False
     in_flight: int = 0
     outstanding_tokens: int = 0  # prompt + max output tokens of the requests in flight

@@ -5,6 +5,7 @@ The actor owns the server process: killing the actor kills the replica."""
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from typing import Any
 
 from ponder.router.replicas import die_with_parent, free_port, serve_command
@@ -42,10 +43,11 @@ class ServeActor:
 
 
 class RayReplica:
-    def __init__(self, name: str, argv: list[str], actor: Any):
+    def __init__(self, name: str, argv: list[str], actor: Any, make_actor: Callable[[], Any] | None = None):
         self.name = name
         self.argv = argv
         self.actor = actor
+        self._make_actor = make_actor  # a new actor in the same bundle, for restarts
         self._url = ""
 
     @property
@@ -80,6 +82,22 @@ class RayReplica:
             pass
         ray.kill(self.actor)
 
+    def restart(self) -> None:
+        """A new actor (and server process) in the same placement-group bundle; the old actor is
+        killed with its process (a SIGSTOPped one too: SIGKILL ends it)."""
+        import ray
+
+        if self._make_actor is None:
+            raise RuntimeError(f"replica {self.name} was made without an actor factory")
+        try:
+            ray.get(self.actor.stop.remote(False), timeout=10)
+        except Exception:  # the actor is gone already
+            pass
+        ray.kill(self.actor)
+        self.actor = self._make_actor()
+        self._url = ""
+        self.start()
+
 
 class RayCluster:
     """Connects to (or starts) Ray and reserves one placement-group bundle per replica."""
@@ -98,6 +116,7 @@ class RayCluster:
         ray.get(self.group.ready(), timeout=120)
         self.cpus = cpus
         self.gpus = gpus
+        self.extra_groups: list[Any] = []
 
     def replicas(self, argvs: list[list[str]]) -> list[RayReplica]:
         import ray
@@ -106,17 +125,42 @@ class RayCluster:
         actor_class = ray.remote(ServeActor)
         handles = []
         for index, argv in enumerate(argvs):
-            actor = actor_class.options(
+
+            def make(index: int = index) -> Any:
+                return actor_class.options(
+                    num_cpus=self.cpus,
+                    num_gpus=self.gpus,
+                    scheduling_strategy=PlacementGroupSchedulingStrategy(self.group, index),
+                ).remote()
+
+            handles.append(RayReplica(f"replica-{index}", argv, make(), make))
+        return handles
+
+    def spawn(self, name: str, argv: list[str]) -> RayReplica:
+        """One more replica (scale-up), in a placement group of its own (one bundle)."""
+        import ray
+        from ray.util.placement_group import placement_group
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        bundle: dict[str, float] = {"CPU": self.cpus, **({"GPU": self.gpus} if self.gpus else {})}
+        group = placement_group([bundle])
+        ray.get(group.ready(), timeout=120)
+        self.extra_groups.append(group)
+        actor_class = ray.remote(ServeActor)
+
+        def make() -> Any:
+            return actor_class.options(
                 num_cpus=self.cpus,
                 num_gpus=self.gpus,
-                scheduling_strategy=PlacementGroupSchedulingStrategy(self.group, index),
+                scheduling_strategy=PlacementGroupSchedulingStrategy(group, 0),
             ).remote()
-            handles.append(RayReplica(f"replica-{index}", argv, actor))
-        return handles
+
+        return RayReplica(name, argv, make(), make)
 
     def close(self) -> None:
         import ray
         from ray.util.placement_group import remove_placement_group
 
-        remove_placement_group(self.group)
+        for group in [self.group, *self.extra_groups]:
+            remove_placement_group(group)
         ray.shutdown()

@@ -88,3 +88,36 @@ class LocalReplica:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+    def restart(self) -> None:
+        """Kill what is left (SIGKILL also ends a SIGSTOPped process) and start afresh on a new
+        port, so nothing still connected to the old one reaches the new process."""
+        self.stop(graceful=False)
+        self.join(10.0)
+        self.port = free_port(self.host)
+        self.start()
+
+
+class ExternalWorker:
+    """A `ponder serve` the router did not start (registered by URL): probed and routed to like
+    the others, never started, stopped or restarted by the router."""
+
+    def __init__(self, name: str, url: str):
+        self.name = name
+        self._url = url.rstrip("/")
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    def start(self) -> None:
+        pass
+
+    def is_running(self) -> bool:
+        return True  # unknown: the health probes decide
+
+    def stop(self, graceful: bool = True) -> None:
+        pass
+
+    def join(self, timeout_s: float) -> None:
+        pass
