@@ -51,3 +51,8 @@ class TensorParallelError(InvalidRequestError):
 class TensorParallelWorkerError(PonderError):
     """A tensor-parallel worker process died or a collective with it failed; the engine that
     drives it cannot go on (restart it)."""
+
+
+class StructuredOutputError(InvalidRequestError):
+    """A structured-output constraint (JSON schema, regex, choice, grammar) is malformed or cannot
+    be compiled for this model's vocabulary; `param` names the request field that carried it."""

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     import torch
 
     from ponder.engine.output_text import OutputText
+    from ponder.engine.structured.state import StructuredState
     from ponder.engine.thinking import ThoughtState
 
 
@@ -65,6 +66,7 @@ class Sequence:
     # a thinking budget): it is not scheduled again until that token has reached the host.
     wait_for_pending: bool = False
     sent: SentOffsets = field(default_factory=SentOffsets)  # what DELTA outputs carried
+    structured: StructuredState | None = None  # set when the request constrains its answer
 
     @property
     def params(self) -> SamplingParams:
@@ -116,6 +118,9 @@ class Request:
     # of a running thought); the engine resolves it to `prefix_source` when the request is added
     prefix_of: tuple[str, int] | None = None
     prefix_source: Sequence | None = None
+    # The compiled grammar of params.structured_outputs (xgrammar's CompiledGrammar); each
+    # sample runs its own matcher over it.
+    grammar: object | None = None
 
     @property
     def finished(self) -> bool:
