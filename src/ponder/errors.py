@@ -56,3 +56,8 @@ class TensorParallelWorkerError(PonderError):
 class SpeculativeConfigError(InvalidRequestError):
     """The speculative decoding settings are invalid (unknown method, K < 1, a draft model whose
     vocabulary differs from the target's); the message says what is allowed."""
+
+
+class StructuredOutputError(InvalidRequestError):
+    """A structured-output constraint (JSON schema, regex, choice, grammar) is malformed or cannot
+    be compiled for this model's vocabulary; `param` names the request field that carried it."""

@@ -25,6 +25,8 @@ from ponder.engine.scheduler import ScheduledBatch, Scheduler
 from ponder.engine.sequence_updater import SequenceUpdater, stops_apply
 from ponder.engine.spec.factory import create_speculator
 from ponder.engine.spec.speculator import SpecStep, SpeculationStats
+from ponder.engine.structured.compiler import GrammarCache
+from ponder.engine.structured.state import StructuredState
 from ponder.engine.thinking import ThinkMarkers, ThoughtState
 from ponder.engine.tokenizer import Tokenizer
 from ponder.engine.tp_runner import create_model_runner
@@ -76,6 +78,7 @@ class LLMEngine:
         self.kv = KVCacheManager(num_blocks, block_size, config.cache.enable_prefix_caching)
         self.scheduler = Scheduler(config.scheduler, self.kv)
         self.sampler = Sampler(seed=config.model.seed)
+        self.grammars = GrammarCache(self.tokenizer, self.arch.vocab_size, self.eos_token_ids)
         # Launch step N+1 before handling step N's tokens, so the GPU never waits for the host.
         # On CPU nothing would overlap, so it is off there unless asked for.
         async_scheduling = config.scheduler.async_scheduling
@@ -143,6 +146,8 @@ class LLMEngine:
                 param="prompt",
             )
         arrival = time.monotonic() if arrival_time is None else arrival_time
+        structured = params.structured_outputs
+        grammar = self.grammars.get(structured) if structured is not None else None
         return Request(
             request_id=request_id,
             prompt=text,
@@ -153,6 +158,7 @@ class LLMEngine:
             ahead=ahead,
             prompt_logprobs=[None] if params.prompt_logprobs is not None else None,
             prefix_of=prefix_of,
+            grammar=grammar,
         )
 
     def add(self, request: Request) -> None:
@@ -293,6 +299,11 @@ class LLMEngine:
             thought=thought,
             logprobs=[] if params.logprobs is not None else None,
             confidences=[] if params.confidence_top_k > 0 else None,
+            structured=(
+                StructuredState(request.grammar, request.prompt_token_ids, markers)
+                if request.grammar is not None
+                else None
+            ),
         )
 
     def _live_sample(self, ids: tuple[str, int] | None) -> Sequence | None:
@@ -368,7 +379,8 @@ class LLMEngine:
             step.positions.append(len(seq.token_ids) + seq.num_pending_tokens)
             seq.num_pending_tokens += 1
             seq.wait_for_pending = self.updater.may_end_or_redirect(seq)
-            step.needs_tokens_on_host |= seq.params.needs_penalties
+            # A constraint's mask follows every token, so it needs them on the host too.
+            step.needs_tokens_on_host |= seq.params.needs_penalties or seq.structured is not None
         return step
 
     def _finish(self, step: InflightStep) -> list[RequestOutput]:
@@ -462,6 +474,7 @@ class LLMEngine:
             generator=seq.generator,
             eos_token_ids=self.eos_token_ids,
             num_pending_tokens=seq.num_pending_tokens,
+            constraint=seq.structured,
         )
 
     def _draft_sampling_row(self, seq: Sequence, token_ids: list[int]) -> SamplingRow:

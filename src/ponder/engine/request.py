@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     import torch
 
     from ponder.engine.output_text import OutputText
+    from ponder.engine.structured.state import StructuredState
     from ponder.engine.thinking import ThoughtState
 
 
@@ -68,6 +69,7 @@ class Sequence:
     # Draft tokens the target verifies this step (engine/spec/): fed after the last token, not
     # part of token_ids; set just before the forward and cleared right after it.
     spec_token_ids: list[int] = field(default_factory=list)
+    structured: StructuredState | None = None  # set when the request constrains its answer
 
     @property
     def params(self) -> SamplingParams:
@@ -119,6 +121,9 @@ class Request:
     # of a running thought); the engine resolves it to `prefix_source` when the request is added
     prefix_of: tuple[str, int] | None = None
     prefix_source: Sequence | None = None
+    # The compiled grammar of params.structured_outputs (xgrammar's CompiledGrammar); each
+    # sample runs its own matcher over it.
+    grammar: object | None = None
 
     @property
     def finished(self) -> bool:

@@ -12,6 +12,7 @@ import torch
 from ponder.engine.logprobs import position_logprob_entries, position_logprob_tensors
 from ponder.engine.outputs import PositionLogprobs
 from ponder.engine.sampling_params import SamplingParams
+from ponder.engine.structured.mask import TokenConstraint, apply_token_constraints
 from ponder.engine.transfers import HostCopy, to_device
 
 
@@ -32,6 +33,8 @@ class SamplingRow:
     # Output tokens sampled on the device whose ids are not in token_ids yet (asynchronous
     # scheduling). They count toward min_tokens; penalties need them on the host first.
     num_pending_tokens: int = 0
+    # Structured output: the tokens allowed next (inactive while the model thinks).
+    constraint: TokenConstraint | None = None
 
     @property
     def prompt_token_ids(self) -> Sequence[int]:
@@ -133,6 +136,7 @@ class Sampler:
             work = logits.to(torch.float32, copy=True)
             apply_penalties(work, rows)
             mask_stop_tokens_before_min_tokens(work, rows)
+            apply_token_constraints(work, [row.constraint for row in rows])
         else:  # all greedy and unrestricted: argmax of the logits as they are
             work = logits
         token_ids = work.argmax(dim=-1)
@@ -192,6 +196,8 @@ class Sampler:
 
 def _changes_logits(row: SamplingRow) -> bool:
     params = row.params
+    if row.constraint is not None and row.constraint.active:
+        return True
     return params.needs_penalties or (params.min_tokens > 0 and row.num_output_tokens < params.min_tokens)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from ponder.engine.structured.params import StructuredOutputParams
 from ponder.errors import InvalidRequestError
 
 
@@ -38,6 +39,8 @@ class SamplingParams:
     # Reasoning models: at most this many tokens inside <think>…</think>; the engine then closes
     # the thought itself so the answer still comes. None: no budget.
     thinking_budget: int | None = None
+    # The answer (never the thought) must match this JSON schema / regex / choice / grammar.
+    structured_outputs: StructuredOutputParams | None = None
     skip_special_tokens: bool = True
     output_kind: RequestOutputKind = RequestOutputKind.CUMULATIVE
     stop_list: list[str] = field(init=False, repr=False)
@@ -128,6 +131,19 @@ class SamplingParams:
             "thinking_budget",
             f"thinking_budget must be an integer >= 1, got {self.thinking_budget!r}",
         )
+        structured = self.structured_outputs
+        _check(
+            structured is None or isinstance(structured, StructuredOutputParams),
+            "structured_outputs",
+            f"structured_outputs must be a StructuredOutputParams, got {type(structured).__name__}",
+        )
+        if structured is not None:
+            # The grammar's end allows only a stop token; ignoring eos would loop to max_tokens.
+            _check(
+                not self.ignore_eos,
+                structured.param,
+                f"{structured.param} cannot be combined with ignore_eos",
+            )
         _check(
             isinstance(self.output_kind, RequestOutputKind),
             "output_kind",

@@ -57,6 +57,8 @@ class SequenceUpdater:
             self._append_token(seq, forced_id)
         # Updated only after the closing marker's own text is decoded: stops match the answer.
         seq.text.enable_stops(stops_apply(seq.thought, seq.num_output_tokens, seq.params))
+        if seq.structured is not None and seq.finish_reason is None:
+            seq.structured.sync(seq.token_ids, seq.thought)
         if seq.finish_reason is not None:
             seq.status = SequenceStatus.FINISHED
             seq.num_pending_tokens = 0

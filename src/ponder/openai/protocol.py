@@ -88,6 +88,12 @@ class SamplingFields(BaseModel):
         None, ge=1, le=MAX_TOKEN_ID, description="max tokens inside <think>; then the answer"
     )
     reasoning_strategy: StrategyField = None
+    # vLLM: structured output of the answer (openai/structured_format.py, docs/structured_output.md)
+    guided_json: Annotated[dict[str, Any], Field(max_length=MAX_OPTIONS)] | str | None = None
+    guided_regex: str | None = None
+    guided_choice: Annotated[list[str], Field(max_length=1024)] | None = None
+    guided_grammar: str | None = None
+    structured_outputs: Annotated[dict[str, Any], Field(max_length=8)] | None = None
 
 
 class ChatMessage(BaseModel):
@@ -177,11 +183,12 @@ def unsupported_features(request: SamplingFields) -> list[tuple[str, str]]:
         if request.modalities is not None and request.modalities != ["text"]:
             problems.append(("modalities", "only the 'text' modality is supported"))
         response_type = (request.response_format or {}).get("type", "text")
-        if response_type != "text":
+        if response_type not in ("text", "json_object", "json_schema"):
             problems.append(
                 (
                     "response_format",
-                    f"response_format {response_type!r} is not supported; use 'text'",
+                    f"response_format {response_type!r} is not supported; use 'text', "
+                    "'json_object' or 'json_schema'",
                 )
             )
     if isinstance(request, CompletionRequest):

@@ -26,6 +26,7 @@ from ponder.openai.protocol import (
     StreamOptions,
     Tools,
 )
+from ponder.openai.structured_format import response_format_of_text
 
 _STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
 TEXT_PARTS = ("input_text", "output_text", "reasoning_text", "text")
@@ -86,9 +87,6 @@ def to_chat_request(request: ResponsesRequest) -> ChatCompletionRequest:
         )
     if request.background:
         raise errors.unsupported("background", "background responses are not supported")
-    text_format = ((request.text or {}).get("format") or {}).get("type", "text")
-    if text_format != "text":
-        raise errors.unsupported("text.format", f"text.format {text_format!r} is not supported")
     messages = [{"role": "system", "content": request.instructions}] if request.instructions else []
     messages += input_messages(request.input)
     fields: dict[str, Any] = {
@@ -108,6 +106,7 @@ def to_chat_request(request: ResponsesRequest) -> ChatCompletionRequest:
         "reasoning_effort": request.reasoning.effort if request.reasoning else None,
         "tools": [_chat_tool(tool) for tool in request.tools] if request.tools else None,
         "tool_choice": request.tool_choice if isinstance(request.tool_choice, str) else None,
+        "response_format": response_format_of_text(request.text),
         "stream": bool(request.stream),
         "stream_options": {"include_usage": True} if request.stream else None,
     }

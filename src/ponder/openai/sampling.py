@@ -9,6 +9,7 @@ from ponder.engine.sampling_params import RequestOutputKind, SamplingParams
 from ponder.errors import InvalidRequestError
 from ponder.openai.protocol import ChatCompletionRequest, CompletionRequest, SamplingFields
 from ponder.openai.settings import ServerSettings
+from ponder.openai.structured_format import structured_outputs_of
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ def build_sampling_params(
         logprobs=_logprobs(request),
         prompt_logprobs=_prompt_logprobs(request),
         thinking_budget=plan.thinking_budget,
+        structured_outputs=structured_outputs_of(request),
         skip_special_tokens=request.skip_special_tokens,
         output_kind=RequestOutputKind.DELTA,
     )

@@ -21,6 +21,7 @@ from ponder.openai.request_log import LoggedCall
 from ponder.openai.responses import ResponseRun
 from ponder.openai.responses_protocol import ResponsesRequest, to_chat_request
 from ponder.openai.settings import ServerSettings
+from ponder.openai.structured_format import text_format_errors
 
 CHAT_URL = "/v1/chat/completions"
 COMPLETIONS_URL = "/v1/completions"
@@ -77,7 +78,8 @@ class OpenAIService:
         The prompt is rendered and tokenized in a worker thread: a huge prompt must not stall
         every other stream (and /health) on the event loop. Queueing stays on the loop."""
         if isinstance(request, ResponsesRequest):
-            return ResponseRun(request, await self.start(to_chat_request(request)))
+            with text_format_errors():  # structured-output errors name text.format
+                return ResponseRun(request, await self.start(to_chat_request(request)))
         served = self.router.route(request.model)
         served.open_calls += 1  # until the call closes: a promotion stops this engine after
         try:

@@ -28,11 +28,6 @@ from ponder.engine.spec.proposer import Proposer
 
 logger = logging.getLogger("ponder.engine")
 
-# SamplingParams fields a structured-output constraint may live in: a grammar mask advances one
-# token at a time, so such a sequence is never speculated (see can_speculate).
-CONSTRAINT_FIELDS = ("structured_output", "guided_decoding", "grammar", "response_format")
-
-
 @dataclass
 class SpeculationStats:
     num_draft_tokens: int = 0  # drafts proposed and verified
@@ -53,11 +48,11 @@ class SpeculationStats:
 def can_speculate(seq: Sequence) -> bool:
     """The hook that keeps a sequence out of speculation. A decode only: no prompt left to
     prefill (chunked prefill goes on as usual) and at least one token sampled; no pending token
-    (asynchronous scheduling is off under speculation anyway); no grammar constraint."""
+    (asynchronous scheduling is off under speculation anyway); no structured-output constraint:
+    its grammar mask advances one token at a time (engine/structured/)."""
     if seq.num_output_tokens < 1 or seq.num_pending_tokens or seq.num_computed_tokens + 1 != seq.num_tokens:
         return False
-    params = seq.params
-    return all(getattr(params, name, None) is None for name in CONSTRAINT_FIELDS)
+    return seq.params.structured_outputs is None
 
 
 class Speculator:
