@@ -28,6 +28,7 @@ from ponder.engine.spec.proposer import Proposer
 
 logger = logging.getLogger("ponder.engine")
 
+
 @dataclass
 class SpeculationStats:
     num_draft_tokens: int = 0  # drafts proposed and verified
