@@ -43,8 +43,9 @@ class ThinkMarkers:
         if end_id not in close_ids:
             return None
         budget_close_ids: tuple[int, ...] = ()
-        if tokenizer.budget_close_text:
-            budget_close_ids = tuple(tokenizer.encode(tokenizer.budget_close_text, add_special_tokens=False))
+        budget_close_text = getattr(tokenizer, "budget_close_text", None)  # (duck-typed tokenizers)
+        if budget_close_text:
+            budget_close_ids = tuple(tokenizer.encode(budget_close_text, add_special_tokens=False))
             if end_id not in budget_close_ids:
                 budget_close_ids = ()  # a close text that does not close the thought: ignored
         return cls(start_id, end_id, close_ids, budget_close_ids)
