@@ -198,18 +198,14 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     base = args.model or str(_builtin())
     traffic = serve_traffic(args, base, out / "requests.db")
+    print(json.dumps({"traffic": traffic}), flush=True)
     corrupted = corrupt_log(out / "requests.db", out / "corrupt.db", args.corrupt, args.seed)
     heldout = items_from_tasks(generate(args.family, args.difficulty, args.heldout, split="test"))
     engine_kwargs = json.loads(args.engine_kwargs)
     started = time.perf_counter()
     base_score = score_model("base", base, heldout, max_tokens=args.max_tokens, **engine_kwargs)
     eval_seconds = time.perf_counter() - started
-    rows = []
-    for name in [v for v in args.variants.split(",") if v]:
-        result = run_variant(args, name, base, out, heldout)
-        mean, low, high = paired_difference(result["score"], base_score)
-        score = result.pop("score")
-        rows.append({**result, "accuracy": score.accuracy, "gain": mean, "gain_ci95": [low, high]})
+    rows: list[dict] = []
     report = {
         "args": vars(args),
         "traffic": traffic,
@@ -219,7 +215,13 @@ def main(argv: list[str] | None = None) -> int:
         "heldout": len(heldout),
         "variants": rows,
     }
-    (out / "selftrain.json").write_text(json.dumps(report, indent=2, default=_plain) + "\n")
+    for name in [v for v in args.variants.split(",") if v]:
+        result = run_variant(args, name, base, out, heldout)
+        mean, low, high = paired_difference(result["score"], base_score)
+        score = result.pop("score")
+        rows.append({**result, "accuracy": score.accuracy, "gain": mean, "gain_ci95": [low, high]})
+        # written after every variant, so a run cut short keeps what it measured
+        (out / "selftrain.json").write_text(json.dumps(report, indent=2, default=_plain) + "\n")
     print(table(report))
     return 0
 
