@@ -7,6 +7,7 @@ import json
 import time
 
 from benchmarks import flywheel_selftrain as bench
+
 from ponder.flywheel.evaluate import items_from_tasks
 from ponder.flywheel.records import LogRecord
 from ponder.flywheel.store import RequestLogStore, read_rows
