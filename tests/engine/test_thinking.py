@@ -83,3 +83,30 @@ def test_thinking_budget_needs_think_markers_and_a_positive_value(llm):
             llm.generate(["Hello"], SamplingParams(thinking_budget=4))
     finally:
         llm.engine.think_markers = saved
+
+
+def test_a_model_may_name_its_own_budget_close():
+    markers = ThinkMarkers(start_id=10, end_id=11, close_ids=(3, 11, 4), budget_close_ids=(7, 8, 11, 4))
+    state = ThoughtState.after_prompt([1, 10], markers)
+    assert state.observe(5, markers, budget=2) == ()
+    assert state.observe(6, markers, budget=2) == (7, 8, 11, 4)  # the budget's close, not the probe's
+    assert markers.forced_close_ids == (7, 8, 11, 4) and MARKERS.forced_close_ids == MARKERS.close_ids
+
+
+def test_budget_close_from_the_tokenizer_config_and_its_text_is_thought(qwen3_ckpt, tmp_path):
+    import json
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(qwen3_ckpt, model)
+    config = json.loads((model / "tokenizer_config.json").read_text())
+    config["thinking_budget_close"] = "\nAnswer now.\n</think>\n\n"
+    (model / "tokenizer_config.json").write_text(json.dumps(config))
+    llm = LLM(str(model), block_size=4, kv_cache_memory=1 << 24, max_model_len=256)
+    markers = llm.engine.think_markers
+    assert markers.budget_close_ids and markers.budget_close_ids != markers.close_ids
+    params = SamplingParams(temperature=0, max_tokens=30, ignore_eos=True, thinking_budget=4)
+    out = llm.generate({"prompt_token_ids": thinking_prompt(llm)}, params)[0].outputs[0]
+    assert markers.end_id not in out.token_ids[:4]  # (the random model keeps thinking)
+    assert tuple(out.token_ids[4 : 4 + len(markers.budget_close_ids)]) == markers.budget_close_ids
+    assert out.reasoning.endswith("Answer now.") and "Answer now." not in out.content

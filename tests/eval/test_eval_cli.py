@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
 import pytest
@@ -124,3 +125,22 @@ def test_eval_rejects_bad_sampling_knobs_before_loading_a_model(tmp_path, flag, 
     with pytest.raises(InvalidRequestError) as caught:
         run_cli(argv)
     assert caught.value.param == param
+
+
+def test_paraphrased_items_and_no_thinking_reach_the_model(qwen3_ckpt, tmp_path):
+    from ponder.eval.runner import EvalConfig, load_items
+    from ponder.tasks import generate
+
+    config = EvalConfig(families=("arithmetic", "equations"), difficulties=("easy",), limit=4)
+    canonical = load_items(config)
+    paraphrased = load_items(dataclasses.replace(config, phrasing="paraphrase"))
+    assert [i.answer for i in canonical[4:]] == [i.answer for i in paraphrased[4:]]  # equations kept
+    assert not {i.question for i in canonical} & {i.question for i in paraphrased}
+    assert canonical == generate("arithmetic", "easy", 4) + generate("equations", "easy", 4)
+    json_path = tmp_path / "eval.json"
+    argv = ["eval", "--model", str(qwen3_ckpt), "--tasks", "arithmetic", "--difficulty", "easy"]
+    argv += ["--limit", "2", "--max-tokens", "6", "--phrasing", "paraphrase", "--no-thinking"]
+    assert run_cli([*argv, "--no-progress", "--json", str(json_path)]) == 0
+    report = json.loads(json_path.read_text())
+    items = report["strategies"][0]["items"] if "strategies" in report else report["results"][0]["items"]
+    assert len(items) == 2 and items[0]["gold"] == paraphrased[0].answer

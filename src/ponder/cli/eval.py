@@ -39,6 +39,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--top-p", type=float, default=1.0)
     parser.add_argument("--min-p", type=float, default=0.0, help="drop tokens below min-p x the top one's")
     parser.add_argument("--top-k", type=int, default=-1, help="-1: off")
+    parser.add_argument(
+        "--phrasing",
+        choices=["canonical", "paraphrase"],
+        default="canonical",
+        help="paraphrase: the test items in held-out phrasings, plain small sums in arithmetic/easy "
+        "(docs/flywheel.md, robustness)",
+    )
+    parser.add_argument(
+        "--no-thinking",
+        dest="enable_thinking",
+        action="store_false",
+        help="render prompts with enable_thinking=False (what reasoning_effort none does)",
+    )
     parser.add_argument("--item-seed", type=int, default=0, help="which test items")
     parser.add_argument("--sample-seed", type=int, default=0, help="sampling seed of item 0 (+i)")
     parser.add_argument(
@@ -97,6 +110,8 @@ def run_eval_command(args: argparse.Namespace) -> int:
         concurrency=_positive(args.concurrency, "concurrency"),
         verifier=args.verifier,
         progress=args.progress,
+        phrasing=args.phrasing,
+        enable_thinking=args.enable_thinking,
     )
     item_params(config, 0)  # bad sampling knobs fail here, before any model loads
     engine_args = EngineArgs.from_cli_args(args)

@@ -51,6 +51,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--batch-size", type=int, default=8)
     train.add_argument("--lora-rank", type=int, default=16)
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU machine")
     train.set_defaults(handler=run_train)
 
     evaluate = commands.add_parser("eval", help="candidate vs current model on held-out items")
@@ -156,6 +157,7 @@ def run_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         lora_rank=args.lora_rank,
         seed=args.seed,
+        device=args.device,
     )
     result = finetune(config)
     print(

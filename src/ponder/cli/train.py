@@ -47,7 +47,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "--preset",
         choices=sorted(PRESETS),
         default="builtin",
-        help="starting settings: tiny (CPU smoke run) or builtin (default)",
+        help="starting settings: tiny (CPU smoke run), builtin (default), or robust (fine-tunes the "
+        "shipped model for other phrasings and thinking budgets)",
     )
     parser.add_argument("--config", help="TOML or JSON file of TrainConfig settings")
     parser.add_argument(

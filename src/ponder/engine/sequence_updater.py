@@ -47,6 +47,8 @@ class SequenceUpdater:
         self._append_token(seq, token_id, in_thought=was_in_thought if forced else None)
         if forced:  # the budget closed the thought: answer next
             seq.num_pending_tokens = 0  # a token sampled meanwhile for seq no longer applies
+        # A model's own close text may say something before the marker ("Answer now."): thought.
+        before_marker = True
         for forced_id in forced:
             if seq.finish_reason is not None:
                 break
@@ -54,7 +56,8 @@ class SequenceUpdater:
                 seq.logprobs.append({})
             if seq.confidences is not None:
                 seq.confidences.append(None)
-            self._append_token(seq, forced_id)
+            before_marker = before_marker and forced_id != self._end_id()
+            self._append_token(seq, forced_id, in_thought=before_marker)
         # Updated only after the closing marker's own text is decoded: stops match the answer.
         seq.text.enable_stops(stops_apply(seq.thought, seq.num_output_tokens, seq.params))
         if seq.structured is not None and seq.finish_reason is None:
@@ -115,6 +118,9 @@ class SequenceUpdater:
         # A stop string hidden behind an incomplete character only shows up at the flush.
         if seq.finish_reason == "length" and seq.text.stop_matched is not None:
             seq.finish_reason, seq.stop_reason = "stop", seq.text.stop_matched
+
+    def _end_id(self) -> int | None:
+        return self.think_markers.end_id if self.think_markers is not None else None
 
     def _observe_thought(self, seq: Sequence, token_id: int) -> tuple[int, ...]:
         if seq.thought is None or self.think_markers is None:  # thought is None without markers

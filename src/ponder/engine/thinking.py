@@ -16,13 +16,22 @@ from ponder.engine.tokenizer import Tokenizer
 THINK_START = "<think>"
 THINK_END = "</think>"
 CLOSE_TEXT = "\n</think>\n\n"
+# A model may name its own text for a thought cut short by a budget (tokenizer_config.json key
+# "thinking_budget_close", Tokenizer.budget_close_text): the built-in model answers an answer
+# probe (CLOSE_TEXT + "\\boxed{") with an empty box until its thought states a result, so a budget
+# must close differently for it to answer anyway.
 
 
 @dataclass(frozen=True)
 class ThinkMarkers:
     start_id: int
     end_id: int
-    close_ids: tuple[int, ...]  # forced when a budget is reached
+    close_ids: tuple[int, ...]  # how a thought is closed from outside (answer probes)
+    budget_close_ids: tuple[int, ...] = ()  # forced when a budget is reached; () = close_ids
+
+    @property
+    def forced_close_ids(self) -> tuple[int, ...]:
+        return self.budget_close_ids or self.close_ids
 
     @classmethod
     def from_tokenizer(cls, tokenizer: Tokenizer) -> ThinkMarkers | None:
@@ -33,7 +42,13 @@ class ThinkMarkers:
         close_ids = tuple(tokenizer.encode(CLOSE_TEXT, add_special_tokens=False))
         if end_id not in close_ids:
             return None
-        return cls(start_id, end_id, close_ids)
+        budget_close_ids: tuple[int, ...] = ()
+        budget_close_text = getattr(tokenizer, "budget_close_text", None)  # (duck-typed tokenizers)
+        if budget_close_text:
+            budget_close_ids = tuple(tokenizer.encode(budget_close_text, add_special_tokens=False))
+            if end_id not in budget_close_ids:
+                budget_close_ids = ()  # a close text that does not close the thought: ignored
+        return cls(start_id, end_id, close_ids, budget_close_ids)
 
 
 @dataclass
@@ -66,5 +81,5 @@ class ThoughtState:
             return ()
         if budget is not None and self.num_reasoning_tokens >= budget:
             self.in_thought, self.closed = False, True
-            return markers.close_ids
+            return markers.forced_close_ids
         return ()

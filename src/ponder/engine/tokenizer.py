@@ -33,10 +33,12 @@ class Tokenizer:
         special_tokens: Mapping[str, str] | None = None,
         chat_templates: Mapping[str, str] | None = None,
         source: str = "<in-memory tokenizer>",
+        budget_close_text: str | None = None,
     ):
         self.backend = backend
         self.source = source
         self.special_tokens = dict(special_tokens or {})
+        self.budget_close_text = budget_close_text  # the model's own close of a budgeted thought
         self.chat_templates = dict(chat_templates or {})
         self._compiled_templates = {
             name: _compile_template(text, name, source) for name, text in self.chat_templates.items()
@@ -83,6 +85,7 @@ class Tokenizer:
             special_tokens=special_tokens,
             chat_templates=_read_chat_templates(directory, config),
             source=str(directory),
+            budget_close_text=_string_or_none(config.get("thinking_budget_close")),
         )
 
     @property
@@ -303,3 +306,7 @@ def _tojson(
 
 def _raise_template_error(message: str) -> None:
     raise jinja2.TemplateError(message)
+
+
+def _string_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None

@@ -15,6 +15,7 @@ from ponder.reasoning.controller import OfflineReasoner
 from ponder.reasoning.specs import StrategySpec
 from ponder.reasoning.strategies import ReasoningPrompt
 from ponder.tasks import TaskItem, generate
+from ponder.tasks.paraphrase import paraphrased_test_items
 
 if TYPE_CHECKING:
     from ponder.engine.llm_engine import LLMEngine
@@ -35,6 +36,8 @@ class EvalConfig:
     concurrency: int = 8
     verifier: str | None = None  # "oracle": the task's own checker (an upper bound, not a method)
     progress: bool = True
+    phrasing: str = "canonical"  # "paraphrase": the questions in held-out phrasings (tasks.paraphrase)
+    enable_thinking: bool = True  # False: the chat template skips the thought (reasoning_effort none)
 
 
 @dataclass
@@ -76,6 +79,13 @@ class StrategyEval:
 
 
 def load_items(config: EvalConfig) -> list[TaskItem]:
+    if config.phrasing == "paraphrase":
+        return [
+            item
+            for family in config.families
+            for difficulty in config.difficulties
+            for item in paraphrased_test_items(family, difficulty, config.limit, seed=config.item_seed)
+        ]
     return [
         item
         for family in config.families
@@ -142,7 +152,10 @@ async def _run_items(
         async with slots:
             start = time.perf_counter()
             verifier = item.check if config.verifier == "oracle" else None
-            problem = ReasoningPrompt(messages=({"role": "user", "content": item.question},))
+            problem = ReasoningPrompt(
+                messages=({"role": "user", "content": item.question},),
+                template_kwargs={} if config.enable_thinking else {"enable_thinking": False},
+            )
             result = await reasoner.run(problem, item_params(config, index), spec, verifier=verifier)
             latency = time.perf_counter() - start
         progress.update(1)

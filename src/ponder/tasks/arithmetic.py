@@ -20,6 +20,7 @@ class _Spec:
     operators: str
     max_leaf: int
     max_multiplier: int  # the small side of every product
+    min_leaf: int = 10
 
 
 _SPECS = {
@@ -27,6 +28,8 @@ _SPECS = {
     "medium": _Spec(min_ops=3, max_ops=3, operators="+-*", max_leaf=999, max_multiplier=9),
     "hard": _Spec(min_ops=4, max_ops=5, operators="+-*", max_leaf=999, max_multiplier=99),
 }
+# Plain small sums ("What is 2 + 3?"), outside the difficulty levels: what users ask first.
+_SMALL = _Spec(min_ops=1, max_ops=2, operators="+-*", max_leaf=20, max_multiplier=9, min_leaf=0)
 
 
 @dataclass(frozen=True)
@@ -44,24 +47,32 @@ class ArithmeticFamily(TaskFamily):
     description = "Evaluate + - * expressions with parentheses; worked digit by digit."
 
     def make(self, difficulty: str, rng: random.Random) -> Problem:
-        spec = _SPECS[difficulty]
-        while True:
-            expression = _random_expression(spec, rng.randint(spec.min_ops, spec.max_ops), rng)
-            if expression is not None:
-                break
-        question = f"What is {_render(expression)}?"
-        answer = str(expression.value)
-        routes = route_rng(question)
-        route = _evaluation_order(expression, routes)
-        work = _work_lines(expression, route, routes)
-        check = _check_lines(_check_order(expression, route, routes))
-        return Problem(question, answer, checked_solution(work, answer, check))
+        return _make(_SPECS[difficulty], rng)
+
+
+def small_problem(rng: random.Random) -> Problem:
+    """A plain small sum with numbers 0-20 (products by one digit), solved the same way."""
+    return _make(_SMALL, rng)
+
+
+def _make(spec: _Spec, rng: random.Random) -> Problem:
+    while True:
+        expression = _random_expression(spec, rng.randint(spec.min_ops, spec.max_ops), rng)
+        if expression is not None:
+            break
+    question = f"What is {_render(expression)}?"
+    answer = str(expression.value)
+    routes = route_rng(question)
+    route = _evaluation_order(expression, routes)
+    work = _work_lines(expression, route, routes)
+    check = _check_lines(_check_order(expression, route, routes))
+    return Problem(question, answer, checked_solution(work, answer, check))
 
 
 def _random_expression(spec: _Spec, num_ops: int, rng: random.Random) -> _Node | None:
     """A random expression with ``num_ops`` operators, or None if a value went out of range."""
     if num_ops == 0:
-        return _Node(rng.randint(10, spec.max_leaf))
+        return _Node(rng.randint(spec.min_leaf, spec.max_leaf))
     op = rng.choice(spec.operators)
     if op == "*":
         small = _Node(rng.randint(2, spec.max_multiplier))

@@ -15,6 +15,9 @@ THINK_END = "</think>"
 # What an answer probe appends to a live thought to read its answer at once (the default probe of
 # ponder.reasoning's answer-stability strategy; a test holds the two equal).
 PROBE_TEXT = f"\n{THINK_END}\n\n\\boxed{{"
+# What the engine forces when a thinking budget runs out (tokenizer_config.json
+# "thinking_budget_close"): unlike a probe, it asks for the best answer now, never an empty box.
+BUDGET_CLOSE_TEXT = f"\nAnswer now.\n{THINK_END}\n\n"
 
 # Assistant turns after the last user message keep their reasoning; earlier ones are shown
 # without it (as Qwen3 does), so multi-turn prompts stay short.

@@ -101,6 +101,14 @@ def export_model(model: Qwen3ForCausalLM, tokenizer_dir: Path, out_dir: Path, sa
     return out_dir
 
 
+def set_budget_close(model_dir: Path, text: str) -> None:
+    """Name the model's own close of a thought cut by a thinking budget (ponder.engine.thinking)."""
+    path = model_dir / "tokenizer_config.json"
+    config = json.loads(path.read_text())
+    config["thinking_budget_close"] = text
+    path.write_text(json.dumps(config, indent=2) + "\n")
+
+
 def _patch_config(config_path: Path, save_dtype: str) -> None:
     """Record the saved dtype, and ``rope_theta`` at the top level where transformers 4.x and
     most loaders read it (transformers 5 nests it in ``rope_parameters``)."""

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from ponder.assets import BUILTIN_MODEL_DIR
 from ponder.errors import InvalidRequestError
 from ponder.tasks import DIFFICULTIES, FAMILIES
 
@@ -38,6 +39,16 @@ class TrainConfig:
     cell_weights: dict[str, float] = field(default_factory=dict)
     no_think_fraction: float = 0.02  # examples answered directly, so enable_thinking=False works
     probe_fraction: float = 0.0  # examples that are cut thoughts closed by an answer probe
+    # Robustness outside the task format (docs/flywheel.md): questions in other phrasings (the
+    # "train" templates of ponder.tasks.paraphrase), plain small sums, and thoughts cut by a
+    # thinking budget (closed with BUDGET_CLOSE_TEXT) that still answer with the gold answer.
+    paraphrase_fraction: float = 0.0
+    plain_fraction: float = 0.0
+    budget_cut_fraction: float = 0.0
+    # the difficulties that direct answers and budget cuts are drawn for (a hard item cannot be
+    # answered without its thought); plain small sums count as easy
+    shortcut_difficulties: tuple[str, ...] = DIFFICULTIES
+    init_from: str | None = None  # a checkpoint dir whose weights start the run (fine-tuning)
     seq_len: int = 1024
     # optimisation
     batch_size: int = 64  # packed sequences per optimiser step
@@ -108,6 +119,24 @@ PRESETS: dict[str, TrainConfig] = {
         checkpoint_every=600,
     ),
 }
+# The shipped model fine-tuned for robustness outside its task format (docs/flywheel.md,
+# "Robustness"): the builtin mix at a tenth of the learning rate, plus paraphrased questions,
+# plain small sums, direct answers (enable_thinking=False) and budget-cut thoughts that answer.
+PRESETS["robust"] = replace(
+    PRESETS["builtin"],
+    out_dir="runs/robust",
+    init_from=str(BUILTIN_MODEL_DIR),
+    tokenizer_dir=str(BUILTIN_MODEL_DIR),
+    max_steps=1500,
+    lr=3e-4,
+    warmup_steps=40,
+    paraphrase_fraction=0.4,
+    plain_fraction=0.08,
+    budget_cut_fraction=0.3,
+    no_think_fraction=0.4,
+    shortcut_difficulties=("easy",),
+    checkpoint_every=1000,
+)
 
 
 def load_config(preset: str | None = None, path: str | None = None, **overrides: Any) -> TrainConfig:
@@ -210,9 +239,17 @@ def validate(config: TrainConfig) -> None:
             f"seq_len ({config.seq_len}) exceeds max_position_embeddings ({config.max_position_embeddings})",
             param="seq_len",
         )
-    for name in ("no_think_fraction", "probe_fraction"):
+    fractions = ("no_think_fraction", "probe_fraction", "paraphrase_fraction", "plain_fraction")
+    for name in (*fractions, "budget_cut_fraction"):
         if not 0 <= getattr(config, name) <= 1:
             raise InvalidRequestError(f"{name} must be in [0, 1]", param=name)
+    bad_shortcuts = sorted(set(config.shortcut_difficulties) - set(DIFFICULTIES))
+    if bad_shortcuts:
+        raise InvalidRequestError(
+            f"unknown difficulties {bad_shortcuts} in shortcut_difficulties; "
+            f"valid: {', '.join(DIFFICULTIES)}",
+            param="shortcut_difficulties",
+        )
     if config.device not in ("auto", "cpu", "cuda"):
         raise InvalidRequestError("device must be auto, cpu or cuda", param="device")
     if config.save_dtype not in ("float32", "bfloat16", "float16"):

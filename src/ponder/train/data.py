@@ -19,7 +19,9 @@ from tokenizers import Tokenizer
 from torch.utils.data import IterableDataset, get_worker_info
 
 from ponder.tasks import DIFFICULTIES, FAMILIES, TaskItem, random_item
+from ponder.tasks.paraphrase import paraphrase_item, small_arithmetic_item
 from ponder.train.chat_format import (
+    BUDGET_CLOSE_TEXT,
     IM_END,
     PROBE_TEXT,
     THINK_START,
@@ -88,6 +90,26 @@ def encode_probe_example(tokenizer: Tokenizer, item: TaskItem, rng: random.Rando
     return EncodedExample(input_ids=context + answer_ids, labels=[IGNORE_INDEX] * len(context) + answer_ids)
 
 
+def encode_budget_cut_example(tokenizer: Tokenizer, item: TaskItem, rng: random.Random) -> EncodedExample:
+    """A thought cut by a thinking budget: the worked solution cut after a random token (half the
+    time within its first 64 tokens, where small budgets cut), closed by BUDGET_CLOSE_TEXT as the
+    engine closes it, then the gold answer. Only the answer is learned: a budgeted thought must
+    still end in a real answer, never an empty box (which is what an answer probe gets)."""
+    prompt_ids = tokenizer.encode(prompt_text(item.question), add_special_tokens=False).ids
+    thought = tokenizer.encode(f"{THINK_START}\n{item.solution}", add_special_tokens=False).ids
+    limit = len(thought) if rng.random() < 0.5 else min(len(thought), 64)
+    cut = rng.randint(1, limit)
+    close_ids = tokenizer.encode(BUDGET_CLOSE_TEXT, add_special_tokens=False).ids
+    answer_ids = tokenizer.encode(answer_text(item.answer) + IM_END, add_special_tokens=False).ids
+    context = prompt_ids + thought[:cut] + close_ids
+    return EncodedExample(input_ids=context + answer_ids, labels=[IGNORE_INDEX] * len(context) + answer_ids)
+
+
+def shortcut(config: TrainConfig, item: TaskItem) -> bool:
+    """Whether this item may be answered without (all of) its thought in training."""
+    return item.difficulty in config.shortcut_difficulties
+
+
 class MixSampler:
     """Draws (family, difficulty) pairs: family weight x difficulty weight x any per-cell factor."""
 
@@ -127,11 +149,22 @@ def example_stream(
         for _ in range(_ENCODE_CHUNK):
             family, difficulty = sampler.draw(rng)
             item = random_item(family, difficulty, rng, split=split)
-            # (no draw at all without probes, so such a run's data stream stays what it was)
+            # (no draw at all for a share that is 0, so such a run's data stream stays what it was)
+            if config.plain_fraction and rng.random() < config.plain_fraction:
+                item = small_arithmetic_item(rng, split=split)
+            if config.paraphrase_fraction and rng.random() < config.paraphrase_fraction:
+                item = paraphrase_item(item, "train", rng)
             if config.probe_fraction and rng.random() < config.probe_fraction:
                 probes.append(encode_probe_example(tokenizer, item, rng))
+            elif (
+                config.budget_cut_fraction
+                and shortcut(config, item)
+                and rng.random() < config.budget_cut_fraction
+            ):
+                probes.append(encode_budget_cut_example(tokenizer, item, rng))
             else:
-                pairs.append(example_texts(item, thinking=rng.random() >= config.no_think_fraction))
+                direct = rng.random() < config.no_think_fraction
+                pairs.append(example_texts(item, thinking=not (direct and shortcut(config, item))))
         yield from encode_examples(tokenizer, pairs)
         yield from probes
 

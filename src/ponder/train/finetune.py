@@ -39,6 +39,7 @@ class FinetuneConfig:
     lora_rank: int = 16
     seed: int = 0
     threads: int | None = None
+    device: str = "cpu"  # "cuda" on the GPU machine; the built-in model trains fine on a CPU
 
     @property
     def learning_rate(self) -> float:
@@ -90,7 +91,7 @@ def finetune(config: FinetuneConfig, log=print) -> FinetuneResult:
         examples.append((ids, labels))
     if not examples:
         raise InvalidRequestError(f"{config.data}: no example fits max_len {config.max_len}", param="data")
-    model = AutoModelForCausalLM.from_pretrained(config.base, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(config.base, dtype=torch.float32).to(config.device)
     saved_dtype = _saved_dtype(Path(config.base))
     if config.method == "lora":
         model = _with_lora(model, config.lora_rank)
@@ -112,7 +113,7 @@ def finetune(config: FinetuneConfig, log=print) -> FinetuneResult:
             order += fresh
         batch = [examples[i] for i in order[: config.batch_size]]
         del order[: config.batch_size]
-        inputs = _collate(batch, pad_id)
+        inputs = {key: value.to(config.device) for key, value in _collate(batch, pad_id).items()}
         loss = model(**inputs, use_cache=False).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
@@ -126,6 +127,7 @@ def finetune(config: FinetuneConfig, log=print) -> FinetuneResult:
     seconds = time.monotonic() - started
     if config.method == "lora":
         model = model.merge_and_unload()
+    model.to("cpu")
     _save(model, Path(config.base), Path(config.out_dir), saved_dtype)
     result = FinetuneResult(
         out_dir=config.out_dir,

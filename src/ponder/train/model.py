@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from tokenizers import Tokenizer
 from transformers import Qwen3Config, Qwen3ForCausalLM
 
@@ -44,3 +45,19 @@ def build_model(config: TrainConfig, tokenizer: Tokenizer) -> Qwen3ForCausalLM:
 def count_parameters(model: Qwen3ForCausalLM) -> int:
     """Distinct parameters (the tied embedding and output head count once)."""
     return sum(parameter.numel() for parameter in model.parameters())
+
+
+def load_initial_weights(model: Qwen3ForCausalLM, checkpoint_dir: str) -> None:
+    """Start from a trained checkpoint of the same shape (fine-tuning): every weight, strictly."""
+    from ponder.errors import ModelLoadError
+
+    try:
+        trained = Qwen3ForCausalLM.from_pretrained(checkpoint_dir, dtype=torch.float32)
+    except OSError as error:
+        raise ModelLoadError(f"init_from: cannot load {checkpoint_dir}: {error}") from error
+    try:
+        model.load_state_dict(trained.state_dict(), strict=True)
+    except RuntimeError as error:
+        raise ModelLoadError(
+            f"init_from: {checkpoint_dir} does not fit this model's shape: {error}"
+        ) from error

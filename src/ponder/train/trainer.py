@@ -17,10 +17,17 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ponder.errors import InvalidRequestError
-from ponder.train.checkpoint import TrainState, export_model, load_checkpoint, save_checkpoint
+from ponder.train.chat_format import BUDGET_CLOSE_TEXT
+from ponder.train.checkpoint import (
+    TrainState,
+    export_model,
+    load_checkpoint,
+    save_checkpoint,
+    set_budget_close,
+)
 from ponder.train.config import TrainConfig, config_to_dict
 from ponder.train.data import PackedTaskDataset, tokenizer_corpus
-from ponder.train.model import build_model, count_parameters
+from ponder.train.model import build_model, count_parameters, load_initial_weights
 from ponder.train.tokenizer import load_tokenizer, train_tokenizer
 
 Batch = dict[str, torch.Tensor]
@@ -80,7 +87,11 @@ def train(config: TrainConfig, *, resume: bool = False, log: Callable[[str], Non
         torch.set_float32_matmul_precision("high")  # TF32 for the few fp32 matmuls left
     tokenizer_dir = _prepare_tokenizer(config, out_dir, log)
     tokenizer = load_tokenizer(tokenizer_dir)
-    model = build_model(config, tokenizer).to(device)
+    model = build_model(config, tokenizer)
+    if config.init_from:
+        load_initial_weights(model, config.init_from)
+        log(f"weights from {config.init_from}")
+    model = model.to(device)
     num_parameters = count_parameters(model)
     optimizer = _optimizer(model, config, device)
     state = TrainState()
@@ -109,6 +120,8 @@ def train(config: TrainConfig, *, resume: bool = False, log: Callable[[str], Non
     if state.step != run.saved_step:
         _save(run)
     model_dir = export_model(model, tokenizer_dir, out_dir / "model", config.save_dtype)
+    if config.budget_cut_fraction:  # it learned to answer after this close: let the engine use it
+        set_budget_close(model_dir, BUDGET_CLOSE_TEXT)
     if finished:
         log(f"done: {state.step} steps in {state.elapsed_seconds:.0f}s; model in {model_dir}")
     else:
