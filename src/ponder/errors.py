@@ -51,3 +51,8 @@ class TensorParallelError(InvalidRequestError):
 class TensorParallelWorkerError(PonderError):
     """A tensor-parallel worker process died or a collective with it failed; the engine that
     drives it cannot go on (restart it)."""
+
+
+class KVTransferError(PonderError):
+    """A disaggregated request's prompt KV did not arrive intact in time (the prefill worker died,
+    the transfer timed out or failed its checksum) and --kv-load-failure-policy is fail."""

@@ -88,6 +88,8 @@ class SamplingFields(BaseModel):
         None, ge=1, le=MAX_TOKEN_ID, description="max tokens inside <think>; then the answer"
     )
     reasoning_strategy: StrategyField = None
+    # Set by the disaggregated router only (docs/disaggregated.md): hand-off of the prompt's KV.
+    kv_transfer_params: dict[str, Any] | None = None
 
 
 class ChatMessage(BaseModel):

@@ -76,6 +76,7 @@ def build_sampling_params(
         thinking_budget=plan.thinking_budget,
         skip_special_tokens=request.skip_special_tokens,
         output_kind=RequestOutputKind.DELTA,
+        kv_transfer=request.kv_transfer_params,
     )
 
 
