@@ -86,9 +86,8 @@ class KVTransfers:
         assert spec.role == CONSUMER and spec.first_token_id is not None
         self.updater.append_known(seq, spec.first_token_id, time.monotonic())
         self._outputs += self._collect_outputs({seq})  # the first token goes out now
-        if seq.is_finished:  # it was the only token (eos, max_tokens=1, a stop)
-            self.connector.release(spec.key)
-            return True
+        # Loaded even if that token ended it (eos, max_tokens=1, a stop): the producer's sends
+        # are then received and dropped, rather than left waiting.
         self._waiting[spec.key] = seq
         self.connector.start_load(spec, seq.num_prompt_tokens, prompt_hash(request.prompt_token_ids))
         return True
