@@ -17,7 +17,6 @@ from ponder import cli
         (["--role", "prefill"], "needs --kv-connector"),
         (["--role", "router"], "--prefill-url"),
         (["--disagg", "1P1D", "--disagg-min-uncached-tokens", "-1"], ">= 0"),
-        (["--disagg", "1P1D", "--tensor-parallel-size", "2"], "not supported"),
     ],
 )
 def test_bad_flags_exit_2_with_a_clear_message(argv, message, capsys):

@@ -280,15 +280,11 @@ class LLMEngine:
     def _kv_transfers(self, config: EngineConfig) -> KVTransfers | None:
         if not config.kv_transfer.enabled:
             return None
-        if config.parallel.tensor_parallel_size > 1:
-            raise InvalidRequestError(
-                "--kv-connector needs --tensor-parallel-size 1 on this worker (other ranks hold "
-                "heads the hand-off does not gather yet)",
-                param="kv_connector",
-            )
-        connector = make_connector(config.kv_transfer, self.kv_layout)
+        total_heads = self.arch.num_key_value_heads  # the wire carries all; each rank keeps its own
+        connector = make_connector(config.kv_transfer, self.kv_layout, total_heads)
         return KVTransfers(
             connector,
+            config.parallel.tensor_parallel_size,
             self.runner.kv_caches,
             self.kv,
             self.scheduler,
@@ -359,6 +355,8 @@ class LLMEngine:
         Sequences whose last token is still on the device (sampled by `previous`) read it there."""
         now = time.monotonic()
         pending = previous.pending_inputs(batch) if previous is not None else None
+        if self.kv_transfer is not None:
+            self.kv_transfer.before_forward(batch)
         result = self.runner.execute(batch, pending)
         prompt_logprobs = [
             self._prompt_logprobs_copy(batch.seqs[batch_index], logits)

@@ -81,10 +81,6 @@ def check_disagg_args(args: argparse.Namespace) -> None:
         raise InvalidRequestError(
             "--disagg-min-uncached-tokens must be >= 0", param="disagg_min_uncached_tokens"
         )
-    if getattr(args, "tensor_parallel_size", 1) > 1:
-        raise InvalidRequestError(
-            "--disagg with --tensor-parallel-size > 1 is not supported yet", param="tensor_parallel_size"
-        )
 
 
 def run_disagg_router(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

@@ -22,7 +22,7 @@ import torch
 
 from ponder.config import KVTransferConfig
 from ponder.engine.kv.layout import KVLayout
-from ponder.engine.kv_transfer.payload import LayerKV, Manifest, block_checksums, scatter_layer, slots_of
+from ponder.engine.kv_transfer.payload import LayerKV, Manifest, block_checksums, slots_of
 from ponder.engine.kv_transfer.spec import TransferSpec
 
 logger = logging.getLogger("ponder.kv_transfer")
@@ -68,9 +68,10 @@ class LoadPlan:
 
 
 class KVConnector(ABC):
-    def __init__(self, config: KVTransferConfig, layout: KVLayout):
+    def __init__(self, config: KVTransferConfig, layout: KVLayout, total_kv_heads: int):
         self.config = config
-        self.layout = layout
+        self.layout = layout  # this rank's pool
+        self.total_kv_heads = total_kv_heads  # what the wire carries (all heads, any TP size)
         name = config.worker_name or f"worker{os.getpid()}"
         # A new epoch per process: whatever a previous life of this worker left is never used.
         self.name, self.epoch = name, f"{name}-{uuid.uuid4().hex[:8]}"
@@ -144,8 +145,20 @@ class KVConnector(ABC):
 
     def _check(self, load: _Load, manifest: Manifest, layers: list[LayerKV]) -> None:
         layout = self.layout
-        expected = (load.num_tokens, load.prompt_hash, layout.num_layers, layout.head_dim)
-        got = (manifest.num_tokens, manifest.prompt_hash, manifest.num_layers, manifest.head_dim)
+        expected = (
+            load.num_tokens,
+            load.prompt_hash,
+            layout.num_layers,
+            self.total_kv_heads,
+            layout.head_dim,
+        )
+        got = (
+            manifest.num_tokens,
+            manifest.prompt_hash,
+            manifest.num_layers,
+            manifest.num_kv_heads,
+            manifest.head_dim,
+        )
         if expected != got:
             raise TransferFailed(f"the transfer does not match this prompt/model: {got} != {expected}")
         if manifest.producer_epoch != load.spec.producer_epoch:
@@ -192,15 +205,12 @@ class KVConnector(ABC):
             raise TransferFailed(load.error or "the load has not finished")
         return load.layers[layer]
 
-    def apply(self, plan: LoadPlan, kv_caches: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        """Write the loaded KV into this engine's cache, layer by layer; then drop the staging copy."""
-        for layer, (k_cache, v_cache) in enumerate(kv_caches):
-            k, v = self.wait_for_layer(plan.key, layer)
-            scatter_layer(k_cache, v_cache, plan.slots, (k[plan.start :], v[plan.start :]))
+    def mark_loaded(self, plan: LoadPlan) -> None:
+        """The engine wrote the load into its cache: count it."""
         load = self._loads[plan.key]
         assert load.manifest is not None
         self.stats.loads_ok += 1
-        self.stats.bytes_loaded += self.layout.bytes_per_token * (load.num_tokens - plan.start)
+        self.stats.bytes_loaded += sum(2 * k[plan.start :].numel() * k.element_size() for k, _ in load.layers)
         self.stats.transfer_seconds += time.monotonic() - load.started
         self.stats.prefill_seconds += load.manifest.prefill_s
 

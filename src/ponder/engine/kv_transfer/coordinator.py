@@ -22,9 +22,10 @@ import torch
 from ponder.config import KVTransferConfig
 from ponder.engine.kv.layout import KVLayout
 from ponder.engine.kv.manager import KVCacheManager
-from ponder.engine.kv_transfer.connector import KVConnector
-from ponder.engine.kv_transfer.payload import Manifest, gather_layer, prompt_hash, slots_of
+from ponder.engine.kv_transfer.connector import KVConnector, LoadPlan
+from ponder.engine.kv_transfer.payload import Manifest, prompt_hash, scatter_layer, slots_of
 from ponder.engine.kv_transfer.spec import CONSUMER, PRODUCER, TransferSpec
+from ponder.engine.kv_transfer.tp import RankLoad, gather_all_heads, heads_of_rank
 from ponder.engine.outputs import RequestOutput
 from ponder.engine.request import Request, Sequence
 from ponder.engine.scheduler import ScheduledBatch, Scheduler
@@ -35,20 +36,21 @@ logger = logging.getLogger("ponder.kv_transfer")
 IDLE_WAIT_S = 0.005
 
 
-def make_connector(config: KVTransferConfig, layout: KVLayout) -> KVConnector:
+def make_connector(config: KVTransferConfig, layout: KVLayout, total_kv_heads: int) -> KVConnector:
     if config.connector == "shm":
         from ponder.engine.kv_transfer.shm import SharedMemoryConnector
 
-        return SharedMemoryConnector(config, layout)
+        return SharedMemoryConnector(config, layout, total_kv_heads)
     from ponder.engine.kv_transfer.torch_dist import TorchDistributedConnector
 
-    return TorchDistributedConnector(config, layout)
+    return TorchDistributedConnector(config, layout, total_kv_heads)
 
 
 class KVTransfers:
     def __init__(
         self,
         connector: KVConnector,
+        tp_size: int,
         kv_caches: list[tuple[torch.Tensor, torch.Tensor]],
         kv: KVCacheManager,
         scheduler: Scheduler,
@@ -57,6 +59,10 @@ class KVTransfers:
         fail_request: Callable[[Request, Exception], None],
     ):
         self.connector = connector
+        self.tp_size = tp_size
+        self.total_heads = connector.total_kv_heads
+        self._rank_loads: list[RankLoad] = []  # for the other TP ranks, sent with the next step
+        self._step_saves: list[tuple[TransferSpec, Sequence, torch.Tensor]] = []
         self.kv_caches = kv_caches
         self.kv = kv
         self.scheduler = scheduler
@@ -121,27 +127,37 @@ class KVTransfers:
             self.connector.wakeup.wait(IDLE_WAIT_S)
             self.connector.wakeup.clear()
 
-    def after_forward(self, batch: ScheduledBatch) -> None:
-        """Producer: save the KV of every prompt this step completed (num_computed_tokens already
-        counts the step). Gathered now, before its blocks can be freed or reused."""
-        for seq in batch.seqs:
+    def before_forward(self, batch: ScheduledBatch) -> None:
+        """Note the prompts this step completes (their KV is saved after the forward) and hand
+        the other TP ranks the loads they still have to write (before the forward)."""
+        self._step_saves = []
+        for seq, num_new in zip(batch.seqs, batch.num_new_tokens):
             raw = seq.params.kv_transfer
-            if raw is None or seq.num_computed_tokens < seq.num_prompt_tokens:
+            if raw is None or seq.num_computed_tokens + num_new < seq.num_prompt_tokens:
                 continue
             spec = TransferSpec.parse(raw)
             if spec.role != PRODUCER or spec.key in self._saved:
                 continue
             self._saved.add(spec.key)
-            self._save(spec, seq)
+            slots = slots_of(seq.block_table, self.kv.block_size, 0, seq.num_prompt_tokens)
+            self._step_saves.append((spec, seq, slots))
+        batch.kv_save_slots = [slots for _, _, slots in self._step_saves]
+        batch.kv_loads, self._rank_loads = self._rank_loads, []
+
+    def after_forward(self, batch: ScheduledBatch) -> None:
+        """Producer: gather (all heads, a collective under TP) and send the KV of the prompts
+        `before_forward` noted, before their blocks can be freed or reused."""
+        for spec, seq, slots in self._step_saves:
+            self._save(spec, seq, slots)
+        self._step_saves = []
 
     # ---- internals -------------------------------------------------------------------------
 
-    def _save(self, spec: TransferSpec, seq: Sequence) -> None:
+    def _save(self, spec: TransferSpec, seq: Sequence, slots: torch.Tensor) -> None:
         request = seq.request
         num_tokens = seq.num_prompt_tokens
-        slots = slots_of(seq.block_table, self.kv.block_size, 0, num_tokens)
-        for layer, (k_cache, v_cache) in enumerate(self.kv_caches):
-            self.connector.save_layer(spec.key, layer, gather_layer(k_cache, v_cache, slots))
+        for layer, kv in enumerate(gather_all_heads(self.kv_caches, slots, self.total_heads, self.tp_size)):
+            self.connector.save_layer(spec.key, layer, kv)
         layout = self.connector.layout
         started = request.metrics.first_scheduled_time or request.metrics.arrival_time
         manifest = Manifest(
@@ -149,7 +165,7 @@ class KVTransfers:
             producer_epoch=spec.producer_epoch,
             num_tokens=num_tokens,
             num_layers=layout.num_layers,
-            num_kv_heads=layout.num_kv_heads,
+            num_kv_heads=self.total_heads,
             head_dim=layout.head_dim,
             dtype=str(layout.dtype).removeprefix("torch."),
             block_size=self.kv.block_size,
@@ -169,9 +185,7 @@ class KVTransfers:
             self.kv.free(seq)
             return False
         try:
-            self.connector.apply(
-                self.connector.load_plan(key, seq.block_table, self.kv.block_size, num_local), self.kv_caches
-            )
+            self._write(self.connector.load_plan(key, seq.block_table, self.kv.block_size, num_local))
         except Exception as error:  # treated as a failed load
             logger.warning("writing the loaded KV of %s failed: %s", key, error)
             self.kv.free(seq)
@@ -184,6 +198,19 @@ class KVTransfers:
         metrics.num_cached_prompt_tokens = num_local
         self.scheduler.add_running(seq)
         return True
+
+    def _write(self, plan: LoadPlan) -> None:
+        """The loaded KV into this rank's cache (its heads), layer by layer; the other ranks get
+        theirs with the next step."""
+        layers = []
+        for layer, (k_cache, v_cache) in enumerate(self.kv_caches):
+            k, v = self.connector.wait_for_layer(plan.key, layer)
+            kv = (k[plan.start :], v[plan.start :])
+            scatter_layer(k_cache, v_cache, plan.slots, heads_of_rank(kv, self.total_heads, 0, self.tp_size))
+            layers.append(kv)
+        if self.tp_size > 1:
+            self._rank_loads.append((plan.slots, layers))
+        self.connector.mark_loaded(plan)
 
     def _fall_back(self, key: str, seq: Sequence) -> None:
         reason = self.connector.count_failure(key)

@@ -33,8 +33,8 @@ def default_root() -> Path:
 
 
 class SharedMemoryConnector(KVConnector):
-    def __init__(self, config: KVTransferConfig, layout: KVLayout):
-        super().__init__(config, layout)
+    def __init__(self, config: KVTransferConfig, layout: KVLayout, total_kv_heads: int):
+        super().__init__(config, layout, total_kv_heads)
         self.root = Path(config.shm_dir) if config.shm_dir else default_root()
         self.root.mkdir(parents=True, exist_ok=True)
         for stale in self.root.glob(f"{self.name}-*"):  # this worker's previous lives

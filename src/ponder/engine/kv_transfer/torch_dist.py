@@ -41,8 +41,10 @@ def _tag(transfer_id: str, index: int) -> int:
 
 
 class TorchDistributedConnector(KVConnector):
-    def __init__(self, config: KVTransferConfig, layout: KVLayout, host: str = "127.0.0.1"):
-        super().__init__(config, layout)
+    def __init__(
+        self, config: KVTransferConfig, layout: KVLayout, total_kv_heads: int, host: str = "127.0.0.1"
+    ):
+        super().__init__(config, layout, total_kv_heads)
         if 2 * layout.num_layers + 2 > MAX_MESSAGES:
             raise TransferFailed(f"the torch connector handles up to {MAX_MESSAGES // 2 - 1} layers")
         self._timeout = datetime.timedelta(seconds=config.timeout_s)
