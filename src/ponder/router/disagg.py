@@ -33,6 +33,8 @@ logger = logging.getLogger("ponder.router")
 ROLES = ("prefill", "decode")
 HEALTH_INTERVAL_S = 0.5
 EVENTS_INTERVAL_S = 0.2
+# A prefill hop (queueing included) longer than this counts as a failed prefill worker.
+PREFILL_TIMEOUT_S = 600.0
 
 
 @dataclass
@@ -325,6 +327,7 @@ class DisaggService:
                     "kv_transfer_params": {"role": "producer", **spec},
                 },
                 headers={k: v for k, v in headers.items() if k.lower() == "authorization"},
+                timeout=httpx.Timeout(PREFILL_TIMEOUT_S, connect=5.0),
             )
             if answer.status_code != 200:
                 logger.warning(
