@@ -154,6 +154,51 @@ class SpeculativeConfig:
                 raise SpeculativeConfigError(message, param=param)
 
 
+KV_CONNECTORS = ("none", "shm", "torch")
+KV_LOAD_FAILURE_POLICIES = ("recompute", "fail")
+
+
+@dataclass(frozen=True)
+class KVTransferConfig:
+    """Disaggregated prefill/decode: how this engine hands prompt KV to (or takes it from) another
+    engine (docs/disaggregated.md). connector "none": colocated, no transfer."""
+
+    connector: str = "none"  # "shm": files in /dev/shm; "torch": torch.distributed (gloo / NCCL)
+    timeout_s: float = 10.0  # a load not complete by then fails (then failure_policy applies)
+    failure_policy: str = "recompute"  # "recompute": the decode side prefills itself; "fail"
+    checksum: bool = False  # test/debug: checksum every block on save, verify it on load
+    worker_name: str | None = None  # keys this worker's transfer files (default: pid)
+    shm_dir: str | None = None  # default /dev/shm/ponder-kv-<uid> (or the temp dir)
+    port: int | None = None  # torch connector: the TCPStore this worker hosts (default: free)
+    debug_save_delay_s: float = 0.0  # test only: pause mid-save (to kill a worker mid-transfer)
+
+    @property
+    def enabled(self) -> bool:
+        return self.connector != "none"
+
+    def __post_init__(self) -> None:
+        _require(
+            self.connector in KV_CONNECTORS,
+            "kv_connector",
+            f"kv_connector must be one of {', '.join(KV_CONNECTORS)}, got {self.connector!r}",
+        )
+        _require(
+            self.failure_policy in KV_LOAD_FAILURE_POLICIES,
+            "kv_load_failure_policy",
+            f"kv_load_failure_policy must be 'recompute' or 'fail', got {self.failure_policy!r}",
+        )
+        _require(
+            self.timeout_s > 0,
+            "kv_transfer_timeout",
+            f"kv_transfer_timeout must be > 0 seconds, got {self.timeout_s}",
+        )
+        _require(
+            self.debug_save_delay_s >= 0,
+            "kv_transfer_debug_delay",
+            f"kv_transfer_debug_delay must be >= 0, got {self.debug_save_delay_s}",
+        )
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     model: ModelConfig
@@ -161,6 +206,7 @@ class EngineConfig:
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
     speculative: SpeculativeConfig | None = None  # None: no speculative decoding
+    kv_transfer: KVTransferConfig = field(default_factory=KVTransferConfig)
 
 
 def _is_int(value: object) -> bool:

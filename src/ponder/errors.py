@@ -61,3 +61,8 @@ class SpeculativeConfigError(InvalidRequestError):
 class StructuredOutputError(InvalidRequestError):
     """A structured-output constraint (JSON schema, regex, choice, grammar) is malformed or cannot
     be compiled for this model's vocabulary; `param` names the request field that carried it."""
+
+
+class KVTransferError(PonderError):
+    """A disaggregated request's prompt KV did not arrive intact in time (the prefill worker died,
+    the transfer timed out or failed its checksum) and --kv-load-failure-policy is fail."""

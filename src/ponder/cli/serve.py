@@ -8,6 +8,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+from ponder.cli.disagg import add_disagg_args, runs_disagg_router
 from ponder.cli.flywheel import add_request_log_args, request_log_from_args
 from ponder.engine.args import EngineArgs, parse_size
 from ponder.errors import InvalidRequestError
@@ -89,6 +90,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--uvicorn-log-level", default="info")
     add_router_args(parser)
+    add_disagg_args(parser)  # ponder.cli.disagg
     add_request_log_args(parser)  # ponder.cli.flywheel
     EngineArgs.add_cli_args(parser)
     parser.set_defaults(handler=run_serve, serve_parser=parser)
@@ -168,6 +170,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         effort_budgets=parse_effort_budgets(args.reasoning_effort_budgets),
         default_thinking_budget=args.default_thinking_budget,
         reasoning_output=getattr(args, "reasoning_output", "separate"),
+        role=getattr(args, "role", "colocated"),
         drain_timeout_s=getattr(args, "drain_timeout", 60.0),
         max_request_bytes=getattr(args, "max_request_bytes", ServerSettings.max_request_bytes),
         request_body_budget_bytes=getattr(
@@ -196,6 +199,10 @@ def more_models_from_args(args: argparse.Namespace, settings: ServerSettings) ->
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    if runs_disagg_router(args):
+        from ponder.router.disagg_launch import run_disagg_router
+
+        return run_disagg_router(args, args.serve_parser)
     if getattr(args, "data_parallel_size", 1) > 1 or getattr(args, "backend", "local") == "ray":
         from ponder.router.launch import run_router
 

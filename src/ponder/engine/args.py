@@ -16,6 +16,7 @@ from ponder.config import (
     SPECULATIVE_METHODS,
     CacheConfig,
     EngineConfig,
+    KVTransferConfig,
     ModelConfig,
     ParallelConfig,
     SchedulerConfig,
@@ -95,6 +96,23 @@ class EngineArgs:
     speculative_token_cost: float = _knob(
         0.1, "cost of one extra verified token relative to a decode step (adaptive off-switch)"
     )
+    kv_connector: str = _knob(
+        "none",
+        "disaggregated prefill/decode KV hand-off: shm (same host, /dev/shm) or torch "
+        "(torch.distributed, gloo on CPU); none: colocated",
+        choices=("none", "shm", "torch"),
+    )
+    kv_transfer_timeout: float = _knob(10.0, "seconds a KV load may take before it counts as failed")
+    kv_load_failure_policy: str = _knob(
+        "recompute",
+        "a failed or missing KV load: recompute the prompt on the decode worker, or fail the request",
+        choices=("recompute", "fail"),
+    )
+    kv_transfer_checksum: bool = _knob(False, "checksum every transferred KV block (test/debug)")
+    kv_worker_name: str | None = _knob(None, "this worker's name in KV transfers (default: its pid)")
+    kv_transfer_dir: str | None = _knob(None, "shm connector directory (default /dev/shm/ponder-kv-UID)")
+    kv_transfer_port: int | None = _knob(None, "torch connector: port of this worker's TCPStore")
+    kv_transfer_debug_delay: float = _knob(0.0, "test only: seconds a KV save pauses half way")
 
     @classmethod
     def from_kwargs(cls, model: str | None = None, **kwargs: Any) -> EngineArgs:
@@ -148,6 +166,16 @@ class EngineArgs:
                 async_min_batch_size=self.async_min_batch_size,
             ),
             parallel=ParallelConfig(tensor_parallel_size=self.tensor_parallel_size),
+            kv_transfer=KVTransferConfig(
+                connector=self.kv_connector,
+                timeout_s=self.kv_transfer_timeout,
+                failure_policy=self.kv_load_failure_policy,
+                checksum=self.kv_transfer_checksum,
+                worker_name=self.kv_worker_name,
+                shm_dir=self.kv_transfer_dir,
+                port=self.kv_transfer_port,
+                debug_save_delay_s=self.kv_transfer_debug_delay,
+            ),
             speculative=self._speculative_config(),
         )
 

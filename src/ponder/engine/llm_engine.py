@@ -13,6 +13,8 @@ from ponder.config import EngineConfig
 from ponder.engine.detokenizer import IncrementalDetokenizer
 from ponder.engine.inflight import InflightStep, PromptLogprobsCopy
 from ponder.engine.kv.manager import KVCacheManager
+from ponder.engine.kv_transfer.coordinator import KVTransfers, make_connector
+from ponder.engine.kv_transfer.spec import TransferSpec
 from ponder.engine.logprobs import prompt_logprob_tensors
 from ponder.engine.output_builder import build_output
 from ponder.engine.output_text import OutputText
@@ -98,6 +100,7 @@ class LLMEngine:
         self.updater = SequenceUpdater(
             self.tokenizer, self.eos_token_ids, self.max_model_len, self.think_markers
         )
+        self.kv_transfer = self._kv_transfers(config)  # disaggregated prefill/decode, or None
         logger.info(
             "ponder engine: %s on %s (%s), KV cache %d blocks x %d = %d tokens, max_model_len %d, "
             "async scheduling %s",
@@ -145,6 +148,8 @@ class LLMEngine:
                 " and at least one token must be generated; shorten the prompt",
                 param="prompt",
             )
+        if params.kv_transfer is not None:
+            self._check_kv_transfer(params)
         arrival = time.monotonic() if arrival_time is None else arrival_time
         structured = params.structured_outputs
         grammar = self.grammars.get(structured) if structured is not None else None
@@ -170,6 +175,8 @@ class LLMEngine:
         request.prefix_source = self._live_sample(request.prefix_of)
         seq = self._new_sequence(request, index=0, token_ids=list(request.prompt_token_ids))
         request.sequences.append(seq)
+        if self.kv_transfer is not None and self.kv_transfer.take(request, seq):
+            return  # a decode hand-off: it waits for its prompt's KV (engine/kv_transfer/)
         self.scheduler.add_waiting(seq)
 
     def add_request(
@@ -226,11 +233,13 @@ class LLMEngine:
         keeps it in flight: the outputs of step N come back from the call that launched N + 1,
         after N + 1 was queued behind N, so the device runs N + 1 while the host handles N."""
         previous, self._inflight = self._inflight, None
-        outputs: list[RequestOutput] = []
+        outputs: list[RequestOutput] = [] if self.kv_transfer is None else self.kv_transfer.poll()
         if previous is not None and previous.needs_tokens_on_host:
             outputs += self._finish(previous)
             previous = None
         batch = self.scheduler.schedule()
+        if batch.is_empty and previous is None and self.kv_transfer is not None:
+            self.kv_transfer.idle_wait()
         launched = None if batch.is_empty else self._launch(batch, previous)
         if previous is not None:
             outputs += self._finish(previous)
@@ -272,8 +281,36 @@ class LLMEngine:
     def shutdown(self) -> None:
         """Stop the tensor-parallel workers, if any (idempotent)."""
         self.runner.shutdown()
+        if self.kv_transfer is not None:
+            self.kv_transfer.connector.close()
 
     # ---- internals ---------------------------------------------------------------------
+
+    def _check_kv_transfer(self, params: SamplingParams) -> None:
+        if self.kv_transfer is None:
+            raise InvalidRequestError(
+                "kv_transfer_params need a worker started with --kv-connector shm|torch",
+                param="kv_transfer_params",
+            )
+        TransferSpec.parse(params.kv_transfer)
+        if params.n != 1:
+            raise InvalidRequestError("kv_transfer_params take n=1", param="kv_transfer_params")
+
+    def _kv_transfers(self, config: EngineConfig) -> KVTransfers | None:
+        if not config.kv_transfer.enabled:
+            return None
+        total_heads = self.arch.num_key_value_heads  # the wire carries all; each rank keeps its own
+        connector = make_connector(config.kv_transfer, self.kv_layout, total_heads)
+        return KVTransfers(
+            connector,
+            config.parallel.tensor_parallel_size,
+            self.runner.kv_caches,
+            self.kv,
+            self.scheduler,
+            self.updater,
+            self._collect_outputs,
+            self._fail_request,
+        )
 
     def _new_sequence(self, request: Request, index: int, token_ids: list[int]) -> Sequence:
         params = request.params
@@ -342,6 +379,8 @@ class LLMEngine:
         Sequences whose last token is still on the device (sampled by `previous`) read it there."""
         now = time.monotonic()
         pending = previous.pending_inputs(batch) if previous is not None else None
+        if self.kv_transfer is not None:
+            self.kv_transfer.before_forward(batch)
         spec = self.speculator.propose(batch) if self.speculator is not None else None
         result = self.runner.execute(batch, pending)
         prompt_logprobs = [
@@ -358,6 +397,8 @@ class LLMEngine:
                     metrics.num_cached_prompt_tokens = seq.num_computed_tokens
             seq.num_computed_tokens += num_new
             self.kv.cache_computed_blocks(seq)
+        if self.kv_transfer is not None:
+            self.kv_transfer.after_forward(batch)
         sampling_seqs: list[Sequence] = []
         rows: list[int] = []
         for row, batch_index in enumerate(result.sample_seq_indices):

@@ -3,7 +3,8 @@ and the message rank 0 sends each step so the other ranks run the same forward."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -69,3 +70,5 @@ class StepMessage:
     host: HostInputs
     block_copies: list[tuple[int, int]]
     pending: PendingMeta | None
+    kv_loads: list[Any] = field(default_factory=list)  # ScheduledBatch.kv_loads
+    kv_save_slots: list[Any] = field(default_factory=list)  # ScheduledBatch.kv_save_slots

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any
 
 from ponder.engine.structured.params import StructuredOutputParams
 from ponder.errors import InvalidRequestError
@@ -43,6 +44,9 @@ class SamplingParams:
     structured_outputs: StructuredOutputParams | None = None
     skip_special_tokens: bool = True
     output_kind: RequestOutputKind = RequestOutputKind.CUMULATIVE
+    # Disaggregated prefill/decode: the router's hand-off instructions (engine/kv_transfer/spec.py
+    # parses and checks them). None: an ordinary request.
+    kv_transfer: dict[str, Any] | None = None
     stop_list: list[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

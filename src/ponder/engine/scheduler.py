@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
+from typing import Any
 
 from ponder.config import SchedulerConfig
 from ponder.engine.kv.manager import KVCacheManager
@@ -20,6 +21,10 @@ class ScheduledBatch:
     seqs: list[Sequence] = field(default_factory=list)
     num_new_tokens: list[int] = field(default_factory=list)
     block_copies: list[tuple[int, int]] = field(default_factory=list)  # (src, dst) before forward
+    # Disaggregated serving under tensor parallelism (engine/kv_transfer/tp.py): KV loaded for
+    # the other ranks to write before this forward, and the slots of prompts to gather after it.
+    kv_loads: list[Any] = field(default_factory=list)
+    kv_save_slots: list[Any] = field(default_factory=list)
 
     @property
     def num_tokens(self) -> int:

@@ -38,6 +38,18 @@ class SequenceUpdater:
             seq.logprobs.append(self.decorate(top))
         if seq.confidences is not None:
             seq.confidences.append(sampled.confidences[row])
+        self._apply(seq, token_id, now)
+
+    def append_known(self, seq: Sequence, token_id: int, now: float) -> None:
+        """Append a token sampled elsewhere (a disaggregated request's first token, sampled by the
+        prefill worker): thought, text and stop checks as for a sampled one, no logprobs."""
+        if seq.logprobs is not None:
+            seq.logprobs.append({})
+        if seq.confidences is not None:
+            seq.confidences.append(None)
+        self._apply(seq, token_id, now)
+
+    def _apply(self, seq: Sequence, token_id: int, now: float) -> None:
         metrics = seq.request.metrics
         if metrics.first_token_time is None:
             metrics.first_token_time = now

@@ -96,7 +96,9 @@ class TensorParallelRunner(ModelRunner):
         if pending is not None:
             meta = PendingMeta(len(pending.sampled_token_ids), pending.batch_indices, pending.source_rows)
         try:
-            self._workers.send(StepMessage(host, list(batch.block_copies), meta))
+            self._workers.send(
+                StepMessage(host, list(batch.block_copies), meta, batch.kv_loads, batch.kv_save_slots)
+            )
             if pending is not None:
                 # Tokens sampled by the last step exist only on rank 0's device: share them there.
                 broadcast_tensor(pending.sampled_token_ids.contiguous(), src=0)

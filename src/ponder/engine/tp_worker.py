@@ -17,6 +17,7 @@ from ponder.distributed.parallel_state import (
     destroy_tensor_parallel,
     init_tensor_parallel,
 )
+from ponder.engine.kv_transfer.tp import apply_rank_loads, gather_all_heads
 from ponder.engine.model_runner import ModelRunner, PendingInputs
 from ponder.engine.rank_setup import StepMessage, build_rank_runner
 from ponder.models.hf_config import ArchConfig
@@ -56,12 +57,14 @@ def worker_main(conn: Connection, spec: WorkerSpec, tp_rank: int) -> None:
         conn.send((FAILED, traceback.format_exc()))
         raise
     try:
-        _serve_steps(conn, rank.runner, device)
+        _serve_steps(conn, rank.runner, device, arch.num_key_value_heads, tp_rank, tp_size)
     finally:
         destroy_tensor_parallel()
 
 
-def _serve_steps(conn: Connection, runner: ModelRunner, device: torch.device) -> None:
+def _serve_steps(
+    conn: Connection, runner: ModelRunner, device: torch.device, kv_heads: int, tp_rank: int, tp_size: int
+) -> None:
     while True:
         try:
             message: StepMessage | None = conn.recv()
@@ -75,7 +78,11 @@ def _serve_steps(conn: Connection, runner: ModelRunner, device: torch.device) ->
             tokens = torch.empty(meta.num_rows, dtype=torch.int64, device=device)
             broadcast_tensor(tokens, src=0)
             pending = PendingInputs(tokens, meta.batch_indices, meta.source_rows)
+        if message.kv_loads:  # disaggregated: this rank's heads of KV loaded by rank 0
+            apply_rank_loads(runner.kv_caches, message.kv_loads, kv_heads, tp_rank, tp_size)
         runner.execute_inputs(message.host, message.block_copies, pending)
+        for slots in message.kv_save_slots:  # the same gathers rank 0 runs after the forward
+            gather_all_heads(runner.kv_caches, slots, kv_heads, tp_size)
 
 
 def _rank_device(device_type: str, tp_rank: int, tp_size: int) -> torch.device:

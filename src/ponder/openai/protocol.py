@@ -94,6 +94,8 @@ class SamplingFields(BaseModel):
     guided_choice: Annotated[list[str], Field(max_length=1024)] | None = None
     guided_grammar: str | None = None
     structured_outputs: Annotated[dict[str, Any], Field(max_length=8)] | None = None
+    # Set by the disaggregated router only (docs/disaggregated.md): hand-off of the prompt's KV.
+    kv_transfer_params: dict[str, Any] | None = None
 
 
 class ChatMessage(BaseModel):

@@ -78,6 +78,7 @@ def build_sampling_params(
         structured_outputs=structured_outputs_of(request),
         skip_special_tokens=request.skip_special_tokens,
         output_kind=RequestOutputKind.DELTA,
+        kv_transfer=request.kv_transfer_params,
     )
 
 

@@ -38,6 +38,7 @@ class ServerSettings:
     accept_any_model: bool = False  # offline batch: one model answers whatever 'model' says
     # name -> checkpoint dir: what best_of_n's scorer "reward_model" may name in a request
     reward_models: dict[str, str] = field(default_factory=dict)
+    role: str = "colocated"  # disaggregated serving: "prefill" | "decode" (docs/disaggregated.md)
 
     def __post_init__(self) -> None:
         if not self.served_model_names:

@@ -8,6 +8,9 @@ import argparse
 ROUTER_ONLY = frozenset(
     {"data_parallel_size", "router_policy", "kv_aware_weight", "backend", "ray_address", "host", "port"}
     | {"replica_health_timeout", "replica_stall_timeout", "replica_restart"}
+    # disaggregated serving (router/disagg_launch.py)
+    | {"role", "disagg", "prefill_workers", "decode_workers", "prefill_url", "decode_url"}
+    | {"disagg_min_uncached_tokens"}
 )
 
 

@@ -35,6 +35,7 @@ from ponder.openai.response_schema import (
 from ponder.openai.responses_protocol import ResponsesRequest
 from ponder.openai.service import OpenAIService
 from ponder.openai.settings import ServerSettings
+from ponder.server.disagg import install_disagg_routes
 from ponder.server.http import (
     APIKeyGuard,
     ClientGone,
@@ -130,6 +131,8 @@ def build_app(
     @app.get("/metrics", response_class=PlainTextResponse, responses=documented(None, errors=(401,)))
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    install_disagg_routes(app, engine, metrics.registry, settings.role)
 
     @app.get("/kv_events", include_in_schema=False)
     async def kv_events(after: int = 0) -> Response:

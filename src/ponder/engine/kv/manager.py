@@ -57,6 +57,20 @@ class KVCacheManager:
         seq.num_published_blocks = len(seq.block_table)
         return len(seq.block_table) * self.block_size
 
+    def count_cached_prefix(self, token_ids: list[int]) -> int:
+        """Leading prompt tokens the prefix cache holds now (a read-only look; the last token is
+        never counted: it is always computed). What a disaggregated router asks a decode worker."""
+        if not self.enable_prefix_caching:
+            return 0
+        hashes: list[int] = []
+        extend_block_hashes(hashes, token_ids, self.block_size, max(len(token_ids) - 1, 0))
+        count = 0
+        for block_hash in hashes:
+            if self.pool.lookup(block_hash) is None:
+                break
+            count += 1
+        return count * self.block_size
+
     def share_prefix(self, source: Sequence, seq: Sequence) -> int:
         """Attach the blocks of a live sequence that hold seq's leading tokens, its partly filled
         last block included (copied on write when seq writes into it); returns tokens reused.
