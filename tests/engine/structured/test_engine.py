@@ -134,3 +134,20 @@ def test_builtin_model_thinks_in_words_and_answers_in_json():
         assert sample.num_reasoning_tokens > 0 and sample.reasoning.strip()
         assert sample.finish_reason == "stop"
         assert isinstance(json.loads(sample.content)["answer"], int)
+
+
+def test_constrained_and_plain_requests_under_speculation(qwen3_ckpt):
+    """A batch that mixes a constrained request with a plain one under n-gram speculation: the
+    constrained one is never speculated (a grammar mask advances one token at a time) and still
+    parses; the plain one gives the same greedy tokens as without speculation."""
+    knobs = dict(block_size=4, kv_cache_memory=1 << 24, max_model_len=256)
+    plain_prompt = "Let me think step by step. 12 + 30 = 42. 42 - 7 = 35. Let me check: 12 + 30 = 42."
+    plain = SamplingParams(temperature=0.0, max_tokens=24, ignore_eos=True)
+    constrained = SamplingParams(
+        temperature=0.0, max_tokens=100, structured_outputs=StructuredOutputParams(json=SCHEMA)
+    )
+    expected = LLM(str(qwen3_ckpt), **knobs).generate([plain_prompt], plain)[0].outputs[0].token_ids
+    llm = LLM(str(qwen3_ckpt), speculative_method="ngram", num_speculative_tokens=3, **knobs)
+    outputs = llm.generate([plain_prompt, "The quick brown fox"], [plain, constrained])
+    assert list(outputs[0].outputs[0].token_ids) == list(expected)
+    check_schema(outputs[1].outputs[0].content)
