@@ -41,9 +41,10 @@ class Upstream:
     first_chunk: bytes
     response: httpx.Response
     chunks: AsyncIterator[bytes]  # the rest of the body (an httpx stream is iterated once)
-    health: ReplicaHealth
-    incarnation: int
-    streaming: bool
+    # The replica's watch, for RouterService.relay (the disaggregated router relays without one).
+    health: ReplicaHealth | None = None
+    incarnation: int = 0
+    streaming: bool = False
 
 
 class RouterService:
@@ -327,7 +328,9 @@ class RouterService:
         reached the client, so the stream ends with `error_event` instead of hanging or being
         silently cut."""
         assignment, replica = upstream.assignment, upstream.assignment.replica
-        health, lost = upstream.health, upstream.health.lost
+        health = upstream.health
+        assert health is not None, "RouterService relays only its own replicas' answers"
+        lost = health.lost
         outcome = "ok"
         try:
             if upstream.first_chunk:
