@@ -8,7 +8,6 @@ import pytest
 
 from ponder import LLM
 from ponder.engine.sampling_params import SamplingParams
-from ponder.engine.spec import cost as cost_module
 from ponder.engine.spec.controller import AcceptanceController, expected_tokens
 from ponder.engine.spec.cost import StepCostModel
 from ponder.engine.spec.ngram import NgramProposer
@@ -40,10 +39,9 @@ def test_controller_switches_off_and_probes() -> None:
     assert expected_tokens(0.5, 2) == 1.75
 
 
-def test_cost_model_learns_from_step_times(monkeypatch) -> None:
-    clock = iter([0.0, 1.0, 2.0, 5.0, 8.0, 9.0])  # plain steps take 1 s, steps with 4 drafts 3 s
-    monkeypatch.setattr(cost_module.time, "perf_counter", lambda: next(clock))
-    model = StepCostModel(prior_cost_per_token=0.1)
+def test_cost_model_learns_from_step_times() -> None:
+    times = iter([0.0, 1.0, 2.0, 5.0, 8.0, 9.0])  # plain steps take 1 s, steps with 4 drafts 3 s
+    model = StepCostModel(prior_cost_per_token=0.1, clock=lambda: next(times))
     assert model.cost_per_token(1) == 0.1 and model.wants_plain_step(1)  # nothing measured yet
     model.step_started(1, 0, pure_decode=True)
     model.step_started(1, 0, pure_decode=True)

@@ -5,23 +5,31 @@ decode step of the same batch, and that varies by hardware, batch size and kerne
 the reference attention runs a multi-token query per sequence in its own loop, so at batch 8 a
 verify step can cost twice a decode step). So the engine times its pure decode steps (no
 prefill chunk in the batch), per batch-size bucket, with and without drafts, and derives the
-cost per draft token from the ratio. Until both are measured, the configured prior is used."""
+cost per draft token from the ratio of the median times. Until both are measured, the
+configured prior is used. On a CPU the clock is the process's CPU time: wall time on a shared
+machine swings with other load by more than the effect measured."""
 
 from __future__ import annotations
 
+import statistics
 import time
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-SMOOTHING = 0.2  # weight of a new step time in the moving averages
+WINDOW = 15  # step times kept per bucket and kind; the median of them is used
 REFRESH_INTERVAL = 32  # a plain step this often keeps the plain time of a bucket current
-OUTLIER = 5.0  # a step this many times the average (an idle gap, a hiccup) is not counted
+
+
+def _window() -> deque[float]:
+    return deque(maxlen=WINDOW)
 
 
 @dataclass
 class _Bucket:
-    plain_s: float | None = None  # average step time without drafts
-    spec_s: float | None = None  # average step time with drafts
-    drafts_per_seq: float = 0.0  # average drafts per decoding sequence in those steps
+    plain_s: deque[float] = field(default_factory=_window)  # step times without drafts
+    # step time per draft per sequence, relative: (t / plain - 1) / drafts per sequence
+    cost: deque[float] = field(default_factory=_window)
     steps: int = 0
 
 
@@ -33,13 +41,10 @@ class _OpenStep:
     start: float
 
 
-def _average(old: float | None, new: float) -> float:
-    return new if old is None else (1 - SMOOTHING) * old + SMOOTHING * new
-
-
 class StepCostModel:
-    def __init__(self, prior_cost_per_token: float):
+    def __init__(self, prior_cost_per_token: float, clock: Callable[[], float] = time.perf_counter):
         self.prior = prior_cost_per_token
+        self.clock = clock
         self._buckets: dict[int, _Bucket] = {}
         self._open: _OpenStep | None = None
 
@@ -49,19 +54,19 @@ class StepCostModel:
 
     def cost_per_token(self, num_seqs: int) -> float:
         bucket = self._buckets.get(self.bucket_of(num_seqs))
-        if bucket is None or bucket.plain_s is None or bucket.spec_s is None or bucket.drafts_per_seq <= 0:
+        if bucket is None or not bucket.cost:
             return self.prior
-        return max(0.0, (bucket.spec_s / bucket.plain_s - 1.0) / bucket.drafts_per_seq)
+        return max(0.0, statistics.median(bucket.cost))
 
     def wants_plain_step(self, num_seqs: int) -> bool:
         """Whether this step should run without drafts to measure (or refresh) the plain time."""
         bucket = self._buckets.setdefault(self.bucket_of(num_seqs), _Bucket())
         bucket.steps += 1
-        return bucket.plain_s is None or bucket.steps % REFRESH_INTERVAL == 0
+        return not bucket.plain_s or bucket.steps % REFRESH_INTERVAL == 0
 
     def step_started(self, num_seqs: int, num_drafts: int, pure_decode: bool) -> None:
         """Close the step before (its time ends where this one starts) and open this one."""
-        now = time.perf_counter()
+        now = self.clock()
         self._close(now)
         if pure_decode:
             self._open = _OpenStep(self.bucket_of(num_seqs), num_drafts, num_seqs, now)
@@ -73,9 +78,8 @@ class StepCostModel:
         seconds = now - step.start
         bucket = self._buckets.setdefault(step.bucket, _Bucket())
         if step.num_drafts == 0:
-            if bucket.plain_s is None or seconds < OUTLIER * bucket.plain_s:
-                bucket.plain_s = _average(bucket.plain_s, seconds)
-            return
-        if bucket.spec_s is None or seconds < OUTLIER * bucket.spec_s:
-            bucket.spec_s = _average(bucket.spec_s, seconds)
-            bucket.drafts_per_seq = _average(bucket.drafts_per_seq or None, step.num_drafts / step.num_seqs)
+            bucket.plain_s.append(seconds)
+        elif bucket.plain_s:
+            plain = statistics.median(bucket.plain_s)
+            if plain > 0:
+                bucket.cost.append((seconds / plain - 1.0) / (step.num_drafts / step.num_seqs))

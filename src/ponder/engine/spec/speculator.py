@@ -13,6 +13,7 @@ block with a rejected token's KV is never registered."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -69,6 +70,7 @@ class Speculator:
         kv: KVCacheManager,
         max_model_len: int,
         max_num_batched_tokens: int,
+        clock: Callable[[], float] = time.perf_counter,
     ):
         self.config = config
         self.proposer = proposer
@@ -76,7 +78,7 @@ class Speculator:
         self.max_model_len = max_model_len
         self.max_num_batched_tokens = max_num_batched_tokens
         self.controller = AcceptanceController(config.num_speculative_tokens)
-        self.cost = StepCostModel(config.token_cost + proposer.cost_per_token)
+        self.cost = StepCostModel(config.token_cost + proposer.cost_per_token, clock)
         self._num_steps = 0
         self.stats = SpeculationStats()
         self._tracked: dict[int, Sequence] = {}  # sequences with proposer or controller state
