@@ -64,12 +64,17 @@ class StepCostModel:
         bucket.steps += 1
         return not bucket.plain_s or bucket.steps % REFRESH_INTERVAL == 0
 
-    def step_started(self, num_seqs: int, num_drafts: int, pure_decode: bool) -> None:
-        """Close the step before (its time ends where this one starts) and open this one."""
+    def step_started(self, num_seqs: int, pure_decode: bool) -> None:
+        """Close the step before (its time ends where this one starts, before any proposing)
+        and open this one; its drafts are told by set_drafts once proposed."""
         now = self.clock()
         self._close(now)
         if pure_decode:
-            self._open = _OpenStep(self.bucket_of(num_seqs), num_drafts, num_seqs, now)
+            self._open = _OpenStep(self.bucket_of(num_seqs), 0, num_seqs, now)
+
+    def set_drafts(self, num_drafts: int) -> None:
+        if self._open is not None:
+            self._open.num_drafts = num_drafts
 
     def _close(self, now: float) -> None:
         step, self._open = self._open, None
