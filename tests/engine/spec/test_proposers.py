@@ -43,12 +43,9 @@ def test_cost_model_learns_from_step_times() -> None:
     times = iter([0.0, 1.0, 2.0, 5.0, 8.0, 9.0])  # plain steps take 1 s, steps with 4 drafts 3 s
     model = StepCostModel(prior_cost_per_token=0.1, clock=lambda: next(times))
     assert model.cost_per_token(1) == 0.1 and model.wants_plain_step(1)  # nothing measured yet
-    model.step_started(1, 0, pure_decode=True)
-    model.step_started(1, 0, pure_decode=True)
-    model.step_started(1, 4, pure_decode=True)
-    model.step_started(1, 4, pure_decode=True)
-    model.step_started(1, 0, pure_decode=False)  # a prefill step is never timed
-    model.step_started(1, 0, pure_decode=True)
+    for drafts, pure_decode in [(0, True), (0, True), (4, True), (4, True), (0, False), (0, True)]:
+        model.step_started(1, pure_decode)  # a step with a prefill chunk is never timed
+        model.set_drafts(drafts)
     assert model.cost_per_token(1) == pytest.approx(0.5)  # (3 / 1 - 1) / 4
     assert model.cost_per_token(8) == 0.1  # another batch-size bucket: still the prior
     assert not model.wants_plain_step(1)

@@ -89,13 +89,13 @@ class Speculator:
         self._num_steps += 1
         num_seqs = len(batch.seqs)
         pure_decode = all(num_new == 1 for num_new in batch.num_new_tokens)
-        if num_seqs > self.config.disable_batch_size or (
-            pure_decode and self.cost.wants_plain_step(num_seqs)
-        ):
-            self.cost.step_started(num_seqs, 0, pure_decode)
+        # The step's time starts before proposing: a draft model's run is part of its cost.
+        self.cost.step_started(num_seqs, pure_decode)
+        too_many = num_seqs > self.config.disable_batch_size
+        if too_many or (pure_decode and self.cost.wants_plain_step(num_seqs)):
             return None
         step = self._propose(batch)
-        self.cost.step_started(num_seqs, sum(map(len, step.drafts)) if step else 0, pure_decode)
+        self.cost.set_drafts(sum(len(drafts) for drafts in step.drafts) if step else 0)
         return step
 
     def _propose(self, batch: ScheduledBatch) -> SpecStep | None:
