@@ -2,7 +2,7 @@
 
 Usage (CPU, from the repo root):
     nice -n 10 python benchmarks/speculative.py [--batch-sizes 1 8] [--max-tokens 160]
-        [--repeats 3] [--num-speculative-tokens 4] [--draft-layers 2] [--json OUT.json]
+        [--repeats 3] [--num-speculative-tokens 4] [--draft-layers 2] [--threads N] [--json OUT.json]
 
 Workloads:
   repetitive  greedy answers to hard arithmetic items: the model's chain of thought restates
@@ -57,7 +57,8 @@ def prompts(workload: str, batch_size: int) -> list[list[dict[str, str]]]:
 def params(workload: str, max_tokens: int) -> SamplingParams:
     if workload == "repetitive":
         return SamplingParams(temperature=0.0, max_tokens=max_tokens)
-    return SamplingParams(temperature=1.0, max_tokens=max_tokens, seed=0)
+    # ignore_eos: every configuration generates the same number of tokens (sampled text differs)
+    return SamplingParams(temperature=1.0, max_tokens=max_tokens, seed=0, ignore_eos=True)
 
 
 def main() -> None:
@@ -71,8 +72,11 @@ def main() -> None:
     parser.add_argument("--draft-layers", type=int, default=2)
     parser.add_argument("--workloads", nargs="+", default=["repetitive", "sampled"])
     parser.add_argument("--configs", nargs="+", default=["baseline", "ngram", "draft"])
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--json", default=None, help="write the raw figures here")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     engines = {}
     for name in args.configs:

@@ -113,7 +113,7 @@ class SpeculativeConfig:
     ngram_max: int = 4
     # Above this many sequences in a step decoding is compute-bound: speculation only costs.
     disable_batch_size: int = 16
-    # Cost of one extra verified token relative to a plain decode step (the adaptive switch).
+    # Prior cost of one extra verified token in decode steps, until measured (spec/cost.py).
     token_cost: float = 0.1
 
     def __post_init__(self) -> None:

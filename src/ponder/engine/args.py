@@ -94,7 +94,7 @@ class EngineArgs:
         16, "no speculation in steps of more sequences (decoding is compute-bound there)"
     )
     speculative_token_cost: float = _knob(
-        0.1, "cost of one extra verified token relative to a decode step (adaptive off-switch)"
+        0.1, "prior cost of one extra verified token in decode steps, until the engine has measured it"
     )
     kv_connector: str = _knob(
         "none",

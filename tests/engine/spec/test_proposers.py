@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from ponder import LLM
 from ponder.engine.sampling_params import SamplingParams
-from ponder.engine.spec.controller import PROBE_INTERVAL, AcceptanceController, expected_tokens
+from ponder.engine.spec.controller import AcceptanceController, expected_tokens
+from ponder.engine.spec.cost import StepCostModel
 from ponder.engine.spec.ngram import NgramProposer
 from ponder.openai.metrics import speculative_families
 
@@ -22,19 +25,30 @@ def test_ngram_proposes_what_followed_the_latest_match() -> None:
 
 
 def test_controller_switches_off_and_probes() -> None:
-    controller = AcceptanceController(max_tokens=4, token_cost=0.1, proposer_cost=0.0)
-    assert controller.num_tokens(0) > 0  # an optimistic start
+    controller = AcceptanceController(max_tokens=4)
+    assert controller.num_tokens(0, 0.1, probe=False) > 0  # an optimistic start
     for _ in range(10):
         controller.observe(0, 4, 0)
     assert controller.acceptance(0) < 0.1
-    asked = [controller.num_tokens(0) for _ in range(PROBE_INTERVAL)]
-    assert asked == [0] * (PROBE_INTERVAL - 1) + [1]  # off, then one probe
+    assert controller.num_tokens(0, 0.1, probe=False) == 0  # off
+    assert controller.num_tokens(0, 0.1, probe=True) == 1  # but it probes
     for _ in range(10):
         controller.observe(0, 4, 4)
-    assert controller.num_tokens(0) == 4
+    assert controller.num_tokens(0, 0.1, probe=False) == 4
+    assert controller.best_k(0.9, 1.0) == 0  # a token costing a whole step never pays
     assert expected_tokens(0.5, 2) == 1.75
-    costly = AcceptanceController(max_tokens=4, token_cost=1.0, proposer_cost=0.0)
-    assert costly.best_k(0.9) == 0  # a token costing a whole step never pays
+
+
+def test_cost_model_learns_from_step_times() -> None:
+    times = iter([0.0, 1.0, 2.0, 5.0, 8.0, 9.0])  # plain steps take 1 s, steps with 4 drafts 3 s
+    model = StepCostModel(prior_cost_per_token=0.1, clock=lambda: next(times))
+    assert model.cost_per_token(1) == 0.1 and model.wants_plain_step(1)  # nothing measured yet
+    for drafts, pure_decode in [(0, True), (0, True), (4, True), (4, True), (0, False), (0, True)]:
+        model.step_started(1, pure_decode)  # a step with a prefill chunk is never timed
+        model.set_drafts(drafts)
+    assert model.cost_per_token(1) == pytest.approx(0.5)  # (3 / 1 - 1) / 4
+    assert model.cost_per_token(8) == 0.1  # another batch-size bucket: still the prior
+    assert not model.wants_plain_step(1)
 
 
 def test_stats_and_metrics(qwen3_ckpt: Path) -> None:
@@ -42,12 +56,12 @@ def test_stats_and_metrics(qwen3_ckpt: Path) -> None:
         str(qwen3_ckpt), num_kv_blocks=64, speculative_method="draft", speculative_model=str(qwen3_ckpt)
     )
     llm.generate(
-        ["Hello, how are you today?"], SamplingParams(temperature=0.0, max_tokens=12, ignore_eos=True)
+        ["Hello, how are you today?"], SamplingParams(temperature=0.0, max_tokens=40, ignore_eos=True)
     )
     stats = llm.engine.stats()
     assert stats.spec_verifications > 0
     assert stats.spec_accepted_tokens == stats.spec_draft_tokens  # self-drafting: all accepted
-    assert stats.generation_tokens == 12
+    assert stats.generation_tokens == 40
     families = {family.name: family for family in speculative_families({"m": stats})}
     rate = families["ponder:spec_decode_acceptance_rate"].samples[0].value
     length = families["ponder:spec_decode_mean_accepted_length"].samples[0].value
@@ -65,7 +79,13 @@ def test_metrics_endpoint(qwen3_ckpt: Path) -> None:
         qwen3_ckpt, speculative_method="draft", speculative_model=str(qwen3_ckpt), block_size=16
     )
     with serve(engine) as server:
-        body = {"model": MODEL, "prompt": "Hello, how are you", "max_tokens": 16, "temperature": 0}
+        body = {
+            "model": MODEL,
+            "prompt": "Hello, how are you",
+            "max_tokens": 40,
+            "temperature": 0,
+            "ignore_eos": True,
+        }
         assert httpx.post(f"{server.url}/v1/completions", json=body, timeout=60).status_code == 200
         text = httpx.get(f"{server.url}/metrics").text
     assert f'ponder:spec_decode_acceptance_rate{{model_name="{MODEL}"}} 1.0' in text

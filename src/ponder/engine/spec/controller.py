@@ -8,14 +8,15 @@ from dataclasses import dataclass
 DECAY = 0.8  # weight of the past in the acceptance estimate: about the last 5 verifications
 PRIOR_TRIALS = 2.0  # a new sequence starts as if it had seen two drafts, PRIOR_ACCEPTANCE of them taken
 PRIOR_ACCEPTANCE = 0.6
-PROBE_INTERVAL = 8  # a switched-off sequence proposes one token this often, to notice recovery
+# Every this many steps, switched-off sequences propose one token, to notice a recovery. All
+# probe in the same step: on some hardware the first draft in a batch is what costs.
+PROBE_INTERVAL = 16
 
 
 @dataclass
 class _Estimate:
     accepted: float = PRIOR_ACCEPTANCE * PRIOR_TRIALS
     trials: float = PRIOR_TRIALS
-    steps_off: int = 0
 
     @property
     def acceptance(self) -> float:
@@ -29,30 +30,23 @@ def expected_tokens(acceptance: float, k: int) -> float:
 
 
 class AcceptanceController:
-    def __init__(self, max_tokens: int, token_cost: float, proposer_cost: float):
+    def __init__(self, max_tokens: int):
         self.max_tokens = max_tokens
-        # Cost of one more draft token in target decode steps: verifying it, plus proposing it.
-        self.cost_per_token = token_cost + proposer_cost
         self._estimates: dict[int, _Estimate] = {}
 
     def acceptance(self, seq_id: int) -> float:
         return self._estimates.get(seq_id, _Estimate()).acceptance
 
-    def num_tokens(self, seq_id: int) -> int:
-        """How many drafts to ask for: the k in 0..max_tokens with the best tokens per cost."""
+    def num_tokens(self, seq_id: int, cost_per_token: float, probe: bool) -> int:
+        """How many drafts to ask for: the k in 0..max_tokens with the most tokens per cost, where
+        one more draft costs cost_per_token decode steps; at least one in a probe step."""
         estimate = self._estimates.setdefault(seq_id, _Estimate())
-        best = self.best_k(estimate.acceptance)
-        if best == 0:
-            estimate.steps_off += 1
-            if estimate.steps_off < PROBE_INTERVAL:
-                return 0
-            best = 1
-        estimate.steps_off = 0
-        return best
+        best = self.best_k(estimate.acceptance, cost_per_token)
+        return max(best, 1) if probe else best
 
-    def best_k(self, acceptance: float) -> int:
+    def best_k(self, acceptance: float, cost_per_token: float) -> int:
         def gain(k: int) -> float:
-            return expected_tokens(acceptance, k) / (1.0 + self.cost_per_token * k)
+            return expected_tokens(acceptance, k) / (1.0 + cost_per_token * k)
 
         return max(range(self.max_tokens + 1), key=lambda k: (gain(k), -k))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import torch
 
 from ponder.config import EngineConfig
@@ -40,4 +42,6 @@ def create_speculator(
         proposer = DraftModelProposer(
             spec, config, arch, tokenizer, dtype, device, max_model_len, kv.num_blocks
         )
-    return Speculator(spec, proposer, kv, max_model_len, config.scheduler.max_num_batched_tokens)
+    # On a CPU the process's CPU time: wall time on a shared machine swings with other load.
+    clock = time.process_time if device.type == "cpu" else time.perf_counter
+    return Speculator(spec, proposer, kv, max_model_len, config.scheduler.max_num_batched_tokens, clock)

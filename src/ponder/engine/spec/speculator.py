@@ -13,6 +13,7 @@ block with a rejected token's KV is never registered."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -23,7 +24,8 @@ from ponder.engine.kv.manager import KVCacheManager, cdiv
 from ponder.engine.request import Sequence, SequenceStatus
 from ponder.engine.sampler import DeviceSamples, Sampler, SamplerOutput, SamplingRow
 from ponder.engine.scheduler import ScheduledBatch
-from ponder.engine.spec.controller import AcceptanceController
+from ponder.engine.spec.controller import PROBE_INTERVAL, AcceptanceController
+from ponder.engine.spec.cost import StepCostModel
 from ponder.engine.spec.proposer import Proposer
 
 logger = logging.getLogger("ponder.engine")
@@ -64,30 +66,44 @@ class Speculator:
         kv: KVCacheManager,
         max_model_len: int,
         max_num_batched_tokens: int,
+        clock: Callable[[], float] = time.perf_counter,
     ):
         self.config = config
         self.proposer = proposer
         self.kv = kv
         self.max_model_len = max_model_len
         self.max_num_batched_tokens = max_num_batched_tokens
-        self.controller = AcceptanceController(
-            config.num_speculative_tokens, config.token_cost, proposer.cost_per_token
-        )
+        self.controller = AcceptanceController(config.num_speculative_tokens)
+        self.cost = StepCostModel(config.token_cost + proposer.cost_per_token, clock)
+        self._num_steps = 0
         self.stats = SpeculationStats()
         self._tracked: dict[int, Sequence] = {}  # sequences with proposer or controller state
 
     def propose(self, batch: ScheduledBatch) -> SpecStep | None:
         """Attach drafts to the batch's decoding sequences; None when none gets any."""
         self._forget_gone()
-        if len(batch.seqs) > self.config.disable_batch_size:
+        self._num_steps += 1
+        num_seqs = len(batch.seqs)
+        pure_decode = all(num_new == 1 for num_new in batch.num_new_tokens)
+        # The step's time starts before proposing: a draft model's run is part of its cost.
+        self.cost.step_started(num_seqs, pure_decode)
+        too_many = num_seqs > self.config.disable_batch_size
+        if too_many or (pure_decode and self.cost.wants_plain_step(num_seqs)):
             return None
+        step = self._propose(batch)
+        self.cost.set_drafts(sum(len(drafts) for drafts in step.drafts) if step else 0)
+        return step
+
+    def _propose(self, batch: ScheduledBatch) -> SpecStep | None:
+        cost = self.cost.cost_per_token(len(batch.seqs))
+        probe = self._num_steps % PROBE_INTERVAL == 0
         room = self.max_num_batched_tokens - batch.num_tokens
         wanted: list[tuple[int, Sequence, int]] = []
         for index, (seq, num_new) in enumerate(zip(batch.seqs, batch.num_new_tokens)):
             if num_new != 1 or room <= 0 or not can_speculate(seq):
                 continue
             self._tracked[seq.seq_id] = seq
-            k = min(self.controller.num_tokens(seq.seq_id), self._tokens_left(seq) - 1, room)
+            k = min(self.controller.num_tokens(seq.seq_id, cost, probe), self._tokens_left(seq) - 1, room)
             if k > 0:
                 wanted.append((index, seq, k))
                 room -= k

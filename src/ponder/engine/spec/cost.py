@@ -1,0 +1,90 @@
+"""StepCostModel: what one more verified draft token costs, measured on this machine.
+
+The gain of speculation depends on how much dearer a step that verifies drafts is than a plain
+decode step of the same batch, and that varies by hardware, batch size and kernel (on a CPU
+the reference attention runs a multi-token query per sequence in its own loop, so at batch 8 a
+verify step can cost twice a decode step). So the engine times its pure decode steps (no
+prefill chunk in the batch), per batch-size bucket, with and without drafts, and derives the
+cost per draft token from the ratio of the median times. Until both are measured, the
+configured prior is used. On a CPU the clock is the process's CPU time: wall time on a shared
+machine swings with other load by more than the effect measured."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+WINDOW = 15  # step times kept per bucket and kind; the median of them is used
+REFRESH_INTERVAL = 32  # a plain step this often keeps the plain time of a bucket current
+
+
+def _window() -> deque[float]:
+    return deque(maxlen=WINDOW)
+
+
+@dataclass
+class _Bucket:
+    plain_s: deque[float] = field(default_factory=_window)  # step times without drafts
+    # step time per draft per sequence, relative: (t / plain - 1) / drafts per sequence
+    cost: deque[float] = field(default_factory=_window)
+    steps: int = 0
+
+
+@dataclass
+class _OpenStep:
+    bucket: int
+    num_drafts: int
+    num_seqs: int
+    start: float
+
+
+class StepCostModel:
+    def __init__(self, prior_cost_per_token: float, clock: Callable[[], float] = time.perf_counter):
+        self.prior = prior_cost_per_token
+        self.clock = clock
+        self._buckets: dict[int, _Bucket] = {}
+        self._open: _OpenStep | None = None
+
+    @staticmethod
+    def bucket_of(num_seqs: int) -> int:
+        return num_seqs.bit_length()  # 1, 2-3, 4-7, 8-15, ...
+
+    def cost_per_token(self, num_seqs: int) -> float:
+        bucket = self._buckets.get(self.bucket_of(num_seqs))
+        if bucket is None or not bucket.cost:
+            return self.prior
+        return max(0.0, statistics.median(bucket.cost))
+
+    def wants_plain_step(self, num_seqs: int) -> bool:
+        """Whether this step should run without drafts to measure (or refresh) the plain time."""
+        bucket = self._buckets.setdefault(self.bucket_of(num_seqs), _Bucket())
+        bucket.steps += 1
+        return not bucket.plain_s or bucket.steps % REFRESH_INTERVAL == 0
+
+    def step_started(self, num_seqs: int, pure_decode: bool) -> None:
+        """Close the step before (its time ends where this one starts, before any proposing)
+        and open this one; its drafts are told by set_drafts once proposed."""
+        now = self.clock()
+        self._close(now)
+        if pure_decode:
+            self._open = _OpenStep(self.bucket_of(num_seqs), 0, num_seqs, now)
+
+    def set_drafts(self, num_drafts: int) -> None:
+        if self._open is not None:
+            self._open.num_drafts = num_drafts
+
+    def _close(self, now: float) -> None:
+        step, self._open = self._open, None
+        if step is None:
+            return
+        seconds = now - step.start
+        bucket = self._buckets.setdefault(step.bucket, _Bucket())
+        if step.num_drafts == 0:
+            bucket.plain_s.append(seconds)
+        elif bucket.plain_s:
+            plain = statistics.median(bucket.plain_s)
+            if plain > 0:
+                bucket.cost.append((seconds / plain - 1.0) / (step.num_drafts / step.num_seqs))
