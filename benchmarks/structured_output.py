@@ -242,9 +242,10 @@ def main() -> int:
     parser.add_argument("--sampler-steps", type=int, default=30)
     parser.add_argument("--thinking-budget", type=int, default=48)
     parser.add_argument("--max-tokens", type=int, default=160)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--skip", nargs="*", default=[], choices=["overhead", "sampler", "parse"])
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     llm = LLM(max_model_len=512, max_num_seqs=BATCH)
     results: dict = {"device": "cpu", "torch_threads": torch.get_num_threads()}
     if "overhead" not in args.skip:
