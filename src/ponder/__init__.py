@@ -3,12 +3,14 @@
 from ponder.engine.args import EngineArgs
 from ponder.engine.outputs import CompletionOutput, Logprob, RequestOutput
 from ponder.engine.sampling_params import RequestOutputKind, SamplingParams
+from ponder.engine.structured.params import StructuredOutputParams
 from ponder.errors import (
     InvalidRequestError,
     ModelLoadError,
     PonderError,
     PromptTooLongError,
     RequestNotFoundError,
+    StructuredOutputError,
     UnsupportedModelError,
 )
 from ponder.version import __version__
@@ -28,6 +30,8 @@ __all__ = [
     "RequestOutput",
     "RequestOutputKind",
     "SamplingParams",
+    "StructuredOutputError",
+    "StructuredOutputParams",
     "UnsupportedModelError",
 ]
 

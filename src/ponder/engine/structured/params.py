@@ -38,7 +38,7 @@ class StructuredOutputParams:
         return "json_object"
 
     def cache_key(self) -> tuple[str, str]:
-        """(kind, canonical text): equal constraints share one compiled grammar."""
+        """(kind, text): equal constraints share one compiled grammar."""
         kind = self.kind
         if kind == "json":
             return kind, self.schema_text
@@ -54,7 +54,8 @@ class StructuredOutputParams:
     def schema_text(self) -> str:
         if isinstance(self.json, str):
             return self.json
-        return json.dumps(self.json, sort_keys=True, separators=(",", ":"))
+        # Keys keep their order: the answer lists properties in the schema's order.
+        return json.dumps(self.json, separators=(",", ":"))
 
 
 def _validate(params: StructuredOutputParams) -> None:
