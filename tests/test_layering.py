@@ -12,7 +12,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # Highest first; a package may import from any package of a later row, never an earlier one.
 LAYERS: list[set[str]] = [
     {"cli"},
-    {"router"},
+    {"router", "planner"},  # planner: a client of the router's admin API and workers' /metrics
     {"server", "bench", "eval", "train", "sim"},
     {"profiling"},  # measures the engine for the simulator
     {"openai"},

@@ -23,6 +23,7 @@ SUBCOMMAND_MODULES = (
     "flywheel",
     "profile",
     "sim",
+    "planner",
 )
 
 
