@@ -15,33 +15,10 @@ from ponder.router.disagg_app import build_disagg_app
 from ponder.router.launch import load_tokenizer
 from ponder.router.policies import make_policy
 from ponder.router.prompts import PromptReader
-from ponder.router.replicas import LocalReplica
+from ponder.router.replicas import ExternalWorker, LocalReplica
 from ponder.server.launcher import build_server
 
 _XPYD = re.compile(r"^(\d+)P(\d+)D$", re.IGNORECASE)
-
-
-class RemoteWorker:
-    """A worker someone else started: the router only talks to it."""
-
-    def __init__(self, name: str, url: str):
-        self.name, self._url = name, url.rstrip("/")
-
-    @property
-    def url(self) -> str:
-        return self._url
-
-    def start(self) -> None:
-        pass
-
-    def is_running(self) -> bool:
-        return True
-
-    def stop(self, graceful: bool = True) -> None:
-        pass
-
-    def join(self, timeout_s: float) -> None:
-        pass
 
 
 def worker_counts(args: argparse.Namespace) -> tuple[int, int] | None:
@@ -103,7 +80,7 @@ def run_disagg_router(args: argparse.Namespace, parser: argparse.ArgumentParser)
             )
         for role, urls in (("prefill", args.prefill_url), ("decode", args.decode_url)):
             for i, url in enumerate(urls):
-                registry.add(role, RemoteWorker(f"{role}-{i}", url))
+                registry.add(role, ExternalWorker(f"{role}-{i}", url))
     block_size = getattr(args, "block_size", None) or 16
     service = DisaggService(
         registry,
