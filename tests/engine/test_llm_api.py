@@ -125,6 +125,15 @@ def test_missing_files_and_unknown_architecture_are_clear_errors(tmp_path, qwen3
         LLM(str(no_weights))
 
 
+def test_more_samples_than_max_num_seqs_is_rejected_not_queued_forever(qwen3_ckpt):
+    llm = LLM(str(qwen3_ckpt), block_size=4, kv_cache_memory=1 << 24, max_model_len=64, max_num_seqs=4)
+    with pytest.raises(InvalidRequestError, match="max_num_seqs=4") as caught:
+        llm.generate(["Hello"], SamplingParams(n=5, max_tokens=2))
+    assert caught.value.param == "n"
+    assert not llm.engine.has_unfinished_requests()
+    assert len(llm.generate(["Hello"], SamplingParams(n=4, max_tokens=2))[0].outputs) == 4
+
+
 def test_kv_pool_smaller_than_max_model_len_is_rejected(qwen3_ckpt):
     with pytest.raises(InvalidRequestError, match="max_model_len"):
         LLM(str(qwen3_ckpt), block_size=4, num_kv_blocks=2, max_model_len=64)

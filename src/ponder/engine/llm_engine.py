@@ -141,6 +141,13 @@ class LLMEngine:
                 "thinking_budget needs a reasoning model with <think> and </think> tokens",
                 param="thinking_budget",
             )
+        max_num_seqs = self.scheduler.config.max_num_seqs
+        if params.n > max_num_seqs:  # its n samples start together: it could never be admitted
+            raise InvalidRequestError(
+                f"n={params.n} samples cannot run at once: this engine runs at most "
+                f"max_num_seqs={max_num_seqs} sequences",
+                param="n",
+            )
         text, token_ids = tokenize_prompt(prompt, self.tokenizer, self.arch.vocab_size)
         if len(token_ids) >= self.max_model_len:
             raise PromptTooLongError(
