@@ -85,6 +85,7 @@ def test_promote_under_load_drops_no_request(logged_server, qwen3_ckpt, tmp_path
     url, store = logged_server.url, logged_server.store
     candidate = shutil.copytree(qwen3_ckpt, tmp_path / "candidate")
     results: list[tuple[int, str | None]] = []
+    by_worker: dict[int, list[str | None]] = {}
     stop = threading.Event()
 
     def load(worker: int) -> None:
@@ -100,10 +101,12 @@ def test_promote_under_load_drops_no_request(logged_server, qwen3_ckpt, tmp_path
                             ok = response.status_code == 200 and "data: [DONE]" in lines
                             version = '"v2"' if any('"v2"' in line for line in lines) else '"v1"'
                             results.append((200 if ok else response.status_code, version.strip('"')))
+                            by_worker.setdefault(worker, []).append(version.strip('"'))
                     else:
                         response = client.post("/v1/chat/completions", json=body)
                         fingerprint = response.json().get("system_fingerprint")
                         results.append((response.status_code, fingerprint))
+                        by_worker.setdefault(worker, []).append(fingerprint)
                 except httpx.HTTPError as error:
                     results.append((-1, repr(error)))
                 index += 1
@@ -129,7 +132,9 @@ def test_promote_under_load_drops_no_request(logged_server, qwen3_ckpt, tmp_path
     assert failures == []
     versions = [version for _, version in results]
     assert "v1" in versions and "v2" in versions
-    assert set(versions[after_promotion + 6 :]) == {"v2"}  # past the calls in flight at the swap
+    assert set(versions[after_promotion + 6 :]) == {"v2"}, f"{after_promotion} {versions} {by_worker}"
+    for worker, seen in by_worker.items():  # each client: v1 until the swap, then only v2
+        assert seen == sorted(seen), (worker, seen)
     models = httpx.get(f"{url}/v1/models", headers=AUTH).json()
     assert [card["id"] for card in models["data"]] == [MODEL]
     store.flush()
