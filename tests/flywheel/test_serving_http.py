@@ -132,7 +132,10 @@ def test_promote_under_load_drops_no_request(logged_server, qwen3_ckpt, tmp_path
     assert failures == []
     versions = [version for _, version in results]
     assert "v1" in versions and "v2" in versions
-    assert set(versions[after_promotion + 6 :]) == {"v2"}, f"{after_promotion} {versions} {by_worker}"
+    # Only the calls in flight at the swap (one per client) may still answer v1 after it; they can
+    # finish after other clients' v2 answers, so count them rather than expect them first.
+    late_v1 = versions[after_promotion:].count("v1")
+    assert late_v1 <= len(workers), f"{after_promotion} {versions} {by_worker}"
     for worker, seen in by_worker.items():  # each client: v1 until the swap, then only v2
         assert seen == sorted(seen), (worker, seen)
     models = httpx.get(f"{url}/v1/models", headers=AUTH).json()
