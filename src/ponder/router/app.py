@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
 
 from fastapi import FastAPI, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -36,19 +38,33 @@ def error_event(path: str) -> bytes:
     return b"data: " + json.dumps({"error": error}).encode() + b"\n\ndata: [DONE]\n\n"
 
 
-def build_router_app(service: RouterService, *, manage_lifecycle: bool = True) -> FastAPI:
-    """manage_lifecycle: start the replicas when the app starts and stop them when it stops."""
+class ManagedService(Protocol):
+    async def start(self) -> None: ...
+    async def drain_and_wait(self, timeout_s: float) -> None: ...
+    async def shutdown(self) -> None: ...
+
+
+def service_lifespan(
+    service: ManagedService, manage: bool
+) -> Callable[[FastAPI], AbstractAsyncContextManager]:
+    """The app's lifespan: start the service's workers, and on the way out drain, then stop them."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if manage_lifecycle:
+        if manage:
             await service.start()
         yield
-        if manage_lifecycle:
+        if manage:
             await service.drain_and_wait(timeout_s=60.0)
             await service.shutdown()
 
-    app = FastAPI(title="ponder router", lifespan=lifespan)
+    return lifespan
+
+
+def build_router_app(service: RouterService, *, manage_lifecycle: bool = True) -> FastAPI:
+    """manage_lifecycle: start the replicas when the app starts and stop them when it stops."""
+
+    app = FastAPI(title="ponder router", lifespan=service_lifespan(service, manage_lifecycle))
     app.state.service = service
 
     async def proxy(request: Request) -> Response:

@@ -3,30 +3,18 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
-
 import httpx
 from fastapi import FastAPI, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from ponder.router.app import PROXIED, _error, error_event
+from ponder.router.app import PROXIED, _error, error_event, service_lifespan
 from ponder.router.balancer import NoReplicaError
 from ponder.router.disagg import DisaggService
 from ponder.router.metrics import CONTENT_TYPE
 
 
 def build_disagg_app(service: DisaggService, *, manage_lifecycle: bool = True) -> FastAPI:
-    @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if manage_lifecycle:
-            await service.start()
-        yield
-        if manage_lifecycle:
-            await service.drain_and_wait(timeout_s=60.0)
-            await service.shutdown()
-
-    app = FastAPI(title="ponder disaggregated router", lifespan=lifespan)
+    app = FastAPI(title="ponder disaggregated router", lifespan=service_lifespan(service, manage_lifecycle))
     app.state.service = service
 
     async def proxy(request: Request) -> Response:
