@@ -228,11 +228,21 @@ def report(dirs: list[Path], plot: Path | None) -> None:
             f"{_num(s['output_throughput'])} | {_ms(s, 'ttft')} | {_ms(s, 'tpot')} | {_ms(s, 'itl')} | "
             f"{_num(s.get('slo_attainment_pct'), 1)}% | {_num(s.get('request_goodput'), 3)} |"
         )
+    print()
+    for name in sorted({n for n, _ in rows}):
+        print(f"{name}: highest rate with >= 90% SLO attainment: {_best_rate(rows, name)}")
     for directory in dirs:
         if (directory / "offline.json").exists():
             print("offline:", (directory / "offline.json").read_text())
     if plot is not None:
         _plot(rows, plot)
+
+
+def _best_rate(rows: list[tuple[str, dict]], name: str) -> str:
+    """DistServe's goodput: the highest measured Poisson rate that keeps >= 90% of requests in SLO."""
+    rates = [float(s["request_rate"]) for n, s in rows
+             if n == name and s["request_rate"] != "inf" and (s.get("slo_attainment_pct") or 0) >= 90]  # fmt: skip
+    return f"{max(rates):g} req/s" if rates else "none measured"
 
 
 def _num(value, digits: int = 0) -> str:

@@ -15,6 +15,7 @@ from ponder.bench.arrival import arrival_offsets
 from ponder.bench.config import LoadPattern
 from ponder.bench.datasets import TaskSource
 from ponder.bench.metrics import summarize
+from ponder.bench.runner import WARM_UP_MAX_TOKENS
 from ponder.bench.session import run_benchmark
 from ponder.bench.slo import parse_slo
 from tests.bench.conftest import make_config
@@ -230,3 +231,14 @@ def test_reasoning_tasks_report_accuracy_under_load(fake_server):
         True,
         False,
     ]
+
+
+def test_warm_up_is_cut_to_a_few_tokens(fake_server):
+    """A reasoning workload's warm-up must not decode thousands of tokens before the run."""
+    server = fake_server(lambda payload: Script())
+    config = make_config(server.base_url, num_prompts=2, num_warmups=1, endpoint="/v1/completions")
+    config = replace(config, workload=replace(config.workload, random_output_len=500))
+    run(config)
+    warm_up, *measured = server.stats.payloads
+    assert warm_up["max_tokens"] == WARM_UP_MAX_TOKENS
+    assert all(payload["max_tokens"] == 500 for payload in measured)

@@ -79,6 +79,9 @@ def _arrivals_done(
     return offset >= duration_s or time.perf_counter() - run_start >= duration_s
 
 
+WARM_UP_MAX_TOKENS = 16
+
+
 async def warm_up(
     client: httpx.AsyncClient,
     target: Target,
@@ -89,12 +92,18 @@ async def warm_up(
     """Sequential requests whose results are thrown away: connections, caches and JIT warm up.
 
     Each is marked at its start, so it cannot seed the server's prefix cache with a prompt that
-    is measured later.
+    is measured later, and is cut to a few tokens: a reasoning workload's 4k-token warm-up would
+    cost the run half a minute and warm nothing more.
     """
     start = time.perf_counter()
     records = []
     for index in range(num_warmups):
         prompt = prompts[index % len(prompts)]
-        marked = replace(prompt, text=f"(warm-up {index}) {prompt.text}", check=None)
+        marked = replace(
+            prompt,
+            text=f"(warm-up {index}) {prompt.text}",
+            output_len=min(prompt.output_len, WARM_UP_MAX_TOKENS),
+            check=None,
+        )
         records.append(await send_request(client, target, marked, index, start, tokenizer))
     return records
