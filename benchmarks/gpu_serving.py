@@ -240,8 +240,11 @@ def report(dirs: list[Path], plot: Path | None) -> None:
 
 def _best_rate(rows: list[tuple[str, dict]], name: str) -> str:
     """DistServe's goodput: the highest measured Poisson rate that keeps >= 90% of requests in SLO."""
-    rates = [float(s["request_rate"]) for n, s in rows
-             if n == name and s["request_rate"] != "inf" and (s.get("slo_attainment_pct") or 0) >= 90]  # fmt: skip
+    rates = [
+        float(s["request_rate"])
+        for n, s in rows
+        if n == name and s["request_rate"] != "inf" and (s.get("slo_attainment_pct") or 0) >= 90
+    ]
     return f"{max(rates):g} req/s" if rates else "none measured"
 
 
