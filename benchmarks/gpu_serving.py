@@ -32,16 +32,13 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from throughput import SHAPES as MODEL_SHAPES  # noqa: E402  (the Qwen3 shapes of the offline figures)
 
 SHAPES = {
     "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                  num_key_value_heads=2, head_dim=16, tie_word_embeddings=False),  # CPU smoke test
-    "qwen3-0.6b": dict(hidden_size=1024, intermediate_size=3072, num_hidden_layers=28,
-                       num_attention_heads=16, num_key_value_heads=8, head_dim=128,
-                       tie_word_embeddings=True),
-    "qwen3-8b": dict(hidden_size=4096, intermediate_size=12288, num_hidden_layers=36,
-                     num_attention_heads=32, num_key_value_heads=8, head_dim=128,
-                     tie_word_embeddings=False),
+    **MODEL_SHAPES,
 }  # fmt: skip
 VOCAB_SIZE = 151936
 DEVICE = os.environ.get("PEER_DEVICE", "cuda")
