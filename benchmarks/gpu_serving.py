@@ -145,7 +145,7 @@ def server_command(server: str, model: str, port: int) -> list[str]:
             "bfloat16",
         ]
     return ["transformers", "serve", model, "--continuous-batching", "--device", DEVICE, "--dtype",
-            "bfloat16", "--port", str(port), "--host", "127.0.0.1"]  # fmt: skip
+            "bfloat16", "--port", str(port), "--host", "127.0.0.1", *os.environ.get("PEER_ARGS", "").split()]  # fmt: skip
 
 
 def wait_ready(url: str, proc: subprocess.Popen, timeout: float) -> None:
@@ -174,7 +174,8 @@ def bench(server: str, model: str, url: str, workload: str, rate: str, num_promp
     ]  # fmt: skip
     start = time.perf_counter()
     try:
-        subprocess.run(command, timeout=cap_s, check=False, stdout=subprocess.DEVNULL)
+        # the bench itself cuts requests at cap_s and still writes its result file
+        subprocess.run(command, timeout=cap_s + 30, check=False, stdout=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         print(f"bench {server} {workload} rate {rate} cut at {cap_s:.0f} s", flush=True)
     print(f"bench {server} {workload} rate {rate}: {time.perf_counter() - start:.0f} s", flush=True)
