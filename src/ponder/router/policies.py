@@ -27,7 +27,7 @@ class ReplicaState:
     draining: bool = False
     in_flight: int = 0
     outstanding_tokens: int = 0  # prompt + max output tokens of the requests in flight
-    active_blocks: int = 0  # KV blocks the requests in flight will hold
+    active_blocks: int = 0  # KV blocks the requests in flight add (not counting cached prefixes)
     routed: int = 0
     prefix: PrefixIndex = field(default_factory=PrefixIndex)
 
@@ -86,9 +86,10 @@ class LeastLoad(_Rotating):
 
 
 class KVAware(_Rotating):
-    """cost = weight x prompt blocks not cached there + its active blocks; lowest wins. A shared
-    system prompt cached on one replica draws requests there only until that replica's extra
-    load outweighs computing the prompt elsewhere."""
+    """cost = weight x prompt blocks not cached there + its active blocks (the blocks its requests
+    in flight add: uncached prompt + output); lowest wins. A shared system prompt cached on one
+    replica draws requests there only until that replica's extra load outweighs computing the
+    prompt elsewhere."""
 
     def __init__(self, weight: float = 1.0):
         super().__init__()
