@@ -207,13 +207,13 @@ def main() -> None:
     parser.add_argument(
         "--turn-len", type=int, default=16, help="words of each later message (and the system prompt)"
     )
-    parser.add_argument("--random-len", type=int, default=150, help="words of a random-workload prompt")
+    parser.add_argument("--random-len", type=int, default=100, help="words of a random-workload prompt")
     parser.add_argument("--output-len", type=int, default=8)
     parser.add_argument("--concurrency", type=int, help="requests in flight (default: 2 per replica)")
     parser.add_argument("--policies", default="round-robin,least-load,kv-aware")
     parser.add_argument("--workloads", default="multi-turn,random")
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--kv-aware-weight", type=float, default=1.0)
+    parser.add_argument("--kv-aware-weight", type=float, default=2.0)
     parser.add_argument(
         "--num-kv-blocks", type=int, help="per replica (default: the working set / N x slack)"
     )

@@ -164,3 +164,18 @@ def test_kv_aware_stops_routing_to_a_prefix_the_engine_evicted():
     sync(cursor)
     assert states[1].prefix.cached_blocks(hashes) == 0  # a chain: nothing after a miss counts
     assert KVAware(1.0).pick(states, request(conversation + [1])).index == 0
+
+
+def test_kv_aware_default_weight_keeps_a_turn_beside_a_fresh_prompt_in_flight():
+    # Replica 1 holds the conversation and is prefilling one fresh prompt of the same size (18
+    # blocks: 16 prompt + 2 output); the next turn computes 2 blocks there, 17 on replica 0.
+    def pick(policy) -> int:
+        states = replicas()
+        states[1].prefix.apply([("stored", h) for h in prompt_block_hashes(conversation, BS)])
+        Balancer([states[1]], policy).assign(request(list(range(700, 764))))
+        assert states[1].active_blocks == 18
+        return Balancer(states, policy).assign(request(conversation + [1, 2, 3, 4])).replica.index
+
+    conversation = list(range(200, 264))
+    assert pick(make_policy("kv-aware")) == 1  # 2 x 2 + 18 < 2 x 17
+    assert pick(KVAware(1.0)) == 0  # 2 + 18 > 17: the turn moves and recomputes 15 blocks
