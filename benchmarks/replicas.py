@@ -166,6 +166,7 @@ def run_row(
         "tok_s": summary["total_token_throughput"],
         "failed": summary.get("failed", 0),
         "counts": counts,
+        "load": os.getloadavg()[1],  # the host's 5-minute load average: how shared the row ran
     }
 
 
@@ -176,7 +177,7 @@ def print_row(rep: int, row: dict) -> None:
         f"| {rep} | {row['workload']} | {row['policy']} | {row['hit_rate']:.1%} | "
         f"{row['router_hit_rate']:.1%} | "
         f"{row['ttft_p50']:.0f} | {row['ttft_p99']:.0f} | {row['req_s']:.2f} | {row['tok_s']:.0f} | "
-        f"{'/'.join(map(str, counts))} | {balance:.2f} |",
+        f"{'/'.join(map(str, counts))} | {balance:.2f} | {row['load']:.1f} |",
         flush=True,
     )
 
@@ -237,9 +238,9 @@ def main() -> None:
     )
     print(
         "| rep | workload | policy | prefix hit rate | router's estimate | TTFT p50 ms | TTFT p99 ms "
-        "| req/s | tok/s | per-replica | max/min |"
+        "| req/s | tok/s | per-replica | max/min | load avg |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     out = Path(tempfile.mkdtemp())
     policies = args.policies.split(",")
     rows = []
@@ -254,6 +255,8 @@ def main() -> None:
                 row = run_row(workload, flags, policy, args, out, f"{workload}-{policy}-{rep}")
                 rows.append(row)
                 print_row(rep, row)
+                if row["failed"]:
+                    print(f"  ^ {row['failed']} requests failed", flush=True)
     print_verdict(rows)
 
 
