@@ -109,22 +109,11 @@ class KVAware(_Rotating):
 
     def pick(self, replicas: Sequence[ReplicaState], request: RoutedRequest) -> ReplicaState:
         now = time.monotonic()
-        replicas = within_balance(replicas)
         costs = [self.cost(r, request, now) for r in replicas]
         low = min(costs)
         ties = [r for r, c in zip(replicas, costs) if c == low]
         fewest = min(r.in_flight for r in ties)
         return self._rotate([r for r in ties if r.in_flight == fewest])
-
-
-def within_balance(replicas: Sequence[ReplicaState]) -> list[ReplicaState]:
-    """The replicas with at most twice the fewest requests in flight, plus two. The block cost
-    prices a prefix hit as the few blocks it adds, which undercounts a replica serving many hits
-    (each still takes its decode steps); without this bound the conversations that happened to
-    land on one replica keep coming back however many requests wait there. A turn sent elsewhere
-    moves its conversation (its KV is then cached there), so placement evens out."""
-    fewest = min(r.in_flight for r in replicas)
-    return [r for r in replicas if r.in_flight <= 2 * fewest + 2]
 
 
 def make_policy(name: str, kv_aware_weight: float = DEFAULT_KV_AWARE_WEIGHT) -> Policy:
