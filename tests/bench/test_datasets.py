@@ -155,3 +155,29 @@ def test_multi_turn_turns_extend_their_conversation_under_one_system_prompt():
     for i in range(conversations, 6):
         assert prompts[i].text.startswith(prompts[i - conversations].text)
     assert not prompts[1].text.startswith(prompts[0].text)
+
+
+def test_multi_turn_first_turn_len_and_token_identical_turn_prefixes():
+    # The router and the engine match prefixes on token ids: each turn's prompt must tokenize to
+    # the previous turn's ids and then more, with the model's own tokenizer.
+    from ponder.assets import default_model_dir
+    from ponder.bench.datasets import load_prompts
+    from ponder.engine.tokenizer import Tokenizer
+
+    workload = Workload(
+        dataset="multi-turn",
+        num_prompts=9,
+        num_turns=3,
+        random_input_len=6,
+        first_turn_len=40,
+        random_output_len=4,
+    )
+    prompts = load_prompts(workload, None)
+    assert len(prompts[0].text.split()) == 3 + 40  # system prompt (half of 6) + the long first message
+    assert len(prompts[3].text.split()) == 3 + 40 + 4 + 6  # + reply + a short turn
+    tokenizer = Tokenizer.from_dir(default_model_dir())
+    ids = [tokenizer.encode(p.text) for p in prompts]
+    for i in range(3, 9):
+        assert ids[i][: len(ids[i - 3])] == ids[i - 3] and len(ids[i]) > len(ids[i - 3])
+    with pytest.raises(BenchConfigError, match="--first-turn-len"):
+        Workload(dataset="multi-turn", first_turn_len=0)

@@ -118,3 +118,64 @@ def test_bad_policy_names_and_weights():
         make_policy("random")
     with pytest.raises(InvalidRequestError):
         make_policy("kv-aware", -1.0)
+
+
+def test_kv_aware_keeps_a_conversation_where_its_kv_is_while_that_replica_serves_another_hit():
+    # Two conversations cached on replica 1; the first one's next turn is in flight there. It adds
+    # only its new blocks, so the second's next turn still goes where its 16 blocks are cached
+    # (counting the first's whole prompt as load would send it to replica 0 to recompute).
+    states = replicas()
+    first, second = list(range(200, 264)), list(range(400, 464))
+    for conversation in (first, second):
+        states[1].prefix.apply([("stored", h) for h in prompt_block_hashes(conversation, BS)])
+    balancer = Balancer(states, KVAware(1.0))
+    in_flight = balancer.assign(request(first + [1, 2, 3, 4]))
+    assert in_flight.replica.index == 1 and states[1].active_blocks == 19 - 15  # 76 tokens; 15 cached
+    assert balancer.assign(request(second + [5, 6, 7, 8])).replica.index == 1
+    in_flight.release()
+    assert states[1].active_blocks == 19 - 15  # the second one's
+
+
+def test_kv_aware_stops_routing_to_a_prefix_the_engine_evicted():
+    from ponder.engine.kv.block_pool import BlockPool
+    from ponder.engine.kv.events import BlockStored
+
+    # The engine's own pool publishes stored / removed; the router's view follows both.
+    pool = BlockPool(num_blocks=4)
+    conversation = list(range(600, 617))
+    hashes = prompt_block_hashes(conversation, BS)
+    for block_hash in hashes:
+        block_id = pool.allocate()
+        pool.register(block_id, block_hash)
+        pool.release(block_id)
+    states = replicas()
+    states[1].active_blocks = 1  # a little busier: only a cached prefix draws requests there
+
+    def sync(after: int) -> int:
+        batch = pool.events.since(after)
+        kinds = [("stored" if isinstance(e, BlockStored) else "removed", e.block_hash) for e in batch.events]
+        states[1].prefix.apply(kinds, lost=batch.lost)
+        return batch.next_seq
+
+    cursor = sync(0)
+    assert states[1].prefix.cached_blocks(hashes) == 4
+    assert KVAware(1.0).pick(states, request(conversation + [1])).index == 1
+    pool.allocate()  # reuses the least recently freed block: the conversation's first
+    sync(cursor)
+    assert states[1].prefix.cached_blocks(hashes) == 0  # a chain: nothing after a miss counts
+    assert KVAware(1.0).pick(states, request(conversation + [1])).index == 0
+
+
+def test_kv_aware_default_weight_keeps_a_turn_beside_a_fresh_prompt_in_flight():
+    # Replica 1 holds the conversation and is prefilling one fresh prompt of the same size (18
+    # blocks: 16 prompt + 2 output); the next turn computes 2 blocks there, 17 on replica 0.
+    def pick(policy) -> int:
+        states = replicas()
+        states[1].prefix.apply([("stored", h) for h in prompt_block_hashes(conversation, BS)])
+        Balancer([states[1]], policy).assign(request(list(range(700, 764))))
+        assert states[1].active_blocks == 18
+        return Balancer(states, policy).assign(request(conversation + [1, 2, 3, 4])).replica.index
+
+    conversation = list(range(200, 264))
+    assert pick(make_policy("kv-aware")) == 1  # 2 x 2 + 18 < 2 x 17
+    assert pick(KVAware(1.0)) == 0  # 2 + 18 > 17: the turn moves and recomputes 15 blocks

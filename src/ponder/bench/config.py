@@ -68,6 +68,9 @@ class Workload:
     seed: int = 0
     tokenizer_path: str | None = None
     num_turns: int = 4  # multi-turn: turns per conversation
+    # multi-turn: length of each conversation's first user message (its own long context, e.g. a
+    # document it is about); None: --random-input-len like every later turn
+    first_turn_len: int | None = None
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
@@ -95,6 +98,8 @@ class Workload:
             raise BenchConfigError("--random-range-ratio must be in [0, 1)", "--random-range-ratio")
         if not 0.0 <= self.random_prefix_ratio <= 1.0:
             raise BenchConfigError("--random-prefix-ratio must be in [0, 1]", "--random-prefix-ratio")
+        if self.first_turn_len is not None and self.first_turn_len < 1:
+            raise BenchConfigError("--first-turn-len must be at least 1", "--first-turn-len")
         if self.output_len is not None and self.output_len < 1:
             raise BenchConfigError("--output-len must be at least 1", "--output-len")
 

@@ -89,18 +89,23 @@ def multi_turn_prompts(workload: Workload, tokenizer: TextTokenizer | None) -> l
     --random-input-len; half when unset); each turn adds --random-input-len new words to the
     conversation so far, so turn k's prompt extends turn k-1's: the prefix reuse a KV-aware router
     and a prefix cache should exploit. Sent turn by turn across conversations, so a conversation's
-    next turn comes after its previous one."""
+    next turn comes after its previous one. --first-turn-len gives each conversation a longer
+    first message (a document, a code file): the per-conversation history only one replica need
+    hold, unlike the system prompt every replica caches."""
     rng = np.random.default_rng(workload.seed)
     ratio = workload.random_prefix_ratio or 0.5
     system = _random_text(rng, round(workload.random_input_len * ratio), tokenizer)
     num_conversations = -(-workload.num_prompts // workload.num_turns)
     histories = [[system] for _ in range(num_conversations)]
     prompts = []
-    for _ in range(workload.num_turns):
+    for turn in range(workload.num_turns):
+        user_len = (
+            (workload.first_turn_len or workload.random_input_len) if turn == 0 else workload.random_input_len
+        )
         for history in histories:
             if len(prompts) == workload.num_prompts:
                 break
-            history.append(_random_text(rng, workload.random_input_len, tokenizer))
+            history.append(_random_text(rng, user_len, tokenizer))
             text = " ".join(history)
             prompts.append(BenchPrompt(text, count_tokens(text, tokenizer), workload.random_output_len))
             # the reply becomes part of the next turn's prompt, as a chat client resends it

@@ -73,6 +73,12 @@ def _add_workload_flags(group: argparse._ArgumentGroup) -> None:
     )
     group.add_argument("--output-len", type=int, help="max_tokens for every request")
     group.add_argument("--num-turns", type=int, default=4, help="turns per conversation (multi-turn)")
+    group.add_argument(
+        "--first-turn-len",
+        type=int,
+        help="multi-turn: length of each conversation's first message (its own context); "
+        "default: --random-input-len",
+    )
     group.add_argument("--task-family", help="ponder.tasks family for --dataset reasoning")
     group.add_argument("--task-difficulty", default="easy", help="easy, medium or hard")
     group.add_argument("--tokenizer", help="dir with tokenizer.json, for token counts")
@@ -126,6 +132,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
             seed=args.seed,
             tokenizer_path=args.tokenizer,
             num_turns=args.num_turns,
+            first_turn_len=args.first_turn_len,
         ),
         load=LoadPattern(
             request_rates=rates,

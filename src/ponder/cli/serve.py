@@ -110,7 +110,7 @@ def add_router_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--kv-aware-weight",
         type=float,
-        default=1.0,
+        default=2.0,  # ponder.router.policies.DEFAULT_KV_AWARE_WEIGHT
         help="kv-aware cost = W x uncached prompt blocks + the replica's active blocks",
     )
     group.add_argument(

@@ -19,6 +19,10 @@ class Assignment:
     replica: ReplicaState
     request: RoutedRequest
     cached_blocks: int  # the router's estimate at pick time
+    # What it adds to the replica's load: its blocks less the cached prefix it shares there (a
+    # prefix hit is neither recomputed nor stored twice), so a conversation's short next turn does
+    # not weigh like a fresh long prompt and push the conversation off the replica holding its KV.
+    added_blocks: int = 0
     released: bool = False
 
     def release(self) -> None:
@@ -26,7 +30,7 @@ class Assignment:
             self.released = True
             self.replica.in_flight -= 1
             self.replica.outstanding_tokens -= self.request.tokens
-            self.replica.active_blocks -= self.request.blocks
+            self.replica.active_blocks -= self.added_blocks
 
 
 class Balancer:
@@ -44,10 +48,11 @@ class Balancer:
         cached = replica.prefix.cached_blocks(request.block_hashes)
         replica.in_flight += 1
         replica.outstanding_tokens += request.tokens
-        replica.active_blocks += request.blocks
+        added = request.blocks - cached
+        replica.active_blocks += added
         replica.routed += 1
         replica.prefix.predict(request.block_hashes)
-        return Assignment(replica, request, cached)
+        return Assignment(replica, request, cached, added)
 
     @property
     def in_flight(self) -> int:

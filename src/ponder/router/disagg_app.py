@@ -7,7 +7,7 @@ import httpx
 from fastapi import FastAPI, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from ponder.router.app import PROXIED, _error, error_event, service_lifespan
+from ponder.router.app import PROXIED, _auth, _error, error_event, service_lifespan
 from ponder.router.balancer import NoReplicaError
 from ponder.router.disagg import DisaggService
 from ponder.router.metrics import CONTENT_TYPE
@@ -46,10 +46,12 @@ def build_disagg_app(service: DisaggService, *, manage_lifecycle: bool = True) -
         return JSONResponse({"status": "ok"})
 
     @app.get("/v1/models")
-    async def models() -> Response:
+    async def models(request: Request) -> Response:
         for worker in service.registry.of_role("decode"):
             if worker.state.available:
-                answer = await service.client.get(worker.url + "/v1/models", timeout=10.0)
+                answer = await service.client.get(
+                    worker.url + "/v1/models", headers=_auth(request), timeout=10.0
+                )
                 return Response(answer.content, answer.status_code, media_type="application/json")
         return _error(503, "no healthy decode worker", "no_replica")
 

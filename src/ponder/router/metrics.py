@@ -25,7 +25,10 @@ class _ReplicaGauges(Collector):
             "draining": ("1 while the replica is draining", lambda r: float(r.draining)),
             "in_flight": ("requests routed there and not finished", lambda r: r.in_flight),
             "outstanding_tokens": ("prompt + max output tokens in flight", lambda r: r.outstanding_tokens),
-            "active_blocks": ("KV blocks the requests in flight hold (estimated)", lambda r: r.active_blocks),
+            "active_blocks": (
+                "KV blocks the requests in flight add, cached prefixes not counted (estimated)",
+                lambda r: r.active_blocks,
+            ),
             "cached_blocks": ("prefix blocks its KV events say it holds", lambda r: len(r.prefix.stored)),
         }
         for name, (help_text, value) in gauges.items():
