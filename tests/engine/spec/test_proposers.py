@@ -8,7 +8,13 @@ import pytest
 
 from ponder import LLM
 from ponder.engine.sampling_params import SamplingParams
-from ponder.engine.spec.controller import AcceptanceController, expected_tokens
+from ponder.engine.spec.controller import (
+    MAX_PROBE_INTERVAL,
+    PROBE_INTERVAL,
+    AcceptanceController,
+    ProbeSchedule,
+    expected_tokens,
+)
 from ponder.engine.spec.cost import StepCostModel
 from ponder.engine.spec.ngram import NgramProposer
 from ponder.openai.metrics import speculative_families
@@ -39,6 +45,29 @@ def test_controller_switches_off_and_probes() -> None:
     assert expected_tokens(0.5, 2) == 1.75
 
 
+def _probe_steps(schedule: ProbeSchedule, num_steps: int, hopeless: bool = False) -> list[int]:
+    return [step for step in range(1, num_steps + 1) if schedule.is_probe_step(hopeless)]
+
+
+def test_probes_back_off_while_nobody_speculates_and_return_when_one_does() -> None:
+    schedule = ProbeSchedule()
+    first = PROBE_INTERVAL
+    assert _probe_steps(schedule, 7 * first) == [first, 3 * first, 7 * first]  # 16, then 32, 64 apart
+    schedule.speculating()  # a sequence drafts on its own again
+    assert schedule.interval == PROBE_INTERVAL
+    assert _probe_steps(schedule, first) == [first]
+    for _ in range(12):
+        _probe_steps(schedule, MAX_PROBE_INTERVAL)
+    assert schedule.interval == MAX_PROBE_INTERVAL  # capped
+
+
+def test_no_probe_where_even_perfect_acceptance_would_not_pay() -> None:
+    schedule = ProbeSchedule()
+    assert _probe_steps(schedule, PROBE_INTERVAL, hopeless=True) == []
+    assert schedule.interval == MAX_PROBE_INTERVAL  # the next chance re-measures the cost
+    assert _probe_steps(schedule, MAX_PROBE_INTERVAL) == [MAX_PROBE_INTERVAL]
+
+
 def test_cost_model_learns_from_step_times() -> None:
     times = iter([0.0, 1.0, 2.0, 5.0, 8.0, 9.0])  # plain steps take 1 s, steps with 4 drafts 3 s
     model = StepCostModel(prior_cost_per_token=0.1, clock=lambda: next(times))
@@ -53,7 +82,11 @@ def test_cost_model_learns_from_step_times() -> None:
 
 def test_stats_and_metrics(qwen3_ckpt: Path) -> None:
     llm = LLM(
-        str(qwen3_ckpt), num_kv_blocks=64, speculative_method="draft", speculative_model=str(qwen3_ckpt)
+        str(qwen3_ckpt),
+        num_kv_blocks=64,
+        speculative_method="draft",
+        speculative_model=str(qwen3_ckpt),
+        speculative_adaptive=False,  # a self-draft never pays: the off-switch would stay off
     )
     llm.generate(
         ["Hello, how are you today?"], SamplingParams(temperature=0.0, max_tokens=40, ignore_eos=True)
@@ -76,7 +109,11 @@ def test_metrics_endpoint(qwen3_ckpt: Path) -> None:
     from tests.server.harness import MODEL, real_engine, serve
 
     engine = real_engine(
-        qwen3_ckpt, speculative_method="draft", speculative_model=str(qwen3_ckpt), block_size=16
+        qwen3_ckpt,
+        speculative_method="draft",
+        speculative_model=str(qwen3_ckpt),
+        speculative_adaptive=False,
+        block_size=16,
     )
     with serve(engine) as server:
         body = {
