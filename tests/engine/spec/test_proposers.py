@@ -69,13 +69,17 @@ def test_no_probe_where_even_perfect_acceptance_would_not_pay() -> None:
 
 
 def test_cost_model_learns_from_step_times() -> None:
-    times = iter([0.0, 1.0, 2.0, 5.0, 8.0, 9.0])  # plain steps take 1 s, steps with 4 drafts 3 s
+    # plain steps take 1 s, steps with 4 drafts 3 s, but the first (a warm-up) 60 s
+    times = iter([0.0, 1.0, 2.0, 62.0, 65.0, 68.0, 71.0, 72.0])
     model = StepCostModel(prior_cost_per_token=0.1, clock=lambda: next(times))
     assert model.cost_per_token(1) == 0.1 and model.wants_plain_step(1)  # nothing measured yet
-    for drafts, pure_decode in [(0, True), (0, True), (4, True), (4, True), (0, False), (0, True)]:
+    steps = [(0, True), (0, True), (4, True), (4, True), (4, True), (4, True), (0, False), (0, True)]
+    for index, (drafts, pure_decode) in enumerate(steps):
         model.step_started(1, pure_decode)  # a step with a prefill chunk is never timed
         model.set_drafts(drafts)
-    assert model.cost_per_token(1) == pytest.approx(0.5)  # (3 / 1 - 1) / 4
+        if index == 4:  # two samples, the warm-up one among them: not trusted yet
+            assert model.cost_per_token(1) == 0.1
+    assert model.cost_per_token(1) == pytest.approx(0.5)  # median of (3 / 1 - 1) / 4 and 14.75
     assert model.cost_per_token(8) == 0.1  # another batch-size bucket: still the prior
     assert not model.wants_plain_step(1)
 
