@@ -5,9 +5,9 @@ decode step of the same batch, and that varies by hardware, batch size and kerne
 the reference attention runs a multi-token query per sequence in its own loop, so at batch 8 a
 verify step can cost twice a decode step). So the engine times its pure decode steps (no
 prefill chunk in the batch), per batch-size bucket, with and without drafts, and derives the
-cost per draft token from the ratio of the median times. Until both are measured, the
-configured prior is used (until MIN_COST_SAMPLES are in). On a CPU the clock is the process's CPU time: wall time on a shared
-machine swings with other load by more than the effect measured."""
+cost per draft token from the ratio of the median times. Until both are measured (and
+MIN_COST_SAMPLES costs are in), the configured prior is used. On a CPU the clock is the process's
+CPU time: wall time on a shared machine swings with other load by more than the effect measured."""
 
 from __future__ import annotations
 
