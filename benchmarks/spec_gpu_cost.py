@@ -21,6 +21,7 @@ acceptance a pays when (1 + a + ... + a^K) > 1 + c K. Writes spec_gpu_cost.json 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import platform
 import statistics
@@ -65,6 +66,9 @@ def model_dir(shape: str, ckpt_dir: Path) -> Path:
     path = ckpt_dir / shape
     if not (path / "config.json").is_file():
         make_checkpoint(shape, path)
+        gc.collect()  # the writer's model: free its GPU memory before the engine loads the copy
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
     return path
 
 

@@ -10,7 +10,8 @@ Workloads:
   sampled     the same kind of prompts (word problems) sampled at temperature 1.0: text that
               rarely repeats, where the adaptive switch must keep speculation from costing
 Configurations: baseline (no speculation), ngram, draft (builtin-small: the built-in model cut
-to --draft-layers layers). Every (workload, batch size) runs each configuration in turn, once
+to --draft-layers layers), baseline2 (another plain engine: how far two identical configurations
+read apart on this machine). Every (workload, batch size) runs each configuration in turn, once
 per repeat (interleaved, so load changes on a shared machine hit all of them alike); the table
 gives the median tokens/s of the repeats and its ratio to the baseline's. Greedy outputs are
 checked to be identical across configurations.
@@ -89,7 +90,7 @@ def main() -> None:
     engines = {}
     for name in args.configs:
         knobs = dict(POOL)
-        if name != "baseline":
+        if not name.startswith("baseline"):  # baseline2: a second plain engine (the noise floor)
             knobs |= {"speculative_method": name, "num_speculative_tokens": args.num_speculative_tokens}
             knobs |= {"speculative_draft_layers": args.draft_layers} if name == "draft" else {}
         engines[name] = LLM(**knobs)
