@@ -10,7 +10,8 @@ Workloads:
   sampled     the same kind of prompts (word problems) sampled at temperature 1.0: text that
               rarely repeats, where the adaptive switch must keep speculation from costing
 Configurations: baseline (no speculation), ngram, draft (builtin-small: the built-in model cut
-to --draft-layers layers). Every (workload, batch size) runs each configuration in turn, once
+to --draft-layers layers), baseline2 (another plain engine: how far two identical configurations
+read apart on this machine). Every (workload, batch size) runs each configuration in turn, once
 per repeat (interleaved, so load changes on a shared machine hit all of them alike); the table
 gives the median tokens/s of the repeats and its ratio to the baseline's. Greedy outputs are
 checked to be identical across configurations.
@@ -74,14 +75,22 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", default=["baseline", "ngram", "draft"])
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--json", default=None, help="write the raw figures here")
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="cpu: tokens per CPU-second of this process (with --threads 1 that is wall time on a "
+        "quiet machine, and far steadier on a shared one)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
     engines = {}
     for name in args.configs:
         knobs = dict(POOL)
-        if name != "baseline":
+        if not name.startswith("baseline"):  # baseline2: a second plain engine (the noise floor)
             knobs |= {"speculative_method": name, "num_speculative_tokens": args.num_speculative_tokens}
             knobs |= {"speculative_draft_layers": args.draft_layers} if name == "draft" else {}
         engines[name] = LLM(**knobs)
@@ -95,9 +104,9 @@ def main() -> None:
                 for name, llm in engines.items():
                     cell = cells.setdefault((workload, batch_size, name), Cell())
                     before = llm.engine.stats()
-                    start = time.perf_counter()
+                    start = clock()
                     results = llm.chat(batch, sampling)
-                    cell.seconds.append(time.perf_counter() - start)
+                    cell.seconds.append(clock() - start)
                     after = llm.engine.stats()
                     cell.tokens.append(sum(len(r.outputs[0].token_ids) for r in results))
                     cell.drafts += after.spec_draft_tokens - before.spec_draft_tokens
@@ -113,7 +122,7 @@ def main() -> None:
     print(
         f"CPU ({platform.processor() or platform.machine()}), torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads; K={args.num_speculative_tokens}, "
-        f"max_tokens={args.max_tokens}, {args.repeats} repeats (median)"
+        f"max_tokens={args.max_tokens}, {args.repeats} repeats (median), {args.clock} clock"
     )
     print("| workload | batch | config | tokens/s | vs baseline | acceptance | tokens/verify | drafts |")
     print("|---|---|---|---|---|---|---|---|")

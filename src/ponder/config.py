@@ -115,6 +115,9 @@ class SpeculativeConfig:
     disable_batch_size: int = 16
     # Prior cost of one extra verified token in decode steps, until measured (spec/cost.py).
     token_cost: float = 0.1
+    # False: every decoding sequence proposes K tokens every step (no off-switch); for tests and
+    # measurements of fixed-K speculation.
+    adaptive: bool = True
 
     def __post_init__(self) -> None:
         checks = [

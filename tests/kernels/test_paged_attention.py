@@ -188,3 +188,41 @@ def test_the_cpu_decode_attention_benchmark_compares_both_paths():
     spec.loader.exec_module(benchmark)
     row = benchmark.compare(6, 10, 300, repeats=1)
     assert row["padded_ms"] > 0 and row["grouped_ms"] > 0 and row["max_abs_diff"] < 1e-5
+
+
+@pytest.mark.parametrize(
+    ("seq_lens", "query_lens"),
+    [
+        ([37], [5]),  # one sequence verifying 4 drafts
+        ([7, 8, 9, 12, 23], [5, 5, 5, 5, 5]),  # contexts ending at, before and after a block edge
+        ([3, 12, 7, 30, 9], [1, 3, 7, 9, 2]),  # queries of different lengths, a decode among them
+        ([6, 40, 17], [6, 9, 9]),  # a query that is its whole context
+    ],
+)
+@pytest.mark.parametrize("chunk_bytes", [1, 1 << 30])
+def test_short_queries_of_several_sequences_match_dense(seq_lens, query_lens, chunk_bytes, monkeypatch):
+    # Verify steps (a decode plus K drafts per sequence) take the batched short-query path: one
+    # padded gather and masked matmul for all sequences, in one chunk or one chunk per sequence.
+    monkeypatch.setattr(reference_module, "DECODE_CHUNK_BYTES", chunk_bytes)
+    assert max(query_lens) <= reference_module.SHORT_QUERY_MAX
+    case = make_case(seq_lens, query_lens, 4, num_kv_heads=2, group=3, seed=11)
+    out = run_paged(case, HEAD_DIM**-0.5)
+    torch.testing.assert_close(out.double(), dense_reference(case, HEAD_DIM**-0.5), atol=1e-5, rtol=1e-5)
+
+
+def test_short_queries_beside_a_prefill_chunk_match_dense():
+    # A mixed step: short queries go batched, the long prefill chunk through its own SDPA.
+    seq_lens, query_lens = [9, 30, 14, 21], [5, 20, 1, 3]
+    assert query_lens[1] > reference_module.SHORT_QUERY_MAX
+    case = make_case(seq_lens, query_lens, 4, num_kv_heads=2, group=2, seed=5)
+    out = run_paged(case, 0.4)
+    torch.testing.assert_close(out.double(), dense_reference(case, 0.4), atol=1e-5, rtol=1e-5)
+
+
+def test_short_query_path_agrees_with_the_per_sequence_path(monkeypatch):
+    # The same verify batch through the batched path and through the per-sequence SDPA loop.
+    case = make_case([13, 26, 8], [5, 5, 3], 4, num_kv_heads=2, group=2, seed=3)
+    batched = run_paged(case, 0.3)
+    monkeypatch.setattr(reference_module, "SHORT_QUERY_MAX", 0)
+    looped = run_paged(case, 0.3)
+    torch.testing.assert_close(batched, looped, atol=1e-5, rtol=1e-5)

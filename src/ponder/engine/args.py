@@ -96,6 +96,9 @@ class EngineArgs:
     speculative_token_cost: float = _knob(
         0.1, "prior cost of one extra verified token in decode steps, until the engine has measured it"
     )
+    speculative_adaptive: bool = _knob(
+        True, "turn speculation off where it does not pay (off: always propose K tokens)"
+    )
     kv_connector: str = _knob(
         "none",
         "disaggregated prefill/decode KV hand-off: shm (same host, /dev/shm) or torch "
@@ -191,6 +194,7 @@ class EngineArgs:
             ngram_max=self.ngram_max,
             disable_batch_size=self.speculative_disable_batch_size,
             token_cost=self.speculative_token_cost,
+            adaptive=self.speculative_adaptive,
         )
 
 

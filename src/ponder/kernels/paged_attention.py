@@ -11,6 +11,10 @@ from ponder.kernels.attention_metadata import AttentionMetadata
 # Gathered context per decode chunk. 4-16 MiB ran fastest on a 32 MiB-L3 EPYC (one and two
 # threads), 32 MB already 2-3x slower: a chunk's keys and values should stay in cache while used.
 DECODE_CHUNK_BYTES = 8 << 20
+# Sequences with at most this many new tokens (a decode and its speculative drafts) are attended
+# together: every context gathered once, padded, one masked batched matmul per KV head. Longer
+# chunks (prefill) go through SDPA one sequence at a time.
+SHORT_QUERY_MAX = 9
 
 
 def store_kv(
@@ -50,20 +54,28 @@ def paged_attention(
     num_kv_heads = k_cache.shape[2]
     if query.shape[1] % num_kv_heads != 0:
         raise ValueError(f"query heads ({query.shape[1]}) must be a multiple of KV heads ({num_kv_heads})")
-    decode_seqs = [i for i, q_len in enumerate(metadata.query_lens_cpu) if q_len == 1]
+    query_lens = metadata.query_lens_cpu
+    decode_seqs = [i for i, q_len in enumerate(query_lens) if q_len == 1]
     if decode_seqs and len(decode_seqs) == metadata.num_seqs:
         return _decode_attention(query, k_cache, v_cache, metadata, scale, None).to(query.dtype)
+    short_seqs = [i for i, q_len in enumerate(query_lens) if q_len <= SHORT_QUERY_MAX]
+    if len(short_seqs) == metadata.num_seqs:  # decodes verifying drafts: no per-sequence loop
+        return _short_query_attention(query, k_cache, v_cache, metadata, scale, None).to(query.dtype)
 
     output = torch.empty_like(query)
     query_starts = _query_starts(metadata)
-    if decode_seqs:
-        # Decodes of a mixed batch still go through one batched gather instead of the loop.
-        token_index = torch.tensor([query_starts[i] for i in decode_seqs], device=query.device)
-        output[token_index] = _decode_attention(
-            query[token_index], k_cache, v_cache, metadata, scale, decode_seqs
-        ).to(query.dtype)
-    for i, q_len in enumerate(metadata.query_lens_cpu):
-        if q_len > 1:
+    if short_seqs:
+        # Decodes (and drafts) of a mixed batch still go through one batched gather, not the loop.
+        only_decodes = len(short_seqs) == len(decode_seqs)
+        token_index = torch.tensor(
+            [query_starts[i] + j for i in short_seqs for j in range(query_lens[i])], device=query.device
+        )
+        attend = _decode_attention if only_decodes else _short_query_attention
+        output[token_index] = attend(query[token_index], k_cache, v_cache, metadata, scale, short_seqs).to(
+            query.dtype
+        )
+    for i, q_len in enumerate(query_lens):
+        if q_len > SHORT_QUERY_MAX:
             start = query_starts[i]
             output[start : start + q_len] = _prefill_attention(
                 query[start : start + q_len], k_cache, v_cache, metadata, scale, i
@@ -200,3 +212,98 @@ def _prefill_attention(
     out = F.scaled_dot_product_attention(q, keys, values, attn_mask=causal.repeat(group, 1), scale=scale)
     out = out.view(num_kv_heads, group, q_len, head_dim).permute(2, 0, 1, 3)
     return out.reshape(q_len, num_kv_heads * group, head_dim)
+
+
+def _short_query_attention(
+    query: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    metadata: AttentionMetadata,
+    scale: float,
+    seqs: list[int] | None,
+) -> torch.Tensor:
+    """Sequences of 1..SHORT_QUERY_MAX new tokens each (query holds their tokens in order;
+    None = all of the batch's sequences): each padded to the longest query and context of its
+    chunk (the decode path's chunks, so gathered KV stays cache-sized), causal mask, batched
+    matmuls. A verify step of K drafts costs one gather per layer, not one per sequence."""
+    seq_ids = list(range(metadata.num_seqs)) if seqs is None else seqs
+    lengths = metadata.seq_lens_cpu
+    query_lens = metadata.query_lens_cpu
+    starts = [0]
+    for seq in seq_ids:
+        starts.append(starts[-1] + query_lens[seq])
+    chunks = _decode_chunks([lengths[seq] for seq in seq_ids], metadata.block_size, k_cache)
+    if len(chunks) == 1:
+        return _padded_short_attention(
+            query, k_cache, v_cache, metadata.block_tables, seq_ids, lengths, query_lens, scale
+        )
+    out = torch.empty(query.shape, dtype=torch.float32, device=query.device)
+    for rows in chunks:
+        members = [seq_ids[row] for row in rows]
+        tokens = torch.tensor(
+            [t for row in rows for t in range(starts[row], starts[row + 1])], device=query.device
+        )
+        out[tokens] = _padded_short_attention(
+            query[tokens], k_cache, v_cache, metadata.block_tables, members, lengths, query_lens, scale
+        )
+    return out
+
+
+def _padded_short_attention(
+    query: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    block_tables: torch.Tensor,
+    seqs: list[int],
+    seq_lens: list[int],
+    query_lens: list[int],
+    scale: float,
+) -> torch.Tensor:
+    """query [sum of seqs' query lens, Hq, D] -> float32 [same]: every query padded to the
+    longest (Q), every context to the longest (L)."""
+    q_lens = [query_lens[seq] for seq in seqs]
+    lens = [seq_lens[seq] for seq in seqs]
+    num_seqs, q_max, max_len = len(seqs), max(q_lens), max(lens)
+    device = query.device
+    num_blocks = -(-max_len // k_cache.shape[1])
+    table = (
+        block_tables
+        if len(seqs) == block_tables.shape[0]
+        else block_tables[torch.tensor(seqs, device=block_tables.device)]
+    )
+    keys = _gather_context(k_cache, table, num_blocks)  # [S, L, Hkv, D]
+    values = _gather_context(v_cache, table, num_blocks)
+    _, context_len, num_kv_heads, head_dim = keys.shape
+    group = query.shape[1] // num_kv_heads
+    # Token r of sequence s sits at padded row s * Q + r.
+    same_length = all(q_len == q_max for q_len in q_lens)
+    if same_length:
+        padded = query.float()
+    else:
+        rows = torch.tensor(
+            [s * q_max + r for s, q_len in enumerate(q_lens) for r in range(q_len)], device=device
+        )
+        padded = query.new_zeros((num_seqs * q_max, *query.shape[1:]), dtype=torch.float32)
+        padded[rows] = query.float()
+    q = padded.view(num_seqs, q_max, num_kv_heads, group, head_dim)
+    # Query row r of sequence s (position len - q_len + r) sees keys up to that position; padded
+    # rows (r >= q_len) repeat the last real row's mask, so none is all -inf.
+    last_key = torch.tensor(
+        [[length - q_len + min(r, q_len - 1) for r in range(q_max)] for length, q_len in zip(lens, q_lens)],
+        device=device,
+    )
+    hidden = torch.arange(context_len, device=device)[None, None, :] > last_key[:, :, None]  # [S, Q, L]
+    hidden = (
+        hidden[:, :, None, :]
+        .expand(num_seqs, q_max, group, context_len)
+        .reshape(num_seqs, q_max * group, context_len)
+    )
+    out = torch.empty_like(q)
+    for head in range(num_kv_heads):
+        q_head = q[:, :, head].reshape(num_seqs, q_max * group, head_dim)
+        scores = torch.bmm(q_head, keys[:, :, head].transpose(1, 2)) * scale  # [S, Q*G, L]
+        scores.masked_fill_(hidden, float("-inf"))
+        probs = torch.softmax(scores, dim=-1)
+        out[:, :, head] = torch.bmm(probs, values[:, :, head]).view(num_seqs, q_max, group, head_dim)
+    out = out.view(num_seqs * q_max, num_kv_heads * group, head_dim)
+    return out if same_length else out[rows]

@@ -7,11 +7,11 @@ checkpoint tensor and tensor-parallel sharding are one mechanism (the nano-vllm 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ponder.distributed.parallel_state import all_reduce
 from ponder.distributed.sharding import Weight, divide, kv_head_shard, materialize
+from ponder.kernels.cpu_linear import linear
 from ponder.layers.weight_loader import check_shape
 
 
@@ -40,7 +40,7 @@ class LinearBase(nn.Module):
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight, self.bias)
+        return linear(x, self.weight, self.bias)
 
 
 class ColumnParallelLinear(LinearBase):
@@ -160,7 +160,7 @@ class RowParallelLinear(LinearBase):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Only rank 0 adds the bias, so the all-reduce sums it exactly once.
         bias = self.bias if self.tp_rank == 0 else None
-        y = F.linear(x, self.weight, bias)
+        y = linear(x, self.weight, bias)
         if self.tp_size > 1:
             all_reduce(y)  # the one collective of a row-parallel layer
         return y

@@ -77,6 +77,8 @@ def test_tiny_qwen3(qwen3_ckpt: Path, draft_ckpt: Path, method: str, mode: str) 
     if method != "ngram":
         draft = qwen3_ckpt if method == "draft-self" else draft_ckpt
         spec = {"speculative_method": "draft", "speculative_model": str(draft)}
+    if method == "draft-self":  # its cost per draft is a whole step: the off-switch would stay off
+        spec["speculative_adaptive"] = False
     llm = LLM(str(qwen3_ckpt), num_speculative_tokens=4, **spec, **knobs)
     assert token_ids(llm, TINY_PROMPTS, params) == expected
     stats = llm.engine.stats()
@@ -100,6 +102,7 @@ def test_prefix_cache_hit_and_stops(qwen3_ckpt: Path) -> None:
         num_kv_blocks=256,
         speculative_method="draft",
         speculative_model=str(qwen3_ckpt),
+        speculative_adaptive=False,  # a self-draft never pays: the off-switch would stay off
     )
     params = greedy(30)
     first = token_ids(llm, TINY_PROMPTS[:1], params)

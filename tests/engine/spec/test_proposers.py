@@ -8,7 +8,13 @@ import pytest
 
 from ponder import LLM
 from ponder.engine.sampling_params import SamplingParams
-from ponder.engine.spec.controller import AcceptanceController, expected_tokens
+from ponder.engine.spec.controller import (
+    MAX_PROBE_INTERVAL,
+    PROBE_INTERVAL,
+    AcceptanceController,
+    ProbeSchedule,
+    expected_tokens,
+)
 from ponder.engine.spec.cost import StepCostModel
 from ponder.engine.spec.ngram import NgramProposer
 from ponder.openai.metrics import speculative_families
@@ -39,21 +45,52 @@ def test_controller_switches_off_and_probes() -> None:
     assert expected_tokens(0.5, 2) == 1.75
 
 
+def _probe_steps(schedule: ProbeSchedule, num_steps: int, hopeless: bool = False) -> list[int]:
+    return [step for step in range(1, num_steps + 1) if schedule.is_probe_step(hopeless)]
+
+
+def test_probes_back_off_while_nobody_speculates_and_return_when_one_does() -> None:
+    schedule = ProbeSchedule()
+    first = PROBE_INTERVAL
+    assert _probe_steps(schedule, 7 * first) == [first, 3 * first, 7 * first]  # 16, then 32, 64 apart
+    schedule.speculating()  # a sequence drafts on its own again
+    assert schedule.interval == PROBE_INTERVAL
+    assert _probe_steps(schedule, first) == [first]
+    for _ in range(12):
+        _probe_steps(schedule, MAX_PROBE_INTERVAL)
+    assert schedule.interval == MAX_PROBE_INTERVAL  # capped
+
+
+def test_no_probe_where_even_perfect_acceptance_would_not_pay() -> None:
+    schedule = ProbeSchedule()
+    assert _probe_steps(schedule, PROBE_INTERVAL, hopeless=True) == []
+    assert schedule.interval == MAX_PROBE_INTERVAL  # the next chance re-measures the cost
+    assert _probe_steps(schedule, MAX_PROBE_INTERVAL) == [MAX_PROBE_INTERVAL]
+
+
 def test_cost_model_learns_from_step_times() -> None:
-    times = iter([0.0, 1.0, 2.0, 5.0, 8.0, 9.0])  # plain steps take 1 s, steps with 4 drafts 3 s
+    # plain steps take 1 s, steps with 4 drafts 3 s, but the first (a warm-up) 60 s
+    times = iter([0.0, 1.0, 2.0, 62.0, 65.0, 68.0, 71.0, 72.0])
     model = StepCostModel(prior_cost_per_token=0.1, clock=lambda: next(times))
     assert model.cost_per_token(1) == 0.1 and model.wants_plain_step(1)  # nothing measured yet
-    for drafts, pure_decode in [(0, True), (0, True), (4, True), (4, True), (0, False), (0, True)]:
+    steps = [(0, True), (0, True), (4, True), (4, True), (4, True), (4, True), (0, False), (0, True)]
+    for index, (drafts, pure_decode) in enumerate(steps):
         model.step_started(1, pure_decode)  # a step with a prefill chunk is never timed
         model.set_drafts(drafts)
-    assert model.cost_per_token(1) == pytest.approx(0.5)  # (3 / 1 - 1) / 4
+        if index == 4:  # two samples, the warm-up one among them: not trusted yet
+            assert model.cost_per_token(1) == 0.1
+    assert model.cost_per_token(1) == pytest.approx(0.5)  # median of (3 / 1 - 1) / 4 and 14.75
     assert model.cost_per_token(8) == 0.1  # another batch-size bucket: still the prior
     assert not model.wants_plain_step(1)
 
 
 def test_stats_and_metrics(qwen3_ckpt: Path) -> None:
     llm = LLM(
-        str(qwen3_ckpt), num_kv_blocks=64, speculative_method="draft", speculative_model=str(qwen3_ckpt)
+        str(qwen3_ckpt),
+        num_kv_blocks=64,
+        speculative_method="draft",
+        speculative_model=str(qwen3_ckpt),
+        speculative_adaptive=False,  # a self-draft never pays: the off-switch would stay off
     )
     llm.generate(
         ["Hello, how are you today?"], SamplingParams(temperature=0.0, max_tokens=40, ignore_eos=True)
@@ -76,7 +113,11 @@ def test_metrics_endpoint(qwen3_ckpt: Path) -> None:
     from tests.server.harness import MODEL, real_engine, serve
 
     engine = real_engine(
-        qwen3_ckpt, speculative_method="draft", speculative_model=str(qwen3_ckpt), block_size=16
+        qwen3_ckpt,
+        speculative_method="draft",
+        speculative_model=str(qwen3_ckpt),
+        speculative_adaptive=False,
+        block_size=16,
     )
     with serve(engine) as server:
         body = {

@@ -9,8 +9,10 @@ DECAY = 0.8  # weight of the past in the acceptance estimate: about the last 5 v
 PRIOR_TRIALS = 2.0  # a new sequence starts as if it had seen two drafts, PRIOR_ACCEPTANCE of them taken
 PRIOR_ACCEPTANCE = 0.6
 # Every this many steps, switched-off sequences propose one token, to notice a recovery. All
-# probe in the same step: on some hardware the first draft in a batch is what costs.
+# probe in the same step: on some hardware the first draft in a batch is what costs. A probe that
+# switches nobody back on doubles the interval, up to MAX_PROBE_INTERVAL.
 PROBE_INTERVAL = 16
+MAX_PROBE_INTERVAL = 512
 
 
 @dataclass
@@ -61,3 +63,31 @@ class AcceptanceController:
 
     def forget(self, seq_id: int) -> None:
         self._estimates.pop(seq_id, None)
+
+
+class ProbeSchedule:
+    """When switched-off sequences probe. Each probe is a verify step that mostly loses (its
+    sequences were off because drafting did not pay): with a draft model whose step costs more
+    than its accepted tokens give, probing every 16 steps alone cost 14% of the throughput (CPU,
+    batch 8, docs/results/speculative.md). So the interval doubles after every probe while no
+    sequence speculates on its own, and goes back to PROBE_INTERVAL once one does; and where the
+    measured cost says that even a draft always accepted would not pay, the probe is skipped and
+    the interval jumps to its maximum (the next probe re-measures the cost)."""
+
+    def __init__(self) -> None:
+        self.interval = PROBE_INTERVAL
+        self._countdown = PROBE_INTERVAL
+
+    def is_probe_step(self, hopeless: bool) -> bool:
+        """Called once per step that may speculate; hopeless: no acceptance could pay now."""
+        self._countdown -= 1
+        if self._countdown > 0:
+            return False
+        self.interval = MAX_PROBE_INTERVAL if hopeless else min(2 * self.interval, MAX_PROBE_INTERVAL)
+        self._countdown = self.interval
+        return not hopeless
+
+    def speculating(self) -> None:
+        """Some sequence chose to draft without being made to: probe often again."""
+        self.interval = PROBE_INTERVAL
+        self._countdown = min(self._countdown, PROBE_INTERVAL)

@@ -5,9 +5,9 @@ decode step of the same batch, and that varies by hardware, batch size and kerne
 the reference attention runs a multi-token query per sequence in its own loop, so at batch 8 a
 verify step can cost twice a decode step). So the engine times its pure decode steps (no
 prefill chunk in the batch), per batch-size bucket, with and without drafts, and derives the
-cost per draft token from the ratio of the median times. Until both are measured, the
-configured prior is used. On a CPU the clock is the process's CPU time: wall time on a shared
-machine swings with other load by more than the effect measured."""
+cost per draft token from the ratio of the median times. Until both are measured (and
+MIN_COST_SAMPLES costs are in), the configured prior is used. On a CPU the clock is the process's
+CPU time: wall time on a shared machine swings with other load by more than the effect measured."""
 
 from __future__ import annotations
 
@@ -19,6 +19,10 @@ from dataclasses import dataclass, field
 
 WINDOW = 15  # step times kept per bucket and kind; the median of them is used
 REFRESH_INTERVAL = 32  # a plain step this often keeps the plain time of a bucket current
+# The prior holds until a bucket has this many cost samples: the first verify step of a shape can
+# take tens of plain steps (allocation, kernel set-up), and one such sample alone switched
+# speculation off for good.
+MIN_COST_SAMPLES = 3
 
 
 def _window() -> deque[float]:
@@ -54,7 +58,7 @@ class StepCostModel:
 
     def cost_per_token(self, num_seqs: int) -> float:
         bucket = self._buckets.get(self.bucket_of(num_seqs))
-        if bucket is None or not bucket.cost:
+        if bucket is None or len(bucket.cost) < MIN_COST_SAMPLES:
             return self.prior
         return max(0.0, statistics.median(bucket.cost))
 

@@ -24,7 +24,7 @@ from ponder.engine.kv.manager import KVCacheManager, cdiv
 from ponder.engine.request import Sequence, SequenceStatus
 from ponder.engine.sampler import DeviceSamples, Sampler, SamplerOutput, SamplingRow
 from ponder.engine.scheduler import ScheduledBatch
-from ponder.engine.spec.controller import PROBE_INTERVAL, AcceptanceController
+from ponder.engine.spec.controller import AcceptanceController, ProbeSchedule
 from ponder.engine.spec.cost import StepCostModel
 from ponder.engine.spec.proposer import Proposer
 
@@ -75,20 +75,19 @@ class Speculator:
         self.max_num_batched_tokens = max_num_batched_tokens
         self.controller = AcceptanceController(config.num_speculative_tokens)
         self.cost = StepCostModel(config.token_cost + proposer.cost_per_token, clock)
-        self._num_steps = 0
+        self.probes = ProbeSchedule()
         self.stats = SpeculationStats()
         self._tracked: dict[int, Sequence] = {}  # sequences with proposer or controller state
 
     def propose(self, batch: ScheduledBatch) -> SpecStep | None:
         """Attach drafts to the batch's decoding sequences; None when none gets any."""
         self._forget_gone()
-        self._num_steps += 1
         num_seqs = len(batch.seqs)
         pure_decode = all(num_new == 1 for num_new in batch.num_new_tokens)
         # The step's time starts before proposing: a draft model's run is part of its cost.
         self.cost.step_started(num_seqs, pure_decode)
         too_many = num_seqs > self.config.disable_batch_size
-        if too_many or (pure_decode and self.cost.wants_plain_step(num_seqs)):
+        if too_many or (pure_decode and self.config.adaptive and self.cost.wants_plain_step(num_seqs)):
             return None
         step = self._propose(batch)
         self.cost.set_drafts(sum(len(drafts) for drafts in step.drafts) if step else 0)
@@ -96,14 +95,20 @@ class Speculator:
 
     def _propose(self, batch: ScheduledBatch) -> SpecStep | None:
         cost = self.cost.cost_per_token(len(batch.seqs))
-        probe = self._num_steps % PROBE_INTERVAL == 0
+        probe = self.probes.is_probe_step(hopeless=self.controller.best_k(1.0, cost) == 0)
         room = self.max_num_batched_tokens - batch.num_tokens
         wanted: list[tuple[int, Sequence, int]] = []
         for index, (seq, num_new) in enumerate(zip(batch.seqs, batch.num_new_tokens)):
             if num_new != 1 or room <= 0 or not can_speculate(seq):
                 continue
             self._tracked[seq.seq_id] = seq
-            k = min(self.controller.num_tokens(seq.seq_id, cost, probe), self._tokens_left(seq) - 1, room)
+            if not self.config.adaptive:
+                best = self.config.num_speculative_tokens
+            else:
+                best = self.controller.num_tokens(seq.seq_id, cost, probe=False)
+            if best:
+                self.probes.speculating()
+            k = min(max(best, 1) if probe else best, self._tokens_left(seq) - 1, room)
             if k > 0:
                 wanted.append((index, seq, k))
                 room -= k
