@@ -272,6 +272,9 @@ def load_engines(args: argparse.Namespace, settings: ServerSettings) -> tuple[As
         )
 
     engine = load(args.model, 1)
+    from ponder.profiling.step_log import attach_from_env
+
+    attach_from_env(engine.engine)  # PONDER_STEP_LOG set: log step timings (docs/disaggregated.md)
     hosted = [
         HostedModel(load(None if path == BUILTIN_PATH else path, 2 + index), (name,), path)
         for index, (name, path) in enumerate(more)

@@ -64,8 +64,8 @@ def simulate(
     front_router, back_router = _Router(front, spec.router), (_Router(back, spec.router) if back else None)
     events: list[tuple[float, int, int, object]] = []  # (time, kind order, seq, payload)
     tie = itertools.count()
-    for req in requests:
-        heapq.heappush(events, (req.arrival, 1, next(tie), req))
+    for req in requests:  # the fixed per-request cost (HTTP, validation) before the engine sees it
+        heapq.heappush(events, (req.arrival + model.request_overhead_s, 1, next(tie), req))
 
     def kick(worker: SimWorker, now: float) -> None:
         if worker.busy_until is None:

@@ -64,8 +64,9 @@ class SimWorker:
             return None
         tokens = sum(n for _, n in step)
         attn = float(sum(n * (s.computed + n / 2) for s, n in step))
+        sampled = sum(1 for s, n in step if s.computed + n == s.num_tokens)
         self._step = step
-        self.busy_until = now + self.model.step_time(tokens, len(step), attn)
+        self.busy_until = now + self.model.step_time(tokens, len(step), attn, sampled)
         return self.busy_until
 
     def finish_step(self, now: float) -> list[SimSeq]:
