@@ -27,6 +27,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--dataset", default=None, help="JSONL of input_len/output_len[/arrival]")
     p.add_argument("--max-num-batched-tokens", type=int, default=2048)
     p.add_argument("--max-num-seqs", type=int, default=256)
+    p.add_argument("--kv-tokens", type=int, default=0, help="KV pool per worker in tokens (0: unlimited)")
+    p.add_argument("--block-size", type=int, default=16)
     p.add_argument("--kv-transfer-ms", type=float, default=0.0)
     p.add_argument("--kv-transfer-us-per-token", type=float, default=0.0)
     p.add_argument("--ttft-slo-ms", type=float, default=1000.0)
@@ -54,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         budget=args.max_num_batched_tokens,
         max_seqs=args.max_num_seqs,
         router=args.router,
+        kv_tokens=args.kv_tokens,
+        block_size=args.block_size,
         kv_transfer_s=args.kv_transfer_ms / 1e3,
         kv_transfer_s_per_token=args.kv_transfer_us_per_token / 1e6,
     )
