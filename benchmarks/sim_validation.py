@@ -32,8 +32,10 @@ from ponder.sim.validate import (
     calibrate,
     hold_out,
     leave_one_out_real,
+    load_runs,
     metrics_real,
     metrics_sim,
+    save_runs,
     simulate_run,
     steps_in,
 )
@@ -121,9 +123,17 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--port", type=int, default=8795)
     ap.add_argument("--out", default="docs/results/sim_raw")
+    ap.add_argument(
+        "--reanalyze", default=None, metavar="RUNS_JSON", help="report on saved runs, run nothing"
+    )
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.reanalyze:
+        runs, saved = load_runs(args.reanalyze)
+        records = read_logs(sorted(out.glob(saved["steps"] + ".*.jsonl")))
+        report(records, runs, saved["capacity"], saved["loads"], args, out)
+        return
     prefix = out / f"steps-{int(time.time())}"
     url = f"http://127.0.0.1:{args.port}"
     loads = [float(x) for x in args.loads.split(",")]
@@ -155,6 +165,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(60)
+    save_runs(out / f"{prefix.name}-runs.json", runs, capacity=capacity, loads=loads, steps=prefix.name)
     records = read_logs(sorted(out.glob(prefix.name + ".*.jsonl")))
     report(records, runs, capacity, loads, args, out)
 
@@ -164,12 +175,14 @@ def report(records, runs: list[Run], capacity: float, loads: list[float], args, 
     rows = []
     for index, run in enumerate(runs):
         held_out = hold_out(records, runs, index, spec)
+        near = hold_out(records, runs, index, spec, neighbours=1)
         own = calibrate(steps_in(records, run), [run], spec)  # in-sample: the scheduler model alone
         rows.append(
             {
                 "label": run.label,
                 "real": metrics_real(run),
                 "sim": metrics_sim(simulate_run(run, spec, held_out)),
+                "sim_neighbours": metrics_sim(simulate_run(run, spec, near)),
                 "sim_own_steps": metrics_sim(simulate_run(run, spec, own)),
                 "real_others": leave_one_out_real(runs, index),
                 "model": asdict(held_out),
@@ -185,9 +198,10 @@ def report(records, runs: list[Run], capacity: float, loads: list[float], args, 
     print(f"\n{len(records)} steps logged; fitted on all: {full}; capacity {capacity:.2f} req/s")
     print(
         "| load | rate req/s | metric | real (mean of repeats) | real spread: repeat vs others | "
-        "sim error (held out) | sim error (own steps) |"
+        "sim error (held out: all other runs) | sim error (held out: the runs before and after) "
+        "| sim error (the run's own steps) |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for load in loads:
         label = f"{load:.0%}"
         mine = [r for r in rows if r["label"] == label]
@@ -195,10 +209,11 @@ def report(records, runs: list[Run], capacity: float, loads: list[float], args, 
             real = [r["real"][key] for r in mine]
             spread = [r["real_others"][key] / r["real"][key] - 1 for r in mine if r["real_others"]]
             sim = [r["sim"][key] / r["real"][key] - 1 for r in mine]
+            near = [r["sim_neighbours"][key] / r["real"][key] - 1 for r in mine]
             own = [r["sim_own_steps"][key] / r["real"][key] - 1 for r in mine]
             print(
                 f"| {label} | {load * capacity:.2f} | {key} (ms) | {1e3 * np.mean(real):.1f} | "
-                f"{_errors(spread)} | {_errors(sim)} | {_errors(own)} |"
+                f"{_errors(spread)} | {_errors(sim)} | {_errors(near)} | {_errors(own)} |"
             )
 
 

@@ -22,9 +22,11 @@ from ponder.sim.validate import (
     calibrate,
     hold_out,
     leave_one_out_real,
+    load_runs,
     metrics_real,
     metrics_sim,
     request_overhead,
+    save_runs,
     simulate_run,
     steps_in,
 )
@@ -131,11 +133,20 @@ def test_calibration_recovers_the_model_held_out():
         sim, real = metrics_sim(simulate_run(runs[index], spec, model)), metrics_real(runs[index])
         for key in real:
             assert sim[key] == pytest.approx(real[key], rel=0.02), key
+    near = hold_out(records, runs, 1, spec, neighbours=1)  # runs 0 and 2 only
+    assert near.request_overhead_s == pytest.approx(0.03, rel=0.02)
     assert calibrate(records, runs, spec).per_sample_s == pytest.approx(2e-3, rel=0.05)
     # Repeats of one trace agree exactly here (no noise): the real-vs-real spread is zero.
     others = leave_one_out_real(runs, 0)
     assert others is not None and others == pytest.approx(metrics_real(runs[0]))
     assert leave_one_out_real(runs[:1], 0) is None
+
+
+def test_runs_round_trip(tmp_path):
+    runs = [Run("30%", 1.0, 2.0, [RealRequest(0.1, 10, 4, 0.2, 0.05)])]
+    save_runs(tmp_path / "runs.json", runs, capacity=3.0)
+    again, extra = load_runs(tmp_path / "runs.json")
+    assert again == runs and extra == {"capacity": 3.0}
 
 
 def test_profile_from_step_log_and_grid(tmp_path, capsys):

@@ -9,7 +9,9 @@ every arrival shifts a single worker's whole schedule, so that gap is exactly wh
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -70,11 +72,34 @@ def calibrate(records: list[StepRecord], runs: list[Run], spec: ClusterSpec) -> 
     return replace(model, request_overhead_s=request_overhead(runs, spec, model))
 
 
-def hold_out(records: list[StepRecord], runs: list[Run], index: int, spec: ClusterSpec) -> StepModel:
-    """Calibrated on everything but runs[index]: its steps and its requests stay unseen."""
+def hold_out(
+    records: list[StepRecord], runs: list[Run], index: int, spec: ClusterSpec, neighbours: int = 0
+) -> StepModel:
+    """Calibrated on everything but runs[index]: its steps and its requests stay unseen. With
+    neighbours=k, only on the k runs before and the k after it in time (the same conditions, as
+    far as a shared machine has any), their steps and requests."""
     held = runs[index]
+    if neighbours:
+        order = sorted(range(len(runs)), key=lambda k: runs[k].start)
+        at = order.index(index)
+        near = [runs[k] for k in order[max(0, at - neighbours) : at + neighbours + 1] if k != index]
+        steps = [r for r in records if any(run.start <= r.start <= run.end for run in near)]
+        return calibrate(steps, near, spec)
     others = [run for k, run in enumerate(runs) if k != index]
     return calibrate(steps_outside(records, [held]), others, spec)
+
+
+def save_runs(path: str | Path, runs: list[Run], **extra: object) -> None:
+    Path(path).write_text(json.dumps({"runs": [asdict(run) for run in runs], **extra}))
+
+
+def load_runs(path: str | Path) -> tuple[list[Run], dict]:
+    data = json.loads(Path(path).read_text())
+    runs = [
+        Run(r["label"], r["start"], r["end"], [RealRequest(**q) for q in r["requests"]])
+        for r in data.pop("runs")
+    ]
+    return runs, data
 
 
 def latency(values: list[float], q: float) -> float:
