@@ -25,6 +25,7 @@ import httpx
 import numpy as np
 
 from ponder.profiling.step_log import read_logs
+from ponder.profiling.step_model import stalls
 from ponder.sim.cluster import ClusterSpec
 from ponder.sim.validate import (
     RealRequest,
@@ -89,6 +90,38 @@ async def replay(url: str, trace, label: str, salt: int, vocab: int = 600) -> Ru
     return run
 
 
+def replay_in_process(engine, trace, label: str, salt: int, vocab: int = 600) -> Run:
+    """The engine alone, no HTTP: arrivals join before the next step (as AsyncEngine's loop)."""
+    from ponder.engine.sampling_params import SamplingParams
+
+    run = Run(label, time.time(), 0.0)
+    start = time.monotonic()
+    pending = sorted(trace, key=lambda r: r.arrival)
+    done: dict[int, RealRequest] = {}
+    while len(done) < len(trace):
+        now = time.monotonic() - start
+        while pending and pending[0].arrival <= now:
+            r = pending.pop(0)
+            prompt = [3 + (salt * 7919 + r.rid * 131 + i) % vocab for i in range(r.input_len)]
+            params = SamplingParams(max_tokens=r.output_len, ignore_eos=True, temperature=0.0)
+            engine.add(engine.make_request(f"v{r.rid}", prompt, params, arrival_time=start + r.arrival))
+        if not engine.has_unfinished_requests():
+            time.sleep(max(0.0, pending[0].arrival - (time.monotonic() - start)))
+            continue
+        for out in engine.step():
+            if out.finished:
+                m, rid = out.metrics, int(out.request_id[1:])
+                n = len(out.outputs[0].token_ids)
+                tpot = (m.finished_time - m.first_token_time) / (n - 1) if n > 1 else 0.0
+                arrival = m.arrival_time - start
+                done[rid] = RealRequest(
+                    arrival, trace[rid].input_len, n, m.first_token_time - m.arrival_time, tpot
+                )
+    run.end = time.time()
+    run.requests = [done[r.rid] for r in trace]
+    return run
+
+
 def start_server(args: argparse.Namespace, log_prefix: Path) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), PONDER_STEP_LOG=str(log_prefix))
     command = [
@@ -122,6 +155,10 @@ def main() -> None:
     ap.add_argument("--burst", type=int, default=32, help="requests sent at once to measure capacity")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--port", type=int, default=8795)
+    ap.add_argument(
+        "--in-process", action="store_true", help="drive the engine directly (no server, no HTTP)"
+    )
+    ap.add_argument("--device", default=None, help="--in-process: cpu or cuda")
     ap.add_argument("--out", default="docs/results/sim_raw")
     ap.add_argument(
         "--reanalyze", default=None, metavar="RUNS_JSON", help="report on saved runs, run nothing"
@@ -137,12 +174,31 @@ def main() -> None:
     prefix = out / f"steps-{int(time.time())}"
     url = f"http://127.0.0.1:{args.port}"
     loads = [float(x) for x in args.loads.split(",")]
-    server = start_server(args, prefix)
+    server, engine = None, None
+    if args.in_process:
+        import torch
+
+        from ponder.llm import LLM
+        from ponder.profiling.step_log import StepLog
+
+        torch.set_num_threads(args.threads)
+        kwargs = {"device": args.device} if args.device else {}
+        engine = LLM(None, max_num_batched_tokens=args.budget, **kwargs).engine
+        log = StepLog(engine, f"{prefix}.{os.getpid()}.jsonl")
+
+        def replay_one(trace, label, salt):
+            return replay_in_process(engine, trace, label, salt)
+    else:
+        server = start_server(args, prefix)
+
+        def replay_one(trace, label, salt):
+            return asyncio.run(replay(url, trace, label, salt))
+
     runs: list[Run] = []
     try:
-        asyncio.run(replay(url, poisson(100.0, 4, 32, 4), "warmup", 0))
+        replay_one(poisson(100.0, 4, 32, 4), "warmup", 0)
         burst_trace = poisson(1e6, args.burst, args.input_len, args.output_len, args.spread, seed=99)
-        burst = asyncio.run(replay(url, burst_trace, "capacity", 1))
+        burst = replay_one(burst_trace, "capacity", 1)
         capacity = len(burst.requests) / (burst.end - burst.start)
         print(f"capacity (burst of {args.burst}): {capacity:.2f} req/s", flush=True)
         salt = 2
@@ -150,21 +206,20 @@ def main() -> None:
             # Rotate the order each repeat, so slow drift does not always hit the same load.
             order = loads[repeat % len(loads) :] + loads[: repeat % len(loads)]
             for load in order:
+                seed = 10 + loads.index(load)
                 trace = poisson(
-                    load * capacity,
-                    args.num,
-                    args.input_len,
-                    args.output_len,
-                    args.spread,
-                    seed=10 + loads.index(load),
+                    load * capacity, args.num, args.input_len, args.output_len, args.spread, seed=seed
                 )
-                run = asyncio.run(replay(url, trace, f"{load:.0%}", salt))
+                run = replay_one(trace, f"{load:.0%}", salt)
                 salt += 1
                 runs.append(run)
                 print(f"repeat {repeat} load {load:.0%}: {metrics_real(run)}", flush=True)
     finally:
-        server.terminate()
-        server.wait(60)
+        if server is not None:
+            server.terminate()
+            server.wait(60)
+        else:
+            log.close()
     save_runs(out / f"{prefix.name}-runs.json", runs, capacity=capacity, loads=loads, steps=prefix.name)
     records = read_logs(sorted(out.glob(prefix.name + ".*.jsonl")))
     report(records, runs, capacity, loads, args, out)
@@ -195,7 +250,11 @@ def report(records, runs: list[Run], capacity: float, loads: list[float], args, 
             {"args": vars(args), "capacity": capacity, "model_all": asdict(full), "rows": rows}, indent=2
         )
     )
-    print(f"\n{len(records)} steps logged; fitted on all: {full}; capacity {capacity:.2f} req/s")
+    rows5 = [(r.tokens, r.seqs, r.attn, r.sampled, r.seconds) for r in records]
+    print(
+        f"\n{len(records)} steps logged ({stalls(full, rows5)} stalls: > 3x the fit, left out of it); "
+        f"fitted on all: {full}; capacity {capacity:.2f} req/s"
+    )
     print(
         "| load | rate req/s | metric | real (mean of repeats) | real spread: repeat vs others | "
         "sim error (held out: all other runs) | sim error (held out: the runs before and after) "

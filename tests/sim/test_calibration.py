@@ -14,7 +14,7 @@ from ponder.engine.sampling_params import SamplingParams
 from ponder.errors import InvalidRequestError
 from ponder.llm import LLM
 from ponder.profiling.step_log import StepLog, StepRecord, read_logs
-from ponder.profiling.step_model import StepModel, fit
+from ponder.profiling.step_model import StepModel, fit, stalls
 from ponder.sim.cluster import ClusterSpec, simulate
 from ponder.sim.validate import (
     RealRequest,
@@ -78,6 +78,20 @@ def test_weighted_fit_recovers_known_coefficients():
     assert fit([(r[0], r[1], r[2], r[4]) for r in rows]).per_sample_s == 0.0
     with pytest.raises(InvalidRequestError):
         fit([(1, 1, 1.0, 0.1), (1, 1, 1.0, 1, 0.1), (1, 1, 1.0, 0.1), (1, 1, 1.0, 0.1)])
+
+
+def test_fit_leaves_out_stalls():
+    truth = StepModel(0.01, 2e-4, 1e-3, 0.0, 0.0)
+    rows = [(t, s, 0.0, s, truth.step_time(t, s, 0.0)) for t in range(1, 200, 7) for s in range(1, 6)]
+    stalled = [
+        (t, s, a, k, y * 40) if i % 10 == 0 else (t, s, a, k, y) for i, (t, s, a, k, y) in enumerate(rows)
+    ]
+    got = fit(stalled)
+    assert got.overhead_s == pytest.approx(0.01, rel=0.05) and got.per_token_s == pytest.approx(
+        2e-4, rel=0.05
+    )
+    assert stalls(got, stalled) == len(rows[::10])
+    assert fit(stalled, stall=None).overhead_s > 0.02  # kept in, the stalls drag the mean up
 
 
 def test_fit_never_goes_negative():

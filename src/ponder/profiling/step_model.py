@@ -52,11 +52,13 @@ def attn_work(new_tokens: list[int], computed: list[int]) -> float:
     return float(sum(n * (c + n / 2) for n, c in zip(new_tokens, computed)))
 
 
-def fit(rows: Sequence[Sequence[float]]) -> StepModel:
+def fit(rows: Sequence[Sequence[float]], stall: float | None = 3.0) -> StepModel:
     """rows: (tokens, seqs, attn, seconds) or (tokens, seqs, attn, sampled, seconds) per measured
     step. Coefficients are kept >= 0 (a negative one is noise: it is dropped and the rest refit).
     A second pass weights each step by 1/predicted time, so the many small decode steps count as
-    much as the few long prefills (relative error), while the fit stays one of the mean."""
+    much as the few long prefills (relative error), while the fit stays one of the mean.
+    stall: a step slower than stall x its prediction is a stall (on a shared host the process
+    was off the CPU), not a cost of its batch; those are left out of a last refit. None keeps all."""
     import numpy as np
 
     if len(rows) < 4:
@@ -67,10 +69,25 @@ def fit(rows: Sequence[Sequence[float]]) -> StepModel:
     features = data[:, :-1] if data.shape[1] == 5 else np.column_stack([data[:, :3], np.zeros(len(data))])
     x = np.column_stack([np.ones(len(data)), features])
     y = data[:, -1]
-    coef = _nonnegative_lstsq(x, y)
-    predicted = np.maximum(x @ coef, max(float(np.median(y)) * 1e-3, 1e-9))
-    coef = _nonnegative_lstsq(x / predicted[:, None], y / predicted)
+    floor = max(float(np.median(y)) * 1e-3, 1e-9)
+
+    def weighted(keep):
+        coef = _nonnegative_lstsq(x[keep], y[keep])
+        predicted = np.maximum(x[keep] @ coef, floor)
+        return _nonnegative_lstsq(x[keep] / predicted[:, None], y[keep] / predicted)
+
+    everything = np.ones(len(y), dtype=bool)
+    coef = weighted(everything)
+    if stall is not None:
+        normal = y <= stall * np.maximum(x @ coef, floor)
+        if normal.sum() >= 4 and not normal.all():
+            coef = weighted(normal)
     return StepModel(*(float(c) for c in coef))
+
+
+def stalls(model: StepModel, rows: Sequence[Sequence[float]], stall: float = 3.0) -> int:
+    """How many of these 5-column rows are stalls by `fit`'s rule under this model."""
+    return sum(1 for t, s, a, k, y in rows if y > stall * model.step_time(int(t), int(s), a, int(k)))
 
 
 def _nonnegative_lstsq(x, y):

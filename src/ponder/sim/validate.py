@@ -54,7 +54,8 @@ def simulate_run(run: Run, spec: ClusterSpec, model: StepModel) -> list[SimReque
 
 
 def request_overhead(runs: list[Run], spec: ClusterSpec, model: StepModel) -> float:
-    """Mean (measured - simulated) TTFT over these runs' requests, simulated without overhead."""
+    """Median (measured - simulated) TTFT over these runs' requests, simulated without overhead
+    (the median: a stalled run's huge gaps say nothing about the HTTP path)."""
     base = replace(model, request_overhead_s=0.0)
     gaps = [
         real.ttft - (sim.first_token - sim.arrival)  # type: ignore[operator]
@@ -63,7 +64,7 @@ def request_overhead(runs: list[Run], spec: ClusterSpec, model: StepModel) -> fl
     ]
     if not gaps:
         raise InvalidRequestError("no requests to calibrate the per-request overhead", param="runs")
-    return max(0.0, float(np.mean(gaps)))
+    return max(0.0, float(np.median(gaps)))
 
 
 def calibrate(records: list[StepRecord], runs: list[Run], spec: ClusterSpec) -> StepModel:
