@@ -32,7 +32,7 @@ from ponder.profiling.step_model import StepModel
 from ponder.sim.cluster import ClusterSpec
 from ponder.sim.report import run as sim_run
 from ponder.sim.report import summarize
-from ponder.sim.validate import RealRequest, Run, calibrate, simulate_run, steps_outside
+from ponder.sim.validate import RealRequest, Run, calibrate, save_runs, simulate_run, steps_outside
 from ponder.sim.workload import poisson
 
 ENV = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")  # 1 thread a worker, all sides
@@ -48,14 +48,20 @@ SERVE = [
 ]
 
 
+# --kv-cache-memory 64MiB of the built-in model: 512 blocks x 16 tokens (its startup line).
+KV_TOKENS = 8192
+
+
 def deployment(config: str) -> tuple[list[str], ClusterSpec]:
     """`colocatedN` or `XPYD` -> (serve flags, the simulator's cluster)."""
     if config.startswith("colocated"):
         n = int(config.removeprefix("colocated"))
-        return ["--data-parallel-size", str(n), "--router-policy", "least-load"], ClusterSpec(colocated=n)
+        return ["--data-parallel-size", str(n), "--router-policy", "least-load"], ClusterSpec(
+            colocated=n, kv_tokens=KV_TOKENS
+        )
     p, d = config.upper().removesuffix("D").split("P")
     flags = ["--disagg", f"{p}P{d}D", "--kv-connector", "shm", "--router-policy", "least-load"]
-    return flags, ClusterSpec(prefill=int(p), decode=int(d))
+    return flags, ClusterSpec(prefill=int(p), decode=int(d), kv_tokens=KV_TOKENS)
 
 
 def start(port: int, flags: list[str], log_prefix: Path) -> subprocess.Popen:
@@ -180,6 +186,8 @@ def main() -> None:
             process.terminate()
         for process in servers.values():
             process.wait(120)
+    for config in configs:
+        save_runs(raw / f"steps-{stamp}-{config}-runs.json", runs[config], config=config)
     transfer_s = statistics.mean(
         [r["transfer_ms_mean"] / 1000 for r in rows if r.get("transfer_ms_mean")] or [0.0]
     )
@@ -234,6 +242,7 @@ def recommend_pd(profile: Path, rates: list[float], total: int, transfer_s: floa
             "--rate", str(rate), "--num-requests", str(args.sim_requests), "--input-len", str(args.input_len),
             "--output-len", str(args.output_len), "--ttft-slo-ms", str(args.ttft_slo_ms),
             "--tpot-slo-ms", str(args.tpot_slo_ms), "--kv-transfer-ms", f"{transfer_s * 1e3:.1f}",
+            "--kv-tokens", str(KV_TOKENS),
         ]  # fmt: skip
         result = subprocess.run(command, check=True, capture_output=True, text=True, env=ENV)
         text.append(f"$ ponder sim {' '.join(command[4:])}\n{result.stdout}")

@@ -21,7 +21,6 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import httpx
 import numpy as np
 
 from ponder.profiling.step_log import read_logs
@@ -43,7 +42,7 @@ from ponder.sim.validate import (
 from ponder.sim.workload import poisson
 
 
-async def one_request(client: httpx.AsyncClient, url: str, prompt: list[int], max_tokens: int) -> tuple:
+async def one_request(client, url: str, prompt: list[int], max_tokens: int) -> tuple:
     body = {
         "model": "ponder",
         "prompt": prompt,
@@ -73,6 +72,8 @@ async def one_request(client: httpx.AsyncClient, url: str, prompt: list[int], ma
 
 async def replay(url: str, trace, label: str, salt: int, vocab: int = 600) -> Run:
     """Send each request at its arrival time; prompts differ per salt (no prefix-cache hits)."""
+    import httpx
+
     run = Run(label, time.time(), 0.0)
     t0 = time.monotonic()
     async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=1000)) as client:
@@ -123,6 +124,8 @@ def replay_in_process(engine, trace, label: str, salt: int, vocab: int = 600) ->
 
 
 def start_server(args: argparse.Namespace, log_prefix: Path) -> subprocess.Popen:
+    import httpx
+
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), PONDER_STEP_LOG=str(log_prefix))
     command = [
         sys.executable, "-m", "ponder", "serve", "--port", str(args.port), "--kv-cache-memory", "64MiB",
@@ -168,7 +171,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     if args.reanalyze:
         runs, saved = load_runs(args.reanalyze)
-        records = read_logs(sorted(out.glob(saved["steps"] + ".*.jsonl")))
+        records = read_logs(sorted(out.glob(saved["steps"] + ".*.jsonl*")))  # also .jsonl.gz
         report(records, runs, saved["capacity"], saved["loads"], args, out)
         return
     prefix = out / f"steps-{int(time.time())}"
@@ -242,6 +245,7 @@ def report(records, runs: list[Run], capacity: float, loads: list[float], args, 
                 "real_others": leave_one_out_real(runs, index),
                 "model": asdict(held_out),
                 "steps": len(steps_in(records, run)),
+                "drift": drift(steps_in(records, run), held_out),
             }
         )
     full = calibrate(records, runs, spec)
@@ -274,6 +278,15 @@ def report(records, runs: list[Run], capacity: float, loads: list[float], args, 
                 f"| {label} | {load * capacity:.2f} | {key} (ms) | {1e3 * np.mean(real):.1f} | "
                 f"{_errors(spread)} | {_errors(sim)} | {_errors(near)} | {_errors(own)} |"
             )
+    print("\nstep-time drift per run (its logged steps / the held-out fit), in run order:")
+    print(", ".join(f"{r['label']} {r['drift'] - 1:+.0%}" for r in rows))
+
+
+def drift(steps, model) -> float:
+    """This run's logged step time over what the held-out fit predicts for the same steps: how
+    much faster or slower the machine was during it than in the calibration."""
+    predicted = sum(model.step_time(r.tokens, r.seqs, r.attn, r.sampled) for r in steps)
+    return sum(r.seconds for r in steps) / predicted if predicted else float("nan")
 
 
 def _errors(values: list[float]) -> str:

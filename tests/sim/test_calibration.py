@@ -60,6 +60,10 @@ def test_step_log_sees_chunked_prefill_and_decodes(engine, tmp_path):
     first, second = log.records[:2]
     assert first.start + first.seconds == pytest.approx(second.start, abs=1e-9)
     assert read_logs([path]) == log.records
+    import gzip
+
+    (tmp_path / "steps.jsonl.gz").write_bytes(gzip.compress(path.read_bytes()))
+    assert read_logs([tmp_path / "steps.jsonl.gz"]) == log.records
 
 
 def test_weighted_fit_recovers_known_coefficients():

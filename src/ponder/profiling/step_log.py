@@ -115,7 +115,11 @@ def attach_from_env(engine: LLMEngine) -> StepLog | None:
 
 
 def read_logs(paths: list[Path]) -> list[StepRecord]:
+    """Records of these logs (plain or .gz), in start order."""
+    import gzip
+
     records = []
     for path in paths:
-        records += [StepRecord.from_json(line) for line in path.read_text().splitlines() if line.strip()]
+        text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
+        records += [StepRecord.from_json(line) for line in text.splitlines() if line.strip()]
     return sorted(records, key=lambda r: r.start)
