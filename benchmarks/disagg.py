@@ -32,7 +32,15 @@ from ponder.profiling.step_model import StepModel
 from ponder.sim.cluster import ClusterSpec
 from ponder.sim.report import run as sim_run
 from ponder.sim.report import summarize
-from ponder.sim.validate import RealRequest, Run, calibrate, save_runs, simulate_run, steps_outside
+from ponder.sim.validate import (
+    RealRequest,
+    Run,
+    calibrate,
+    calibrate_pd,
+    save_runs,
+    simulate_run,
+    steps_outside,
+)
 from ponder.sim.workload import poisson
 
 ENV = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")  # 1 thread a worker, all sides
@@ -164,7 +172,9 @@ def main() -> None:
             for config in configs:
                 url, disagg = urls[config], specs[config].disaggregated
                 before = decode_transfer_share(url) if disagg else None
-                summary, run = bench(url, rate, args.seed + index, args, f"disagg-{config}-{rate}", out)
+                summary, run = bench(
+                    url, rate, args.seed + index, args, f"disagg-{stamp}-{config}-{rate}", out
+                )
                 runs[config].append(run)
                 row = {
                     "config": config,
@@ -192,37 +202,53 @@ def main() -> None:
         [r["transfer_ms_mean"] / 1000 for r in rows if r.get("transfer_ms_mean")] or [0.0]
     )
     slo = (args.ttft_slo_ms / 1000, args.tpot_slo_ms / 1000)
-    models = {}
+    models: dict[str, tuple[StepModel, StepModel | None]] = {}
     for config in configs:
-        records = read_logs(sorted(raw.glob(f"steps-{stamp}-{config}.*.jsonl")))
+        logs = {
+            role: read_logs(sorted(raw.glob(f"steps-{stamp}-{config}.{role}.*.jsonl")))
+            for role in ("colocated", "prefill", "decode")
+        }
         spec = specs[config] = replace(
             specs[config], kv_transfer_s=transfer_s if specs[config].disaggregated else 0.0
         )
-        models[config] = calibrate(records, runs[config], spec)
+
+        models[config] = fit_deployment(logs, spec, runs[config])
         for index, run in enumerate(runs[config]):
             # Held out: this rate's steps and requests are not in its calibration.
             others = [r for k, r in enumerate(runs[config]) if k != index]
-            model = calibrate(steps_outside(records, [run]), others, spec)
+            model, decode_model = fit_deployment(logs, spec, others, exclude=run)
             row = next(r for r in rows if r["config"] == config and r["rate"] == rates[index])
-            same = summarize(simulate_run(run, spec, model), *slo)
-            long = sim_run(
-                poisson(rates[index], args.sim_requests, args.input_len, args.output_len, seed=args.seed),
-                spec,
-                model,
-                *slo,
-            )
+            same = summarize(simulate_run(run, spec, model, decode_model), *slo)
+            trace = poisson(rates[index], args.sim_requests, args.input_len, args.output_len, seed=args.seed)
+            long = sim_run(trace, spec, model, *slo, decode_model)
             row["sim_attainment_pct"] = round(100 * same.attainment, 1)
             row["sim_long_attainment_pct"] = round(100 * long.attainment, 1)
             row["sim_ttft_p50_ms"] = round(1000 * same.ttft["p50"], 1)
             row["sim_tpot_p50_ms"] = round(1000 * same.tpot["p50"], 1)
-    colocated = next((c for c in configs if c.startswith("colocated")), configs[0])
-    profile_path = raw / "disagg_profile.json"
-    models[colocated].save(profile_path, device="CPU, 2 cores, shared (fitted from the step log)")
-    recommend = recommend_pd(profile_path, rates, len_workers(specs[colocated]), transfer_s, args)
+    # `ponder sim --recommend-pd`: colocated workers from the colocated run's steps, P/D workers
+    # from the prefill and decode workers' steps (of the first disaggregated config).
+    profiles = {}
+    colocated = next((c for c in configs if c.startswith("colocated")), None)
+    disagg = next((c for c in configs if specs[c].disaggregated), None)
+    if colocated:
+        profiles["--profile"] = models[colocated][0]
+    if disagg:
+        profiles["--prefill-profile"], profiles["--decode-profile"] = models[disagg]
+        profiles.setdefault("--profile", models[disagg][0])
+    paths = {}
+    for flag, model in profiles.items():
+        paths[flag] = raw / f"disagg-{stamp}-{flag.strip('-')}.json"
+        model.save(paths[flag], device="CPU, 2 cores, shared (fitted from the step log)")
+    recommend = recommend_pd(paths, rates, len_workers(specs[configs[0]]), transfer_s, args)
     (out / "disagg_recommend_pd.txt").write_text(recommend)
     (out / "disagg.json").write_text(
         json.dumps(
-            {"args": vars(args), "models": {c: str(m) for c, m in models.items()}, "rows": rows}, indent=2
+            {
+                "args": vars(args),
+                "models": {c: [str(m) for m in ms] for c, ms in models.items()},
+                "rows": rows,
+            },
+            indent=2,
         )
     )
     plot(rows, configs, args, out / "disagg_attainment.png")
@@ -230,15 +256,24 @@ def main() -> None:
     print(recommend)
 
 
+def fit_deployment(logs: dict, spec: ClusterSpec, calibration_runs: list[Run], exclude: Run | None = None):
+    """One model per role: a decode worker's steps are not a prefill worker's batch mix."""
+    records = {role: steps_outside(r, [exclude]) if exclude else r for role, r in logs.items()}
+    if spec.disaggregated:
+        return calibrate_pd(records["prefill"], records["decode"], calibration_runs, spec)
+    return calibrate(records["colocated"], calibration_runs, spec), None
+
+
 def len_workers(spec: ClusterSpec) -> int:
     return spec.prefill + spec.decode if spec.disaggregated else spec.colocated
 
 
-def recommend_pd(profile: Path, rates: list[float], total: int, transfer_s: float, args) -> str:
+def recommend_pd(profiles: dict[str, Path], rates: list[float], total: int, transfer_s: float, args) -> str:
     text = []
+    flags = [item for flag, path in profiles.items() for item in (flag, str(path))]
     for rate in rates:
         command = [
-            sys.executable, "-m", "ponder", "sim", "--profile", str(profile), "--recommend-pd", str(total),
+            sys.executable, "-m", "ponder", "sim", *flags, "--recommend-pd", str(total),
             "--rate", str(rate), "--num-requests", str(args.sim_requests), "--input-len", str(args.input_len),
             "--output-len", str(args.output_len), "--ttft-slo-ms", str(args.ttft_slo_ms),
             "--tpot-slo-ms", str(args.tpot_slo_ms), "--kv-transfer-ms", f"{transfer_s * 1e3:.1f}",
@@ -283,9 +318,12 @@ HEADER = (
 )
 
 
-def print_table(rows: list[dict], configs: list[str], models: dict[str, StepModel]) -> None:
-    for config, model in models.items():
-        print(f"{config}: fitted on all its steps: {model}")
+def print_table(rows: list[dict], configs: list[str], models: dict) -> None:
+    for config, (model, decode_model) in models.items():
+        print(
+            f"{config}: fitted on all its steps: {model}"
+            + (f"; decode: {decode_model}" if decode_model else "")
+        )
     print(HEADER)
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:

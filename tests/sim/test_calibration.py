@@ -189,3 +189,45 @@ def test_profile_from_step_log_and_grid(tmp_path, capsys):
     assert main(["profile", "--grid", "1,x:8:2"]) == 2
     assert main(["profile", "--grid", "0:8:2"]) == 2
     assert main(["profile", "--request-overhead-ms", "-1", "--quick"]) == 2
+
+
+def test_per_role_logs_and_models(engine, tmp_path, monkeypatch, capsys):
+    from ponder.profiling.step_log import attach_from_env
+    from ponder.sim.validate import calibrate_pd
+
+    monkeypatch.setenv("PONDER_STEP_LOG", str(tmp_path / "steps"))
+    log = attach_from_env(engine, "decode")
+    assert log is not None
+    engine.add_request("r", [5, 6, 7], SamplingParams(max_tokens=2, ignore_eos=True))
+    while engine.has_unfinished_requests():
+        engine.step()
+    log.close()
+    assert [p.name.split(".")[1] for p in tmp_path.glob("steps.*.jsonl")] == ["decode"]
+    # Prefill workers slow per token, decode workers slow per sequence: each role gets its own.
+    prefill_model, decode_model = StepModel(0.01, 1e-3, 0.0, 0.0), StepModel(0.002, 0.0, 4e-3, 0.0)
+    spec = ClusterSpec(prefill=1, decode=1, budget=256)
+    rec = lambda m, t, s, k: StepRecord(k, m.step_time(t, s, 0.0), t, s, s, 0.0, True)  # noqa: E731
+    prefill = [rec(prefill_model, t, 1, t) for t in range(10, 250, 10)]
+    decode = [rec(decode_model, s, s, s) for s in range(1, 30)]
+    reqs = [RealRequest(0.5 * i, 100, 8, 0.3, 0.05) for i in range(10)]
+    front, back = calibrate_pd(prefill, decode, [Run("x", 0.0, 1.0, reqs)], spec)
+    assert front.per_token_s == pytest.approx(1e-3, rel=0.01)
+    # tokens = seqs = sampled in pure decode steps: the split among them is arbitrary, the sum not.
+    assert back.step_time(16, 16, 0.0, 16) == pytest.approx(decode_model.step_time(16, 16, 0.0), rel=0.01)
+    assert front.request_overhead_s > 0 and back.request_overhead_s == 0.0
+    paths = []
+    for name, model in (("c", prefill_model), ("p", front), ("d", back)):
+        paths.append(tmp_path / f"{name}.json")
+        model.save(paths[-1])
+    argv = [
+        "sim",
+        "--profile",
+        str(paths[0]),
+        "--prefill-profile",
+        str(paths[1]),
+        "--decode-profile",
+        str(paths[2]),
+    ]
+    assert main([*argv, "--prefill", "1", "--decode", "1", "--num-requests", "20", "--input-len", "64"]) == 0
+    assert main([*argv, "--recommend-pd", "3", "--num-requests", "20", "--input-len", "64"]) == 0
+    assert "recommended:" in capsys.readouterr().out

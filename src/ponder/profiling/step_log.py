@@ -6,7 +6,7 @@ real server has under its real load: the cycle time includes the loop's work bet
 (delivering outputs, streaming, HTTP handlers holding the GIL), which a bare step() timing misses.
 
 `ponder serve` attaches one when PONDER_STEP_LOG is set (a path prefix; each process writes
-PREFIX.<pid>.jsonl, so the workers of a router or of an xPyD deployment each get their own)."""
+PREFIX.<role>.<pid>.jsonl, so the workers of a router or of an xPyD deployment each get their own)."""
 
 from __future__ import annotations
 
@@ -107,11 +107,13 @@ class StepLog:
                 self._file.write(json.dumps(asdict(record)) + "\n")
 
 
-def attach_from_env(engine: LLMEngine) -> StepLog | None:
+def attach_from_env(engine: LLMEngine, role: str = "colocated") -> StepLog | None:
+    """PREFIX.<role>.<pid>.jsonl: a disaggregated deployment's prefill and decode workers can be
+    fitted apart (their steps share a host but not a batch mix)."""
     prefix = os.environ.get(ENV)
     if not prefix:
         return None
-    return StepLog(engine, f"{prefix}.{os.getpid()}.jsonl")
+    return StepLog(engine, f"{prefix}.{role}.{os.getpid()}.jsonl")
 
 
 def read_logs(paths: list[Path]) -> list[StepRecord]:

@@ -48,19 +48,23 @@ def steps_outside(records: list[StepRecord], runs: list[Run]) -> list[StepRecord
     return [r for r in records if not any(run.start <= r.start <= run.end for run in runs)]
 
 
-def simulate_run(run: Run, spec: ClusterSpec, model: StepModel) -> list[SimRequest]:
+def simulate_run(
+    run: Run, spec: ClusterSpec, model: StepModel, decode_model: StepModel | None = None
+) -> list[SimRequest]:
     reqs = [SimRequest(i, r.arrival, r.input_len, r.output_len) for i, r in enumerate(run.requests)]
-    return simulate(reqs, spec, model)
+    return simulate(reqs, spec, model, decode_model)
 
 
-def request_overhead(runs: list[Run], spec: ClusterSpec, model: StepModel) -> float:
+def request_overhead(
+    runs: list[Run], spec: ClusterSpec, model: StepModel, decode_model: StepModel | None = None
+) -> float:
     """Median (measured - simulated) TTFT over these runs' requests, simulated without overhead
     (the median: a stalled run's huge gaps say nothing about the HTTP path)."""
     base = replace(model, request_overhead_s=0.0)
     gaps = [
         real.ttft - (sim.first_token - sim.arrival)  # type: ignore[operator]
         for run in runs
-        for real, sim in zip(run.requests, simulate_run(run, spec, base))
+        for real, sim in zip(run.requests, simulate_run(run, spec, base, decode_model))
     ]
     if not gaps:
         raise InvalidRequestError("no requests to calibrate the per-request overhead", param="runs")
@@ -71,6 +75,16 @@ def calibrate(records: list[StepRecord], runs: list[Run], spec: ClusterSpec) -> 
     """Step model from these step records, request overhead from these runs."""
     model = fit([(r.tokens, r.seqs, r.attn, r.sampled, r.seconds) for r in records])
     return replace(model, request_overhead_s=request_overhead(runs, spec, model))
+
+
+def calibrate_pd(
+    prefill: list[StepRecord], decode: list[StepRecord], runs: list[Run], spec: ClusterSpec
+) -> tuple[StepModel, StepModel]:
+    """A model per role (prefill workers' steps, decode workers' steps); the request overhead,
+    calibrated with both, rides on the prefill model (arrivals go there first)."""
+    rows = lambda records: [(r.tokens, r.seqs, r.attn, r.sampled, r.seconds) for r in records]  # noqa: E731
+    front, back = fit(rows(prefill)), fit(rows(decode))
+    return replace(front, request_overhead_s=request_overhead(runs, spec, front, back)), back
 
 
 def hold_out(
