@@ -1,12 +1,16 @@
-"""DistServe-style comparison on this machine: SLO attainment vs request rate for two colocated
-replicas (`ponder serve --data-parallel-size 2`) and one prefill + one decode worker (`ponder serve
---disagg 1P1D`), with the simulator's prediction (`ponder sim`'s engine, from a `ponder profile`
-of this engine) next to every measured point. Both deployments run at once and the rates are
-interleaved (colocated, then 1P1D, per rate), so drift on a shared machine hits both alike.
+"""DistServe-style comparison on this machine: SLO attainment vs request rate for deployments of
+the same worker count (`ponder serve --data-parallel-size N` and `ponder serve --disagg XPYD`),
+with the simulator's prediction next to every measured point. Every worker logs its steps
+(PONDER_STEP_LOG); the simulator of a point is calibrated on that deployment's OTHER rates
+only (their logged steps and their requests; sim/validate.py), then replays the point's own
+trace (the arrivals and lengths `ponder bench` sent). All deployments run at once and the rates
+are interleaved, so drift on a shared machine hits all alike. One thread per worker.
 
-    python benchmarks/disagg.py --rates 0.1,0.2,0.35,0.5 --num-prompts 10 --out docs/results
+    nice -n 10 python benchmarks/disagg.py --configs colocated3,2P1D,1P2D --rates 0.2,0.4,0.6,0.8 \
+        --num-prompts 16 --out docs/results
 
-Writes disagg.json and disagg_attainment.png into --out and prints the markdown table."""
+Writes disagg.json, disagg_attainment.png and disagg_recommend_pd.txt (`ponder sim
+--recommend-pd` at each rate) into --out and prints the markdown table."""
 
 from __future__ import annotations
 
@@ -17,17 +21,29 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 
 from ponder.assets import default_model_dir
+from ponder.profiling.step_log import read_logs
 from ponder.profiling.step_model import StepModel
 from ponder.sim.cluster import ClusterSpec
 from ponder.sim.report import run as sim_run
+from ponder.sim.report import summarize
+from ponder.sim.validate import (
+    RealRequest,
+    Run,
+    calibrate,
+    calibrate_pd,
+    save_runs,
+    simulate_run,
+    steps_outside,
+)
 from ponder.sim.workload import poisson
 
-ENV = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")  # 1 thread a worker, both sides
+ENV = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")  # 1 thread a worker, all sides
 SERVE = [
     sys.executable,
     "-m",
@@ -40,8 +56,25 @@ SERVE = [
 ]
 
 
-def start(port: int, *flags: str) -> subprocess.Popen:
-    return subprocess.Popen([*SERVE, "--port", str(port), *flags], env=ENV)
+# --kv-cache-memory 64MiB of the built-in model: 512 blocks x 16 tokens (its startup line).
+KV_TOKENS = 8192
+
+
+def deployment(config: str) -> tuple[list[str], ClusterSpec]:
+    """`colocatedN` or `XPYD` -> (serve flags, the simulator's cluster)."""
+    if config.startswith("colocated"):
+        n = int(config.removeprefix("colocated"))
+        return ["--data-parallel-size", str(n), "--router-policy", "least-load"], ClusterSpec(
+            colocated=n, kv_tokens=KV_TOKENS
+        )
+    p, d = config.upper().removesuffix("D").split("P")
+    flags = ["--disagg", f"{p}P{d}D", "--kv-connector", "shm", "--router-policy", "least-load"]
+    return flags, ClusterSpec(prefill=int(p), decode=int(d), kv_tokens=KV_TOKENS)
+
+
+def start(port: int, flags: list[str], log_prefix: Path) -> subprocess.Popen:
+    env = dict(ENV, PONDER_STEP_LOG=str(log_prefix))
+    return subprocess.Popen([*SERVE, "--port", str(port), *flags], env=env)
 
 
 def wait_healthy(url: str, process: subprocess.Popen, timeout_s: float = 300) -> None:
@@ -59,9 +92,11 @@ def wait_healthy(url: str, process: subprocess.Popen, timeout_s: float = 300) ->
         time.sleep(0.5)
 
 
-def bench(url: str, rate: float, seed: int, args: argparse.Namespace, name: str, out: Path) -> dict:
+def bench(
+    url: str, rate: float, seed: int, args: argparse.Namespace, name: str, out: Path
+) -> tuple[dict, Run]:
     """One `ponder bench` run; each rate gets its own seed, so no rate finds the prompts of an
-    earlier one in the prefix cache."""
+    earlier one in the prefix cache. Returns its summary and its requests as a Run."""
     command = [
         sys.executable, "-m", "ponder", "bench", "--base-url", url, "--endpoint", "/v1/completions",
         "--tokenizer", str(default_model_dir()), "--dataset", "random",
@@ -70,55 +105,77 @@ def bench(url: str, rate: float, seed: int, args: argparse.Namespace, name: str,
         "--seed", str(seed), "--slo", f"ttft={args.ttft_slo_ms}ms,tpot={args.tpot_slo_ms}ms",
         "--result-dir", str(out / "disagg_raw"), "--result-name", name, "--no-plots", "--no-progress",
     ]  # fmt: skip
+    begin = time.time()
     subprocess.run(command, check=True, env=ENV, stdout=subprocess.DEVNULL)
-    return json.loads((out / "disagg_raw" / f"{name}.json").read_text())["runs"][0]["summary"]
+    run = Run(f"{rate}", begin, time.time())
+    result = json.loads((out / "disagg_raw" / f"{name}.json").read_text())["runs"][0]
+    for r in result["requests"]:
+        if r["success"]:
+            run.requests.append(
+                RealRequest(
+                    r["start_ms"] / 1e3,
+                    r["prompt_tokens"],
+                    r["output_tokens"],
+                    r["ttft_ms"] / 1e3,
+                    r["tpot_ms"] / 1e3,
+                )
+            )
+    return result["summary"], run
 
 
 def decode_transfer_share(router_url: str) -> tuple[float, float, float]:
-    """(transfer s, prefill s, loads) summed on the decode worker so far."""
+    """(transfer s, prefill s, loads) summed over the decode workers so far."""
     workers = httpx.get(router_url + "/disagg/workers", timeout=5).json()["data"]
-    decode = next(w for w in workers if w["role"] == "decode")
-    text = httpx.get(decode["url"] + "/metrics", timeout=5).text
-    values = {}
-    for line in text.splitlines():
-        for key in ("kv_transfer_seconds_total", "kv_transfer_prefill_seconds_total"):
-            if line.startswith(f"ponder:{key} "):
-                values[key] = float(line.split()[-1])
-        if line.startswith('ponder:kv_transfer_loads_total{outcome="ok"}'):
-            values["loads"] = float(line.split()[-1])
-    return values["kv_transfer_seconds_total"], values["kv_transfer_prefill_seconds_total"], values["loads"]
+    totals = [0.0, 0.0, 0.0]
+    for decode in (w for w in workers if w["role"] == "decode"):
+        text = httpx.get(decode["url"] + "/metrics", timeout=5).text
+        for line in text.splitlines():
+            for i, key in enumerate(("kv_transfer_seconds_total ", "kv_transfer_prefill_seconds_total ")):
+                if line.startswith(f"ponder:{key}"):
+                    totals[i] += float(line.split()[-1])
+            if line.startswith('ponder:kv_transfer_loads_total{outcome="ok"}'):
+                totals[2] += float(line.split()[-1])
+    return totals[0], totals[1], totals[2]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rates", default="0.1,0.2,0.35,0.5")
-    parser.add_argument("--num-prompts", type=int, default=10)
-    parser.add_argument("--input-len", type=int, default=320)
-    parser.add_argument("--output-len", type=int, default=24)
-    parser.add_argument("--ttft-slo-ms", type=float, default=6000)
-    parser.add_argument("--tpot-slo-ms", type=float, default=400)
+    parser.add_argument("--configs", default="colocated3,2P1D,1P2D")
+    parser.add_argument("--rates", default="0.2,0.4,0.6,0.8")
+    parser.add_argument("--num-prompts", type=int, default=16)
+    parser.add_argument("--input-len", type=int, default=512)
+    parser.add_argument("--output-len", type=int, default=48)
+    parser.add_argument("--ttft-slo-ms", type=float, default=3000)
+    parser.add_argument("--tpot-slo-ms", type=float, default=150)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--sim-requests", type=int, default=400, help="long Poisson trace per rate (expectation)"
+    )
     parser.add_argument("--out", default="docs/results")
     args = parser.parse_args()
     out = Path(args.out)
+    raw = out / "disagg_raw"
+    raw.mkdir(parents=True, exist_ok=True)
     rates = [float(r) for r in args.rates.split(",")]
-    profile_path = out / "disagg_raw" / "disagg_profile.json"
-    profile_path.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [sys.executable, "-m", "ponder", "profile", "--quick", "-o", str(profile_path)], check=True, env=ENV
-    )
-    model = StepModel.load(profile_path)
-    colocated = start(8711, "--data-parallel-size", "2", "--router-policy", "least-load")
-    disagg = start(8712, "--disagg", "1P1D", "--kv-connector", "shm", "--router-policy", "least-load")
-    urls = {"colocated": "http://127.0.0.1:8711", "1P1D": "http://127.0.0.1:8712"}
+    configs = args.configs.split(",")
+    stamp = int(time.time())
+    servers, urls, specs, runs = {}, {}, {}, {c: [] for c in configs}
+    for k, config in enumerate(configs):
+        flags, specs[config] = deployment(config)
+        servers[config] = start(8711 + k, flags, raw / f"steps-{stamp}-{config}")
+        urls[config] = f"http://127.0.0.1:{8711 + k}"
     rows = []
     try:
-        wait_healthy(urls["colocated"], colocated)
-        wait_healthy(urls["1P1D"], disagg)
+        for config in configs:
+            wait_healthy(urls[config], servers[config])
         for index, rate in enumerate(rates):
-            for config, url in urls.items():
-                before = decode_transfer_share(url) if config == "1P1D" else None
-                summary = bench(url, rate, args.seed + index, args, f"disagg-{config}-{rate}", out)
+            for config in configs:
+                url, disagg = urls[config], specs[config].disaggregated
+                before = decode_transfer_share(url) if disagg else None
+                summary, run = bench(
+                    url, rate, args.seed + index, args, f"disagg-{stamp}-{config}-{rate}", out
+                )
+                runs[config].append(run)
                 row = {
                     "config": config,
                     "rate": rate,
@@ -135,41 +192,109 @@ def main() -> None:
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     finally:
-        for process in (colocated, disagg):
+        for process in servers.values():
             process.terminate()
-        for process in (colocated, disagg):
+        for process in servers.values():
             process.wait(120)
+    for config in configs:
+        save_runs(raw / f"steps-{stamp}-{config}-runs.json", runs[config], config=config)
     transfer_s = statistics.mean(
         [r["transfer_ms_mean"] / 1000 for r in rows if r.get("transfer_ms_mean")] or [0.0]
     )
-    for row in rows:
-        reqs = poisson(
-            row["rate"], max(args.num_prompts, 200), args.input_len, args.output_len, seed=args.seed
+    slo = (args.ttft_slo_ms / 1000, args.tpot_slo_ms / 1000)
+    models: dict[str, tuple[StepModel, StepModel | None]] = {}
+    for config in configs:
+        logs = {
+            role: read_logs(sorted(raw.glob(f"steps-{stamp}-{config}.{role}.*.jsonl")))
+            for role in ("colocated", "prefill", "decode")
+        }
+        spec = specs[config] = replace(
+            specs[config], kv_transfer_s=transfer_s if specs[config].disaggregated else 0.0
         )
-        spec = (
-            ClusterSpec(colocated=2)
-            if row["config"] == "colocated"
-            else ClusterSpec(prefill=1, decode=1, kv_transfer_s=transfer_s)
-        )
-        report = sim_run(reqs, spec, model, args.ttft_slo_ms / 1000, args.tpot_slo_ms / 1000)
-        row["sim_attainment_pct"] = round(100 * report.attainment, 1)
-        row["sim_ttft_p50_ms"] = round(1000 * report.ttft["p50"], 1)
-        row["sim_tpot_p50_ms"] = round(1000 * report.tpot["p50"], 1)
+
+        models[config] = fit_deployment(logs, spec, runs[config])
+        for index, run in enumerate(runs[config]):
+            # Held out: this rate's steps and requests are not in its calibration.
+            others = [r for k, r in enumerate(runs[config]) if k != index]
+            model, decode_model = fit_deployment(logs, spec, others, exclude=run)
+            row = next(r for r in rows if r["config"] == config and r["rate"] == rates[index])
+            same = summarize(simulate_run(run, spec, model, decode_model), *slo)
+            trace = poisson(rates[index], args.sim_requests, args.input_len, args.output_len, seed=args.seed)
+            long = sim_run(trace, spec, model, *slo, decode_model)
+            row["sim_attainment_pct"] = round(100 * same.attainment, 1)
+            row["sim_long_attainment_pct"] = round(100 * long.attainment, 1)
+            row["sim_ttft_p50_ms"] = round(1000 * same.ttft["p50"], 1)
+            row["sim_tpot_p50_ms"] = round(1000 * same.tpot["p50"], 1)
+    # `ponder sim --recommend-pd`: colocated workers from the colocated run's steps, P/D workers
+    # from the prefill and decode workers' steps (of the first disaggregated config).
+    profiles = {}
+    colocated = next((c for c in configs if c.startswith("colocated")), None)
+    disagg = next((c for c in configs if specs[c].disaggregated), None)
+    if colocated:
+        profiles["--profile"] = models[colocated][0]
+    if disagg:
+        profiles["--prefill-profile"], profiles["--decode-profile"] = models[disagg]
+        profiles.setdefault("--profile", models[disagg][0])
+    paths = {}
+    for flag, model in profiles.items():
+        paths[flag] = raw / f"disagg-{stamp}-{flag.strip('-')}.json"
+        model.save(paths[flag], device="CPU, 2 cores, shared (fitted from the step log)")
+    recommend = recommend_pd(paths, rates, len_workers(specs[configs[0]]), transfer_s, args)
+    (out / "disagg_recommend_pd.txt").write_text(recommend)
     (out / "disagg.json").write_text(
-        json.dumps({"args": vars(args), "profile": str(model), "rows": rows}, indent=2)
+        json.dumps(
+            {
+                "args": vars(args),
+                "models": {c: [str(m) for m in ms] for c, ms in models.items()},
+                "rows": rows,
+            },
+            indent=2,
+        )
     )
-    plot(rows, args, out / "disagg_attainment.png")
-    print_table(rows, args, model)
+    plot(rows, configs, args, out / "disagg_attainment.png")
+    print_table(rows, configs, models)
+    print(recommend)
 
 
-def plot(rows: list[dict], args: argparse.Namespace, path: Path) -> None:
+def fit_deployment(logs: dict, spec: ClusterSpec, calibration_runs: list[Run], exclude: Run | None = None):
+    """One model per role: a decode worker's steps are not a prefill worker's batch mix."""
+    records = {role: steps_outside(r, [exclude]) if exclude else r for role, r in logs.items()}
+    if spec.disaggregated:
+        return calibrate_pd(records["prefill"], records["decode"], calibration_runs, spec)
+    return calibrate(records["colocated"], calibration_runs, spec), None
+
+
+def len_workers(spec: ClusterSpec) -> int:
+    return spec.prefill + spec.decode if spec.disaggregated else spec.colocated
+
+
+def recommend_pd(profiles: dict[str, Path], rates: list[float], total: int, transfer_s: float, args) -> str:
+    text = []
+    flags = [item for flag, path in profiles.items() for item in (flag, str(path))]
+    for rate in rates:
+        command = [
+            sys.executable, "-m", "ponder", "sim", *flags, "--recommend-pd", str(total),
+            "--rate", str(rate), "--num-requests", str(args.sim_requests), "--input-len", str(args.input_len),
+            "--output-len", str(args.output_len), "--ttft-slo-ms", str(args.ttft_slo_ms),
+            "--tpot-slo-ms", str(args.tpot_slo_ms), "--kv-transfer-ms", f"{transfer_s * 1e3:.1f}",
+            "--kv-tokens", str(KV_TOKENS),
+        ]  # fmt: skip
+        result = subprocess.run(command, check=True, capture_output=True, text=True, env=ENV)
+        text.append(f"$ ponder sim {' '.join(command[4:])}\n{result.stdout}")
+    return "\n".join(text)
+
+
+COLORS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"]
+
+
+def plot(rows: list[dict], configs: list[str], args: argparse.Namespace, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(6, 4))
-    for config, color in (("colocated", "tab:blue"), ("1P1D", "tab:orange")):
+    figure, axes = plt.subplots(figsize=(6.5, 4.2))
+    for config, color in zip(configs, COLORS):
         mine = [r for r in rows if r["config"] == config]
         rates = [r["rate"] for r in mine]
         axes.plot(rates, [r["attainment_pct"] for r in mine], "o-", color=color, label=f"{config} measured")
@@ -179,33 +304,38 @@ def plot(rows: list[dict], args: argparse.Namespace, path: Path) -> None:
     axes.set_ylabel("SLO attainment (%)")
     axes.set_title(
         f"in {args.input_len} / out {args.output_len}, TTFT<={args.ttft_slo_ms:g} ms, "
-        f"TPOT<={args.tpot_slo_ms:g} ms\nbuilt-in model, CPU 2 cores shared, 2 workers each"
+        f"TPOT<={args.tpot_slo_ms:g} ms\nbuilt-in model, CPU 2 cores shared, 1 thread per worker",
+        fontsize=9,
     )
-    axes.legend(fontsize=8)
+    axes.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
 
 
 HEADER = (
-    "| config | rate req/s | attainment % | sim % | TTFT p50 ms (sim) | TPOT p50 ms (sim) "
-    "| transfer / prefill |"
+    "| config | rate req/s | attainment % | sim % (same trace) | sim % (long trace) "
+    "| TTFT p50 ms (sim) | TPOT p50 ms (sim) | transfer / prefill |"
 )
 
 
-def print_table(rows: list[dict], args: argparse.Namespace, model: StepModel) -> None:
-    print(f"\nprofile: {model}")
+def print_table(rows: list[dict], configs: list[str], models: dict) -> None:
+    for config, (model, decode_model) in models.items():
+        print(
+            f"{config}: fitted on all its steps: {model}"
+            + (f"; decode: {decode_model}" if decode_model else "")
+        )
     print(HEADER)
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         share = (
             f"{r['transfer_share_pct']}% ({r['transfer_ms_mean']} ms)" if r.get("transfer_share_pct") else "-"
         )
         print(
             f"| {r['config']} | {r['rate']} | {r['attainment_pct']} | {r['sim_attainment_pct']} | "
-            f"{r['ttft_p50_ms']:.0f} ({r['sim_ttft_p50_ms']:.0f}) | {r['tpot_p50_ms']:.0f} "
-            f"({r['sim_tpot_p50_ms']:.0f}) | {share} |"
+            f"{r['sim_long_attainment_pct']} | {r['ttft_p50_ms']:.0f} ({r['sim_ttft_p50_ms']:.0f}) | "
+            f"{r['tpot_p50_ms']:.0f} ({r['sim_tpot_p50_ms']:.0f}) | {share} |"
         )
-    for config in ("colocated", "1P1D"):
+    for config in configs:
         ok = [r["rate"] for r in rows if r["config"] == config and (r["attainment_pct"] or 0) >= 90]
         sim_ok = [r["rate"] for r in rows if r["config"] == config and r["sim_attainment_pct"] >= 90]
         print(

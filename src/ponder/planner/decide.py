@@ -68,11 +68,11 @@ class Capacity:
 
     def prefill_s(self, input_len: float) -> float:
         n = max(1.0, input_len)
-        return self.model.step_time(int(n), 1, n * n / 2)
+        return self.model.step_time(int(n), 1, n * n / 2, 1)
 
     def decode_step_s(self, batch: float, context: float) -> float:
         b = max(1.0, batch)
-        return self.model.step_time(int(b), int(b), b * (context + 0.5))
+        return self.model.step_time(int(b), int(b), b * (context + 0.5), int(b))
 
     def decode_batch(self, context: float, tpot_slo_s: float) -> int:
         """Largest batch whose step stays within the TPOT SLO (0: not even one sequence)."""

@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-import time
-
 from ponder.engine.llm_engine import LLMEngine
 from ponder.engine.sampling_params import SamplingParams
-from ponder.profiling.step_model import StepModel, attn_work, fit
+from ponder.profiling.step_log import StepLog
+from ponder.profiling.step_model import StepModel, fit
 
-Row = tuple[int, int, float, float]
+Row = tuple[int, int, float, int, float]  # tokens, seqs, attn, sampled, seconds
 
 
 def measure_steps(engine: LLMEngine, shapes: list[tuple[int, int, int]], vocab: int = 600) -> list[Row]:
-    """shapes: (batch, input_len, output_len). Wraps the scheduler to see each step's batch."""
-    rows: list[Row] = []
-    scheduler = engine.scheduler
-    original = scheduler.schedule
-    seen: list[tuple[int, int, float]] = []
-
-    def schedule():
-        batch = original()
-        computed = [s.num_computed_tokens for s in batch.seqs]
-        seen.append((batch.num_tokens, len(batch.seqs), attn_work(batch.num_new_tokens, computed)))
-        return batch
-
-    scheduler.schedule = schedule  # type: ignore[method-assign]
+    """shapes: (batch, input_len, output_len): `batch` requests at once, run to completion, so
+    each shape gives prefill steps (chunked by the token budget) then decode steps of `batch`
+    sequences at contexts input_len..input_len+output_len."""
+    log = StepLog(engine)
     try:
         counter = 0
         for batch, in_len, out_len in shapes:
@@ -34,19 +24,19 @@ def measure_steps(engine: LLMEngine, shapes: list[tuple[int, int, int]], vocab: 
                 engine.add_request(f"p{counter}", prompt, params)
                 counter += 1
             while engine.has_unfinished_requests():
-                seen.clear()
-                start = time.perf_counter()
                 engine.step()
-                elapsed = time.perf_counter() - start
-                if seen and seen[0][1]:
-                    rows.append((*seen[0], elapsed))
     finally:
-        scheduler.schedule = original  # type: ignore[method-assign]
-    return rows
+        log.close()
+    return log.rows()
 
 
 QUICK_SHAPES = [(1, 16, 2), (2, 32, 3), (4, 8, 4), (1, 64, 2)]
 DEFAULT_SHAPES = [(1, 16, 4), (1, 128, 4), (1, 512, 4), (4, 64, 16), (8, 128, 16), (16, 32, 24), (2, 256, 8)]
+
+
+def grid_shapes(batches: list[int], input_lens: list[int], output_len: int) -> list[tuple[int, int, int]]:
+    """Every (decode batch, context) pair: prefill chunks of each length, decodes of each batch."""
+    return [(b, n, output_len) for b in batches for n in input_lens]
 
 
 def profile(

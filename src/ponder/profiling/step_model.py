@@ -1,12 +1,17 @@
-"""Step-time model: t = overhead + per_token*tokens + per_seq*seqs + per_attn*attention work.
+"""Step-time model: t = overhead + per_token*tokens + per_seq*seqs + per_attn*attention work
++ per_sample*sampled, plus a fixed per-request latency (request_overhead_s) the simulator adds
+before a request reaches a worker (HTTP, validation, first delivery).
 
 Attention work of a step is sum over its sequences of new_tokens * (context before + new/2): the
-query-key pairs it computes. Fitted by least squares on measured engine steps, so the per-step
-overhead (scheduling, sampling, detokenizing) is measured, not guessed."""
+query-key pairs it computes. `sampled` counts the sequences that sample a token (decodes and
+last prefill chunks): sampling, detokenizing and streaming cost per token, not per input token.
+Fitted by least squares on measured engine steps, so the per-step overhead (scheduling,
+sampling, detokenizing) is measured, not guessed."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,9 +24,17 @@ class StepModel:
     per_token_s: float
     per_seq_s: float
     per_attn_s: float
+    per_sample_s: float = 0.0
+    request_overhead_s: float = 0.0
 
-    def step_time(self, tokens: int, seqs: int, attn: float) -> float:
-        return self.overhead_s + self.per_token_s * tokens + self.per_seq_s * seqs + self.per_attn_s * attn
+    def step_time(self, tokens: int, seqs: int, attn: float, sampled: int = 0) -> float:
+        return (
+            self.overhead_s
+            + self.per_token_s * tokens
+            + self.per_seq_s * seqs
+            + self.per_attn_s * attn
+            + self.per_sample_s * sampled
+        )
 
     def save(self, path: str | Path, **extra: object) -> None:
         Path(path).write_text(json.dumps({"step_model": asdict(self), **extra}, indent=2))
@@ -39,18 +52,52 @@ def attn_work(new_tokens: list[int], computed: list[int]) -> float:
     return float(sum(n * (c + n / 2) for n, c in zip(new_tokens, computed)))
 
 
-def fit(rows: list[tuple[int, int, float, float]]) -> StepModel:
-    """rows: (tokens, seqs, attn, seconds) per measured step; coefficients clipped at 0."""
+def fit(rows: Sequence[Sequence[float]], stall: float | None = 3.0) -> StepModel:
+    """rows: (tokens, seqs, attn, seconds) or (tokens, seqs, attn, sampled, seconds) per measured
+    step. Coefficients are kept >= 0 (a negative one is noise: it is dropped and the rest refit).
+    A second pass weights each step by 1/predicted time, so the many small decode steps count as
+    much as the few long prefills (relative error), while the fit stays one of the mean.
+    stall: a step slower than stall x its prediction is a stall (on a shared host the process
+    was off the CPU), not a cost of its batch; those are left out of a last refit. None keeps all."""
     import numpy as np
 
     if len(rows) < 4:
         raise InvalidRequestError("need at least 4 measured steps to fit", param="steps")
-    x = np.array([[1.0, r[0], r[1], r[2]] for r in rows])
-    y = np.array([r[3] for r in rows])
-    coef = np.linalg.lstsq(x, y, rcond=None)[0]
-    # A negative term is noise: drop it and refit the rest.
-    keep = [i for i in range(4) if coef[i] > 0 or i == 0]
-    coef2 = np.zeros(4)
-    coef2[keep] = np.linalg.lstsq(x[:, keep], y, rcond=None)[0]
-    coef2 = np.maximum(coef2, 0.0)
-    return StepModel(*(float(c) for c in coef2))
+    if len({len(r) for r in rows}) != 1 or len(rows[0]) not in (4, 5):
+        raise InvalidRequestError("steps must all be (tokens, seqs, attn[, sampled], seconds)", param="steps")
+    data = np.array(rows, dtype=float)
+    features = data[:, :-1] if data.shape[1] == 5 else np.column_stack([data[:, :3], np.zeros(len(data))])
+    x = np.column_stack([np.ones(len(data)), features])
+    y = data[:, -1]
+    floor = max(float(np.median(y)) * 1e-3, 1e-9)
+
+    def weighted(keep):
+        coef = _nonnegative_lstsq(x[keep], y[keep])
+        predicted = np.maximum(x[keep] @ coef, floor)
+        return _nonnegative_lstsq(x[keep] / predicted[:, None], y[keep] / predicted)
+
+    everything = np.ones(len(y), dtype=bool)
+    coef = weighted(everything)
+    if stall is not None:
+        normal = y <= stall * np.maximum(x @ coef, floor)
+        if normal.sum() >= 4 and not normal.all():
+            coef = weighted(normal)
+    return StepModel(*(float(c) for c in coef))
+
+
+def stalls(model: StepModel, rows: Sequence[Sequence[float]], stall: float = 3.0) -> int:
+    """How many of these 5-column rows are stalls by `fit`'s rule under this model."""
+    return sum(1 for t, s, a, k, y in rows if y > stall * model.step_time(int(t), int(s), a, int(k)))
+
+
+def _nonnegative_lstsq(x, y):
+    import numpy as np
+
+    keep = [i for i in range(x.shape[1]) if np.any(x[:, i] != 0) or i == 0]
+    while True:
+        coef = np.zeros(x.shape[1])
+        coef[keep] = np.linalg.lstsq(x[:, keep], y, rcond=None)[0]
+        negative = [i for i in keep if i != 0 and coef[i] < 0]
+        if not negative:
+            return np.maximum(coef, 0.0)
+        keep.remove(min(negative, key=lambda i: coef[i]))

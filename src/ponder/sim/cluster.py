@@ -21,6 +21,8 @@ class ClusterSpec:
     router: str = "least_loaded"  # | "round_robin"
     kv_transfer_s: float = 0.0  # fixed cost per hand-off
     kv_transfer_s_per_token: float = 0.0
+    kv_tokens: int = 0  # KV pool per worker in tokens (0: unlimited); full -> preemption
+    block_size: int = 16
 
     def __post_init__(self) -> None:
         if self.prefill < 0 or self.decode < 0 or self.colocated < 0:
@@ -31,6 +33,8 @@ class ClusterSpec:
             raise InvalidRequestError("need at least one worker", param="workers")
         if self.router not in ("least_loaded", "round_robin"):
             raise InvalidRequestError(f"unknown router {self.router!r}", param="router")
+        if self.kv_tokens < 0 or self.block_size < 1:
+            raise InvalidRequestError("kv_tokens must be >= 0 and block_size >= 1", param="kv_tokens")
         if self.budget < 1 or self.max_seqs < 1:
             raise InvalidRequestError("budget and max_seqs must be >= 1", param="budget")
 
@@ -56,7 +60,15 @@ def simulate(
 ) -> list[SimRequest]:
     """Runs every request to completion; fills first_token and finished in place."""
     ids = itertools.count()
-    make = lambda n, m: [SimWorker(next(ids), m, spec.budget, spec.max_seqs) for _ in range(n)]  # noqa: E731
+    blocks = spec.kv_tokens // spec.block_size
+    if blocks and any(r.input_len + r.output_len > blocks * spec.block_size for r in requests):
+        raise InvalidRequestError("a request needs more KV than a worker's pool holds", param="kv_tokens")
+
+    def make(n: int, m: StepModel) -> list[SimWorker]:
+        return [
+            SimWorker(next(ids), m, spec.budget, spec.max_seqs, blocks, spec.block_size) for _ in range(n)
+        ]
+
     if spec.disaggregated:
         front, back = make(spec.prefill, model), make(spec.decode, decode_model or model)
     else:
@@ -64,8 +76,8 @@ def simulate(
     front_router, back_router = _Router(front, spec.router), (_Router(back, spec.router) if back else None)
     events: list[tuple[float, int, int, object]] = []  # (time, kind order, seq, payload)
     tie = itertools.count()
-    for req in requests:
-        heapq.heappush(events, (req.arrival, 1, next(tie), req))
+    for req in requests:  # the fixed per-request cost (HTTP, validation) before the engine sees it
+        heapq.heappush(events, (req.arrival + model.request_overhead_s, 1, next(tie), req))
 
     def kick(worker: SimWorker, now: float) -> None:
         if worker.busy_until is None:
@@ -87,7 +99,7 @@ def simulate(
         elif isinstance(payload, SimRequest):
             target = 1 if spec.disaggregated else payload.output_len
             worker = front_router.pick()
-            worker.waiting.append(SimSeq(payload, payload.input_len, 0, 0, target))
+            worker.add(SimSeq(payload, payload.input_len, 0, 0, target))
             kick(worker, now)
         else:  # KV arrived on a decode worker: it continues without recomputing the prompt
             assert isinstance(payload, SimSeq) and back_router is not None
@@ -96,6 +108,6 @@ def simulate(
                 seq.req.finished = now
                 continue
             worker = back_router.pick()
-            worker.waiting.append(SimSeq(seq.req, seq.num_tokens, seq.num_tokens - 1, 1, seq.req.output_len))
+            worker.add(SimSeq(seq.req, seq.num_tokens, seq.num_tokens - 1, 1, seq.req.output_len))
             kick(worker, now)
     return requests

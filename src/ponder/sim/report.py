@@ -49,15 +49,28 @@ def summarize(reqs: list[SimRequest], ttft_slo: float, tpot_slo: float) -> SimRe
 
 
 def run(
-    reqs: list[SimRequest], spec: ClusterSpec, model: StepModel, ttft_slo: float, tpot_slo: float
+    reqs: list[SimRequest],
+    spec: ClusterSpec,
+    model: StepModel,
+    ttft_slo: float,
+    tpot_slo: float,
+    decode_model: StepModel | None = None,
 ) -> SimReport:
-    return summarize(simulate(copy.deepcopy(reqs), spec, model), ttft_slo, tpot_slo)
+    return summarize(simulate(copy.deepcopy(reqs), spec, model, decode_model), ttft_slo, tpot_slo)
 
 
 def sweep_pd(
-    reqs: list[SimRequest], total: int, base: ClusterSpec, model: StepModel, ttft_slo: float, tpot_slo: float
+    reqs: list[SimRequest],
+    total: int,
+    base: ClusterSpec,
+    model: StepModel,
+    ttft_slo: float,
+    tpot_slo: float,
+    prefill_model: StepModel | None = None,
+    decode_model: StepModel | None = None,
 ) -> list[tuple[str, SimReport]]:
-    """Every P:D split of `total` workers plus colocated; best attainment (then goodput) first."""
+    """Every P:D split of `total` workers plus colocated; best attainment (then goodput) first.
+    `model` runs the colocated workers; prefill_model/decode_model (default: `model`) the P/D ones."""
     results = [
         (
             f"colocated x{total}",
@@ -66,5 +79,8 @@ def sweep_pd(
     ]
     for p in range(1, total):
         spec = replace(base, prefill=p, decode=total - p)
-        results.append((f"{p}P{total - p}D", run(reqs, spec, model, ttft_slo, tpot_slo)))
+        front = prefill_model or model
+        results.append(
+            (f"{p}P{total - p}D", run(reqs, spec, front, ttft_slo, tpot_slo, decode_model or front))
+        )
     return sorted(results, key=lambda r: (-r[1].attainment, -r[1].goodput))
