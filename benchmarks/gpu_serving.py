@@ -145,7 +145,8 @@ def server_command(server: str, model: str, port: int) -> list[str]:
             "bfloat16",
         ]
     return ["transformers", "serve", model, "--continuous-batching", "--device", DEVICE, "--dtype",
-            "bfloat16", "--port", str(port), "--host", "127.0.0.1", *os.environ.get("PEER_ARGS", "").split()]  # fmt: skip
+            "bfloat16", "--port", str(port), "--host", "127.0.0.1",
+            *os.environ.get("PEER_ARGS", "").split()]  # e.g. PEER_ARGS=--cb-use-cuda-graph; fmt: skip
 
 
 def wait_ready(url: str, proc: subprocess.Popen, timeout: float) -> None:
