@@ -144,9 +144,21 @@ def server_command(server: str, model: str, port: int) -> list[str]:
             "--dtype",
             "bfloat16",
         ]
-    return ["transformers", "serve", model, "--continuous-batching", "--device", DEVICE, "--dtype",
-            "bfloat16", "--port", str(port), "--host", "127.0.0.1",
-            *os.environ.get("PEER_ARGS", "").split()]  # e.g. PEER_ARGS=--cb-use-cuda-graph; fmt: skip
+    return [
+        "transformers",
+        "serve",
+        model,
+        "--continuous-batching",
+        "--device",
+        DEVICE,
+        "--dtype",
+        "bfloat16",
+        "--port",
+        str(port),
+        "--host",
+        "127.0.0.1",
+        *os.environ.get("PEER_ARGS", "").split(),
+    ]  # e.g. PEER_ARGS=--cb-use-cuda-graph; fmt: skip
 
 
 def wait_ready(url: str, proc: subprocess.Popen, timeout: float) -> None:
