@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--context", type=int, default=32768)
     parser.add_argument("--steps", type=int, default=24)
     parser.add_argument("--scheduling", default="async,sync")
+    parser.add_argument("--trace-dir", type=Path, help="write one Chrome trace per mode here")
     args = parser.parse_args()
     model_dir = Path(tempfile.mkdtemp()) / args.shape
     make_checkpoint(args.shape, model_dir)
@@ -72,6 +73,9 @@ def main() -> None:
             " ".join(f"{w:.1f}" for w in waits),
         )
         table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=18)
+        if args.trace_dir is not None:
+            args.trace_dir.mkdir(parents=True, exist_ok=True)
+            prof.export_chrome_trace(str(args.trace_dir / f"{mode}_b{args.batch}_c{args.context}.json"))
         print(table)
         while engine.has_unfinished_requests():
             engine.step()
