@@ -29,10 +29,18 @@ def main() -> None:
     parser.add_argument("--context", type=int, default=32768)
     parser.add_argument("--steps", type=int, default=24)
     parser.add_argument("--scheduling", default="async,sync")
+    parser.add_argument("--model-dir", type=Path, help="an existing checkpoint of --shape")
+    parser.add_argument(
+        "--async-min-batch-size",
+        type=int,
+        default=1,
+        help="the engine finishes smaller steps synchronously (1: every step stays in flight)",
+    )
     parser.add_argument("--trace-dir", type=Path, help="write one Chrome trace per mode here")
     args = parser.parse_args()
-    model_dir = Path(tempfile.mkdtemp()) / args.shape
-    make_checkpoint(args.shape, model_dir)
+    model_dir = args.model_dir or Path(tempfile.mkdtemp()) / args.shape
+    if args.model_dir is None:
+        make_checkpoint(args.shape, model_dir)
     torch.cuda.empty_cache()
     llm = ponder_llm(
         model_dir,
@@ -43,6 +51,7 @@ def main() -> None:
     from ponder import SamplingParams
 
     engine = llm.engine
+    engine._async_min_batch_size = args.async_min_batch_size
     prompts = random_prompts(args.batch, args.context - 1, seed=1)
     for mode in args.scheduling.split(","):
         engine.async_scheduling = mode == "async"

@@ -189,6 +189,14 @@ def ponder_llm(model_dir: Path, **kwargs):
     return llm
 
 
+def set_scheduling(engine, mode: str) -> None:
+    """sync; async (the engine's default: steps under async_min_batch_size sequences finish
+    synchronously); async1 (every step stays in flight, however small)."""
+    engine.async_scheduling = mode.startswith("async")
+    default = engine.config.scheduler.async_min_batch_size
+    engine._async_min_batch_size = 1 if mode == "async1" else default
+
+
 @dataclass
 class DecodeStep:
     wall: float  # seconds engine.step() took
@@ -364,7 +372,7 @@ def section_ponder(name: str, args, state) -> None:
     arch = read_arch_config(model_dir)
     run_steps(llm, prompts, 2)  # warm-up at the measured shapes: kernels compile, buffers grow
     for mode in args.scheduling:
-        llm.engine.async_scheduling = mode == "async"  # same engine, same graphs: a fair A/B
+        set_scheduling(llm.engine, mode)  # same engine, same graphs: a fair A/B
         llm.engine.reset_prefix_cache()  # no run may reuse an earlier run's prompts
         result = run_steps(llm, prompts, args.output_len)
         assert result["generated"] == total, result["generated"]
@@ -433,7 +441,7 @@ def section_long(args, state) -> None:
     for batch in (1, 4):
         prompts = random_prompts(batch, context - 1, seed=batch)
         for mode in args.scheduling:
-            llm.engine.async_scheduling = mode == "async"
+            set_scheduling(llm.engine, mode)
             llm.engine.reset_prefix_cache()
             result = run_steps(llm, prompts, decode_tokens)
             record(
@@ -507,7 +515,8 @@ def main() -> None:
     parser.add_argument(
         "--scheduling",
         default="async,sync",
-        help="ponder runs, in order, on one engine: async (the default engine), sync (the baseline)",
+        help="ponder runs, in order, on one engine: async (the default engine), async1 (every step "
+        "in flight, even of one sequence), sync (the baseline)",
     )
     parser.add_argument(
         "--no-async-scheduling",
