@@ -123,19 +123,67 @@ def bench(
     return result["summary"], run
 
 
-def decode_transfer_share(router_url: str) -> tuple[float, float, float]:
-    """(transfer s, prefill s, loads) summed over the decode workers so far."""
+def decode_transfer_share(router_url: str) -> dict[str, float]:
+    """transfer_totals over the decode workers' /metrics, now."""
     workers = httpx.get(router_url + "/disagg/workers", timeout=5).json()["data"]
-    totals = [0.0, 0.0, 0.0]
-    for decode in (w for w in workers if w["role"] == "decode"):
-        text = httpx.get(decode["url"] + "/metrics", timeout=5).text
-        for line in text.splitlines():
-            for i, key in enumerate(("kv_transfer_seconds_total ", "kv_transfer_prefill_seconds_total ")):
-                if line.startswith(f"ponder:{key}"):
-                    totals[i] += float(line.split()[-1])
-            if line.startswith('ponder:kv_transfer_loads_total{outcome="ok"}'):
-                totals[2] += float(line.split()[-1])
-    return totals[0], totals[1], totals[2]
+    texts = [httpx.get(w["url"] + "/metrics", timeout=5).text for w in workers if w["role"] == "decode"]
+    return transfer_totals(texts)
+
+
+TRANSFER_SAMPLES = {
+    "ponder:kv_transfer_seconds_total": "transfer_s",
+    "ponder:kv_transfer_prefill_seconds_total": "prefill_s",
+}
+
+
+def transfer_totals(texts: list[str]) -> dict[str, float]:
+    """Summed over these decode workers' metrics texts: transfer and prefill seconds, loads ok and
+    failed, failed loads recomputed. Parsed with prometheus_client (labels, any order), so a
+    worker whose loads all failed shows as failed loads, not as a missing number."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    totals = dict.fromkeys(("transfer_s", "prefill_s", "loads_ok", "loads_failed", "recomputed"), 0.0)
+    for text in texts:
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name in TRANSFER_SAMPLES:
+                    totals[TRANSFER_SAMPLES[sample.name]] += sample.value
+                elif sample.name == "ponder:kv_transfer_loads_total":
+                    totals[f"loads_{sample.labels['outcome']}"] += sample.value
+                elif (
+                    sample.name == "ponder:kv_transfer_fallbacks_total"
+                    and sample.labels["action"] == "recompute"
+                ):
+                    totals["recomputed"] += sample.value
+    return totals
+
+
+def transfer_fields(before: dict[str, float], after: dict[str, float]) -> dict:
+    """A rate's row fields from the totals before and after it."""
+    delta = {key: after[key] - before[key] for key in after}
+    ok, prefill = delta["loads_ok"], delta["prefill_s"]
+    return {
+        "transfer_share_pct": round(100 * delta["transfer_s"] / prefill, 2) if prefill else None,
+        "transfer_ms_mean": round(1000 * delta["transfer_s"] / ok, 1) if ok else None,
+        "loads_ok": int(ok),
+        "loads_failed": int(delta["loads_failed"]),
+    }
+
+
+def share_cell(row: dict) -> str:
+    """The table's transfer column: the share and mean time, and any failed loads (each of which
+    the decode worker waited out, --kv-transfer-timeout, then recomputed)."""
+    if "loads_ok" not in row and row.get("transfer_share_pct") is None:
+        return "-"
+    text = (
+        f"{row['transfer_share_pct']}% ({row['transfer_ms_mean']} ms)"
+        if row.get("transfer_share_pct") is not None and row.get("transfer_ms_mean") is not None
+        else "no load ok"
+    )
+    failed = row.get("loads_failed", 0)
+    if failed:
+        text += f"; {failed} of {failed + row.get('loads_ok', 0)} loads failed"
+    return text
 
 
 def main() -> None:
@@ -185,10 +233,7 @@ def main() -> None:
                     "failed": summary["failed"],
                 }
                 if before is not None:
-                    after = decode_transfer_share(url)
-                    transfer, prefill, loads = (a - b for a, b in zip(after, before))
-                    row["transfer_share_pct"] = round(100 * transfer / prefill, 2) if prefill else None
-                    row["transfer_ms_mean"] = round(1000 * transfer / loads, 1) if loads else None
+                    row.update(transfer_fields(before, decode_transfer_share(url)))
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     finally:
@@ -288,8 +333,11 @@ COLORS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"]
 
 
 def plot(rows: list[dict], configs: list[str], args: argparse.Namespace, path: Path) -> None:
-    import matplotlib
-
+    try:
+        import matplotlib
+    except ImportError:
+        print("no matplotlib: no plot")
+        return
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -327,9 +375,7 @@ def print_table(rows: list[dict], configs: list[str], models: dict) -> None:
     print(HEADER)
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        share = (
-            f"{r['transfer_share_pct']}% ({r['transfer_ms_mean']} ms)" if r.get("transfer_share_pct") else "-"
-        )
+        share = share_cell(r)
         print(
             f"| {r['config']} | {r['rate']} | {r['attainment_pct']} | {r['sim_attainment_pct']} | "
             f"{r['sim_long_attainment_pct']} | {r['ttft_p50_ms']:.0f} ({r['sim_ttft_p50_ms']:.0f}) | "
