@@ -37,8 +37,12 @@ from ponder.sim.validate import (
     Run,
     calibrate,
     calibrate_pd,
+    load_runs,
+    metrics_real,
+    metrics_sim,
     save_runs,
     simulate_run,
+    steps_in,
     steps_outside,
 )
 from ponder.sim.workload import poisson
@@ -200,7 +204,16 @@ def main() -> None:
         "--sim-requests", type=int, default=400, help="long Poisson trace per rate (expectation)"
     )
     parser.add_argument("--out", default="docs/results")
+    parser.add_argument(
+        "--reanalyze",
+        default=None,
+        metavar="STAMP",
+        help="report on the saved runs and step logs of --out/disagg_raw/steps-STAMP-*, run nothing",
+    )
     args = parser.parse_args()
+    if args.reanalyze:
+        print(reanalyze(Path(args.out) / "disagg_raw", args.reanalyze, args))
+        return
     out = Path(args.out)
     raw = out / "disagg_raw"
     raw.mkdir(parents=True, exist_ok=True)
@@ -299,6 +312,54 @@ def main() -> None:
     plot(rows, configs, args, out / "disagg_attainment.png")
     print_table(rows, configs, models)
     print(recommend)
+
+
+def failed_share(decode_steps: list, run: Run) -> float:
+    """Hand-offs of this run that failed, inferred from the decode workers' step log: a decode
+    step computing at least half a prompt is a recompute after a failed load (a working hand-off
+    leaves only decodes there)."""
+    prompt = min(r.input_len for r in run.requests)
+    recomputes = sum(1 for r in steps_in(decode_steps, run) if r.tokens >= prompt // 2)
+    return min(1.0, recomputes / len(run.requests)) if run.requests else 0.0
+
+
+def reanalyze(raw: Path, stamp: str, args: argparse.Namespace) -> str:
+    """Per saved deployment and rate: measured TTFT/TPOT p50, the simulator held out (this rate's
+    steps and requests unseen; per-role fits with the pooled prior), and for P/D the simulator
+    with the failed-load share the decode workers' step logs show (each waits the 10 s timeout)."""
+    lines = [
+        "| config | rate | failed loads (from the step log) | TTFT p50 ms real / sim | "
+        "TPOT p50 ms real / sim (hand-off ok) / sim (failed share) |",
+        "|---|---|---|---|---|",
+    ]
+    for path in sorted(raw.glob(f"steps-{stamp}-*-runs.json")):
+        runs, saved = load_runs(path)
+        config = saved["config"]
+        spec = replace(deployment(config)[1], kv_transfer_s=0.02)
+        logs = {
+            role: read_logs(sorted(raw.glob(f"steps-{stamp}-{config}.{role}.*.jsonl*")))
+            for role in ("colocated", "prefill", "decode")
+        }
+        for index, run in enumerate(runs):
+            others = [r for k, r in enumerate(runs) if k != index]
+            model, decode_model = fit_deployment(logs, spec, others, exclude=run)
+            real = metrics_real(run)
+            ok = metrics_sim(simulate_run(run, spec, model, decode_model))
+            share = failed_share(logs["decode"], run) if spec.disaggregated else 0.0
+            failed = (
+                metrics_sim(simulate_run(run, replace(spec, kv_failed_share=share), model, decode_model))
+                if share
+                else ok
+            )
+            lines.append(
+                f"| {config} | {run.label} | {share:.0%} | {1e3 * real['TTFT p50']:.0f} / "
+                f"{1e3 * ok['TTFT p50']:.0f} | {1e3 * real['TPOT p50']:.0f} / {1e3 * ok['TPOT p50']:.0f} / "
+                f"{1e3 * failed['TPOT p50']:.0f} |"
+            )
+        if spec.disaggregated:
+            front, back = fit_deployment(logs, spec, runs)
+            lines.append(f"| {config} | all | fitted: prefill {front}; decode {back} | | |")
+    return "\n".join(lines)
 
 
 def fit_deployment(logs: dict, spec: ClusterSpec, calibration_runs: list[Run], exclude: Run | None = None):

@@ -77,11 +77,14 @@ def fit(
     y = data[:, -1]
     floor = max(float(np.median(y)) * 1e-3, 1e-9)
     base = np.zeros(x.shape[1]) if prior is None else np.array(_coefficients(prior))
+    # With a prior, directions the steps barely tell apart (a prefill worker's prompts of 512 and
+    # 522 tokens: intercept vs per-token) keep the prior too, not only the exactly inseparable.
+    rcond = None if prior is None else PRIOR_RCOND
 
     def weighted(keep):
-        coef = _nonnegative_lstsq(x[keep], y[keep], base)
+        coef = _nonnegative_lstsq(x[keep], y[keep], base, rcond)
         predicted = np.maximum(x[keep] @ coef, floor)
-        return _nonnegative_lstsq(x[keep] / predicted[:, None], y[keep] / predicted, base)
+        return _nonnegative_lstsq(x[keep] / predicted[:, None], y[keep] / predicted, base, rcond)
 
     everything = np.ones(len(y), dtype=bool)
     coef = weighted(everything)
@@ -101,7 +104,10 @@ def _coefficients(model: StepModel) -> tuple[float, ...]:
     return (model.overhead_s, model.per_token_s, model.per_seq_s, model.per_attn_s, model.per_sample_s)
 
 
-def _nonnegative_lstsq(x, y, base):
+PRIOR_RCOND = 0.02  # singular values below 2 % of the largest (unit-norm columns): the prior's
+
+
+def _nonnegative_lstsq(x, y, base, rcond=None):
     """Least squares, coefficients >= 0: base + the minimum-norm change from base (columns
     scaled to unit norm first, so "minimum" does not depend on each feature's units)."""
     import numpy as np
@@ -112,7 +118,7 @@ def _nonnegative_lstsq(x, y, base):
         cols = x[:, keep]
         scale = np.linalg.norm(cols, axis=0)
         scale[scale == 0] = 1.0
-        change = np.linalg.lstsq(cols / scale, y - cols @ base[keep], rcond=None)[0] / scale
+        change = np.linalg.lstsq(cols / scale, y - cols @ base[keep], rcond=rcond)[0] / scale
         coef[keep] = base[keep] + change
         negative = [i for i in keep if i != 0 and coef[i] < 0]
         if not negative:
