@@ -10,7 +10,9 @@ are interleaved, so drift on a shared machine hits all alike. One thread per wor
         --num-prompts 16 --out docs/results
 
 Writes disagg.json, disagg_attainment.png and disagg_recommend_pd.txt (`ponder sim
---recommend-pd` at each rate) into --out and prints the markdown table."""
+--recommend-pd` at each rate) into --out and prints the markdown table. Failed KV hand-offs
+(counted on the decode workers) are shown in the transfer column and given to the simulator
+(`kv_failed_share`). `--reanalyze STAMP` reports on saved runs and step logs, running nothing."""
 
 from __future__ import annotations
 
@@ -276,7 +278,12 @@ def main() -> None:
             others = [r for k, r in enumerate(runs[config]) if k != index]
             model, decode_model = fit_deployment(logs, spec, others, exclude=run)
             row = next(r for r in rows if r["config"] == config and r["rate"] == rates[index])
-            same = summarize(simulate_run(run, spec, model, decode_model), *slo)
+            loads = row.get("loads_ok", 0) + row.get("loads_failed", 0)
+            # the hand-offs that failed at this rate (measured): they wait the timeout, recompute
+            failed = row.get("loads_failed", 0) / loads if loads else 0.0
+            same = summarize(
+                simulate_run(run, replace(spec, kv_failed_share=failed), model, decode_model), *slo
+            )
             trace = poisson(rates[index], args.sim_requests, args.input_len, args.output_len, seed=args.seed)
             long = sim_run(trace, spec, model, *slo, decode_model)
             row["sim_attainment_pct"] = round(100 * same.attainment, 1)
