@@ -333,7 +333,7 @@ def main() -> None:
         capacity = len(burst.requests) / (burst.end - burst.start)
         if args.replay_seconds:
             per_run = args.replay_seconds / (args.repeats * sum(1 / load for load in loads))
-            args.num = max(20, int(per_run * capacity))
+            args.num = min(600, max(20, int(per_run * capacity)))  # bounds the analysis time
         print(
             f"capacity (burst of {args.burst}): {capacity:.2f} req/s; {args.num} requests per run", flush=True
         )
