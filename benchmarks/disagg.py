@@ -10,7 +10,9 @@ are interleaved, so drift on a shared machine hits all alike. One thread per wor
         --num-prompts 16 --out docs/results
 
 Writes disagg.json, disagg_attainment.png and disagg_recommend_pd.txt (`ponder sim
---recommend-pd` at each rate) into --out and prints the markdown table."""
+--recommend-pd` at each rate) into --out and prints the markdown table. Failed KV hand-offs
+(counted on the decode workers) are shown in the transfer column and given to the simulator
+(`kv_failed_share`). `--reanalyze STAMP` reports on saved runs and step logs, running nothing."""
 
 from __future__ import annotations
 
@@ -37,8 +39,12 @@ from ponder.sim.validate import (
     Run,
     calibrate,
     calibrate_pd,
+    load_runs,
+    metrics_real,
+    metrics_sim,
     save_runs,
     simulate_run,
+    steps_in,
     steps_outside,
 )
 from ponder.sim.workload import poisson
@@ -123,19 +129,67 @@ def bench(
     return result["summary"], run
 
 
-def decode_transfer_share(router_url: str) -> tuple[float, float, float]:
-    """(transfer s, prefill s, loads) summed over the decode workers so far."""
+def decode_transfer_share(router_url: str) -> dict[str, float]:
+    """transfer_totals over the decode workers' /metrics, now."""
     workers = httpx.get(router_url + "/disagg/workers", timeout=5).json()["data"]
-    totals = [0.0, 0.0, 0.0]
-    for decode in (w for w in workers if w["role"] == "decode"):
-        text = httpx.get(decode["url"] + "/metrics", timeout=5).text
-        for line in text.splitlines():
-            for i, key in enumerate(("kv_transfer_seconds_total ", "kv_transfer_prefill_seconds_total ")):
-                if line.startswith(f"ponder:{key}"):
-                    totals[i] += float(line.split()[-1])
-            if line.startswith('ponder:kv_transfer_loads_total{outcome="ok"}'):
-                totals[2] += float(line.split()[-1])
-    return totals[0], totals[1], totals[2]
+    texts = [httpx.get(w["url"] + "/metrics", timeout=5).text for w in workers if w["role"] == "decode"]
+    return transfer_totals(texts)
+
+
+TRANSFER_SAMPLES = {
+    "ponder:kv_transfer_seconds_total": "transfer_s",
+    "ponder:kv_transfer_prefill_seconds_total": "prefill_s",
+}
+
+
+def transfer_totals(texts: list[str]) -> dict[str, float]:
+    """Summed over these decode workers' metrics texts: transfer and prefill seconds, loads ok and
+    failed, failed loads recomputed. Parsed with prometheus_client (labels, any order), so a
+    worker whose loads all failed shows as failed loads, not as a missing number."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    totals = dict.fromkeys(("transfer_s", "prefill_s", "loads_ok", "loads_failed", "recomputed"), 0.0)
+    for text in texts:
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name in TRANSFER_SAMPLES:
+                    totals[TRANSFER_SAMPLES[sample.name]] += sample.value
+                elif sample.name == "ponder:kv_transfer_loads_total":
+                    totals[f"loads_{sample.labels['outcome']}"] += sample.value
+                elif (
+                    sample.name == "ponder:kv_transfer_fallbacks_total"
+                    and sample.labels["action"] == "recompute"
+                ):
+                    totals["recomputed"] += sample.value
+    return totals
+
+
+def transfer_fields(before: dict[str, float], after: dict[str, float]) -> dict:
+    """A rate's row fields from the totals before and after it."""
+    delta = {key: after[key] - before[key] for key in after}
+    ok, prefill = delta["loads_ok"], delta["prefill_s"]
+    return {
+        "transfer_share_pct": round(100 * delta["transfer_s"] / prefill, 2) if prefill else None,
+        "transfer_ms_mean": round(1000 * delta["transfer_s"] / ok, 1) if ok else None,
+        "loads_ok": int(ok),
+        "loads_failed": int(delta["loads_failed"]),
+    }
+
+
+def share_cell(row: dict) -> str:
+    """The table's transfer column: the share and mean time, and any failed loads (each of which
+    the decode worker waited out, --kv-transfer-timeout, then recomputed)."""
+    if "loads_ok" not in row and row.get("transfer_share_pct") is None:
+        return "-"
+    text = (
+        f"{row['transfer_share_pct']}% ({row['transfer_ms_mean']} ms)"
+        if row.get("transfer_share_pct") is not None and row.get("transfer_ms_mean") is not None
+        else "no load ok"
+    )
+    failed = row.get("loads_failed", 0)
+    if failed:
+        text += f"; {failed} of {failed + row.get('loads_ok', 0)} loads failed"
+    return text
 
 
 def main() -> None:
@@ -152,7 +206,16 @@ def main() -> None:
         "--sim-requests", type=int, default=400, help="long Poisson trace per rate (expectation)"
     )
     parser.add_argument("--out", default="docs/results")
+    parser.add_argument(
+        "--reanalyze",
+        default=None,
+        metavar="STAMP",
+        help="report on the saved runs and step logs of --out/disagg_raw/steps-STAMP-*, run nothing",
+    )
     args = parser.parse_args()
+    if args.reanalyze:
+        print(reanalyze(Path(args.out) / "disagg_raw", args.reanalyze, args))
+        return
     out = Path(args.out)
     raw = out / "disagg_raw"
     raw.mkdir(parents=True, exist_ok=True)
@@ -185,10 +248,7 @@ def main() -> None:
                     "failed": summary["failed"],
                 }
                 if before is not None:
-                    after = decode_transfer_share(url)
-                    transfer, prefill, loads = (a - b for a, b in zip(after, before))
-                    row["transfer_share_pct"] = round(100 * transfer / prefill, 2) if prefill else None
-                    row["transfer_ms_mean"] = round(1000 * transfer / loads, 1) if loads else None
+                    row.update(transfer_fields(before, decode_transfer_share(url)))
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     finally:
@@ -218,7 +278,12 @@ def main() -> None:
             others = [r for k, r in enumerate(runs[config]) if k != index]
             model, decode_model = fit_deployment(logs, spec, others, exclude=run)
             row = next(r for r in rows if r["config"] == config and r["rate"] == rates[index])
-            same = summarize(simulate_run(run, spec, model, decode_model), *slo)
+            loads = row.get("loads_ok", 0) + row.get("loads_failed", 0)
+            # the hand-offs that failed at this rate (measured): they wait the timeout, recompute
+            failed = row.get("loads_failed", 0) / loads if loads else 0.0
+            same = summarize(
+                simulate_run(run, replace(spec, kv_failed_share=failed), model, decode_model), *slo
+            )
             trace = poisson(rates[index], args.sim_requests, args.input_len, args.output_len, seed=args.seed)
             long = sim_run(trace, spec, model, *slo, decode_model)
             row["sim_attainment_pct"] = round(100 * same.attainment, 1)
@@ -256,6 +321,54 @@ def main() -> None:
     print(recommend)
 
 
+def failed_share(decode_steps: list, run: Run) -> float:
+    """Hand-offs of this run that failed, inferred from the decode workers' step log: a decode
+    step computing at least half a prompt is a recompute after a failed load (a working hand-off
+    leaves only decodes there)."""
+    prompt = min(r.input_len for r in run.requests)
+    recomputes = sum(1 for r in steps_in(decode_steps, run) if r.tokens >= prompt // 2)
+    return min(1.0, recomputes / len(run.requests)) if run.requests else 0.0
+
+
+def reanalyze(raw: Path, stamp: str, args: argparse.Namespace) -> str:
+    """Per saved deployment and rate: measured TTFT/TPOT p50, the simulator held out (this rate's
+    steps and requests unseen; per-role fits with the pooled prior), and for P/D the simulator
+    with the failed-load share the decode workers' step logs show (each waits the 10 s timeout)."""
+    lines = [
+        "| config | rate | failed loads (from the step log) | TTFT p50 ms real / sim | "
+        "TPOT p50 ms real / sim (hand-off ok) / sim (failed share) |",
+        "|---|---|---|---|---|",
+    ]
+    for path in sorted(raw.glob(f"steps-{stamp}-*-runs.json")):
+        runs, saved = load_runs(path)
+        config = saved["config"]
+        spec = replace(deployment(config)[1], kv_transfer_s=0.02)
+        logs = {
+            role: read_logs(sorted(raw.glob(f"steps-{stamp}-{config}.{role}.*.jsonl*")))
+            for role in ("colocated", "prefill", "decode")
+        }
+        for index, run in enumerate(runs):
+            others = [r for k, r in enumerate(runs) if k != index]
+            model, decode_model = fit_deployment(logs, spec, others, exclude=run)
+            real = metrics_real(run)
+            ok = metrics_sim(simulate_run(run, spec, model, decode_model))
+            share = failed_share(logs["decode"], run) if spec.disaggregated else 0.0
+            failed = (
+                metrics_sim(simulate_run(run, replace(spec, kv_failed_share=share), model, decode_model))
+                if share
+                else ok
+            )
+            lines.append(
+                f"| {config} | {run.label} | {share:.0%} | {1e3 * real['TTFT p50']:.0f} / "
+                f"{1e3 * ok['TTFT p50']:.0f} | {1e3 * real['TPOT p50']:.0f} / {1e3 * ok['TPOT p50']:.0f} / "
+                f"{1e3 * failed['TPOT p50']:.0f} |"
+            )
+        if spec.disaggregated:
+            front, back = fit_deployment(logs, spec, runs)
+            lines.append(f"| {config} | all | fitted: prefill {front}; decode {back} | | |")
+    return "\n".join(lines)
+
+
 def fit_deployment(logs: dict, spec: ClusterSpec, calibration_runs: list[Run], exclude: Run | None = None):
     """One model per role: a decode worker's steps are not a prefill worker's batch mix."""
     records = {role: steps_outside(r, [exclude]) if exclude else r for role, r in logs.items()}
@@ -288,8 +401,11 @@ COLORS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"]
 
 
 def plot(rows: list[dict], configs: list[str], args: argparse.Namespace, path: Path) -> None:
-    import matplotlib
-
+    try:
+        import matplotlib
+    except ImportError:
+        print("no matplotlib: no plot")
+        return
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -327,9 +443,7 @@ def print_table(rows: list[dict], configs: list[str], models: dict) -> None:
     print(HEADER)
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        share = (
-            f"{r['transfer_share_pct']}% ({r['transfer_ms_mean']} ms)" if r.get("transfer_share_pct") else "-"
-        )
+        share = share_cell(r)
         print(
             f"| {r['config']} | {r['rate']} | {r['attainment_pct']} | {r['sim_attainment_pct']} | "
             f"{r['sim_long_attainment_pct']} | {r['ttft_p50_ms']:.0f} ({r['sim_ttft_p50_ms']:.0f}) | "

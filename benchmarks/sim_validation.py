@@ -7,24 +7,32 @@ metric) next to the run-to-run spread of the real runs (each repeat vs the mean 
 
     nice -n 10 python benchmarks/sim_validation.py --num 80 --repeats 3 --out docs/results/sim_raw
 
-On a quiet many-core machine: `--threads 4` (OMP threads of the server) and larger --num."""
+On a quiet many-core machine, the whole held-out check in about 6 minutes on 6 cores (server
+pinned to the first 5 with 4 OMP threads, the client to the last; `ponder profile` first):
+
+    CUDA_VISIBLE_DEVICES="" PYTHONPATH=src python3 benchmarks/sim_validation.py --preset device-cpu \
+        --cpus 10-15 --out /tmp/simval_device
+
+It writes sim_validation.md and .json, the runs, the gzipped step logs and profile.json to --out;
+`--reanalyze OUT/steps-*-runs.json --out DIR` reports on them again without running anything."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
 import json
 import os
 import subprocess
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 
 from ponder.profiling.step_log import read_logs
-from ponder.profiling.step_model import stalls
+from ponder.profiling.step_model import StepModel, stalls
 from ponder.sim.cluster import ClusterSpec
 from ponder.sim.validate import (
     RealRequest,
@@ -35,6 +43,7 @@ from ponder.sim.validate import (
     load_runs,
     metrics_real,
     metrics_sim,
+    request_overhead,
     save_runs,
     simulate_run,
     steps_in,
@@ -123,15 +132,55 @@ def replay_in_process(engine, trace, label: str, salt: int, vocab: int = 600) ->
     return run
 
 
+def parse_cpus(text: str) -> list[int]:
+    """'10-15' or '0,2,4-6' -> sorted core ids (taskset's list syntax)."""
+    cpus: set[int] = set()
+    try:
+        for part in text.split(","):
+            low, _, high = part.partition("-")
+            cpus.update(range(int(low), int(high or low) + 1))
+    except ValueError as error:
+        raise SystemExit(f"bad --cpus {text!r}: {error}") from error
+    if len(cpus) < 2:
+        raise SystemExit("--cpus needs at least 2 cores: the server's and the client's")
+    if not cpus <= os.sched_getaffinity(0):
+        raise SystemExit(f"--cpus {text}: cores {sorted(cpus - os.sched_getaffinity(0))} are not ours")
+    return sorted(cpus)
+
+
+def split_cpus(cpus: list[int]) -> tuple[list[int], list[int]]:
+    """(server cores, client cores): the client (one asyncio loop) gets the last core, the
+    server the rest, so the load generator never takes CPU from the engine it measures."""
+    return cpus[:-1], cpus[-1:]
+
+
+def child_env(args: argparse.Namespace, **extra: str) -> dict[str, str]:
+    """The server/profile child's environment: its OMP threads, and this checkout's src on
+    PYTHONPATH (the device machine has no `ponder` install, only `python -m ponder`)."""
+    import ponder
+
+    src = str(Path(ponder.__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)
+    return dict(os.environ, OMP_NUM_THREADS=str(args.threads), PYTHONPATH=path, **extra)
+
+
+def pinned(args: argparse.Namespace):
+    """preexec_fn pinning a child to the server's cores (inherited by all its threads)."""
+    if not args.server_cpus:
+        return None
+    cores = set(args.server_cpus)
+    return lambda: os.sched_setaffinity(0, cores)
+
+
 def start_server(args: argparse.Namespace, log_prefix: Path) -> subprocess.Popen:
     import httpx
 
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), PONDER_STEP_LOG=str(log_prefix))
+    env = child_env(args, PONDER_STEP_LOG=str(log_prefix))
     command = [
         sys.executable, "-m", "ponder", "serve", "--port", str(args.port), "--kv-cache-memory", "64MiB",
         "--max-num-batched-tokens", str(args.budget), "--uvicorn-log-level", "warning",
     ]  # fmt: skip
-    process = subprocess.Popen(command, env=env)
+    process = subprocess.Popen(command, env=env, preexec_fn=pinned(args))  # noqa: PLW1509
     deadline = time.monotonic() + 300
     while True:
         if process.poll() is not None:
@@ -146,17 +195,79 @@ def start_server(args: argparse.Namespace, log_prefix: Path) -> subprocess.Popen
         time.sleep(0.5)
 
 
-def main() -> None:
+def run_profile(args: argparse.Namespace, out: Path) -> Path:
+    """`ponder profile` (the engine alone, no HTTP) on the server's cores, before the server
+    starts: the simulator calibrated from it alone is the issue's "profile -> sim" path."""
+    path = out / "profile.json"
+    command = [
+        sys.executable, "-m", "ponder", "profile", "-o", str(path),
+        "--max-num-batched-tokens", str(args.budget), "--grid", args.profile_grid,
+    ]  # fmt: skip
+    begin = time.monotonic()
+    subprocess.run(command, env=child_env(args), preexec_fn=pinned(args), check=True)  # noqa: PLW1509
+    print(f"ponder profile: {time.monotonic() - begin:.0f} s", flush=True)
+    return path
+
+
+# --preset NAME: defaults for a whole validation; flags given on the command line still win.
+PRESETS = {
+    # Held-out validation on a quiet many-core host in about 6 minutes (with --cpus over 6 cores):
+    # `ponder profile`, a 64-request burst for the capacity, 3 loads <= 80 % x 3 repeats, the
+    # requests per run sized from the capacity so the 9 replays take --replay-seconds in all.
+    "device-cpu": {
+        "loads": "0.3,0.55,0.8",
+        "repeats": 3,
+        "burst": 64,
+        "replay_seconds": 210.0,
+        "profile": True,
+    },
+    # Seconds, for a smoke test of the whole path (numbers meaningless).
+    "smoke": {
+        "loads": "0.3,0.8",
+        "repeats": 2,
+        "burst": 8,
+        "num": 6,
+        "input_len": 32,
+        "output_len": 4,
+        "profile": True,
+        "profile_grid": "1,2:16,32:2",
+    },
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--preset", choices=sorted(PRESETS), default=None)
     ap.add_argument("--budget", type=int, default=256)
-    ap.add_argument("--num", type=int, default=80)
+    ap.add_argument("--num", type=int, default=80, help="requests per run (see --replay-seconds)")
+    ap.add_argument(
+        "--replay-seconds",
+        type=float,
+        default=None,
+        help="size --num from the measured capacity so all replays take about this long",
+    )
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--input-len", type=int, default=128)
     ap.add_argument("--output-len", type=int, default=16)
     ap.add_argument("--spread", type=float, default=0.5)
     ap.add_argument("--loads", default="0.3,0.55,0.8")
     ap.add_argument("--burst", type=int, default=32, help="requests sent at once to measure capacity")
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="server OMP threads (default 1, or --cpus' server cores - 1)",
+    )
+    ap.add_argument(
+        "--cpus",
+        default=None,
+        metavar="LIST",
+        help="cores to use, e.g. 10-15: the client gets the last one, the server the others",
+    )
+    ap.add_argument(
+        "--profile", action="store_true", help="also run `ponder profile` and report the sim from it"
+    )
+    ap.add_argument("--profile-grid", default="1,4,8,16:32,128,192:16", help="`ponder profile --grid`")
     ap.add_argument("--port", type=int, default=8795)
     ap.add_argument(
         "--in-process", action="store_true", help="drive the engine directly (no server, no HTTP)"
@@ -166,17 +277,34 @@ def main() -> None:
     ap.add_argument(
         "--reanalyze", default=None, metavar="RUNS_JSON", help="report on saved runs, run nothing"
     )
-    args = ap.parse_args()
+    first, _ = ap.parse_known_args(argv)
+    if first.preset:
+        ap.set_defaults(**PRESETS[first.preset])
+    args = ap.parse_args(argv)
+    args.server_cpus, args.client_cpus = split_cpus(parse_cpus(args.cpus)) if args.cpus else ([], [])
+    if args.threads is None:
+        args.threads = max(1, len(args.server_cpus) - 1) if args.server_cpus else 1
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.reanalyze:
         runs, saved = load_runs(args.reanalyze)
-        records = read_logs(sorted(out.glob(saved["steps"] + ".*.jsonl*")))  # also .jsonl.gz
-        report(records, runs, saved["capacity"], saved["loads"], args, out)
+        where = Path(args.reanalyze).parent
+        records = read_logs(sorted(where.glob(saved["steps"] + ".*.jsonl*")))  # also .jsonl.gz
+        profile = where / saved["profile"] if saved.get("profile") else None
+        report(records, runs, saved["capacity"], saved["loads"], args, out, profile, saved)
         return
+    began, load_before = time.monotonic(), os.getloadavg()
+    if args.client_cpus:  # this process is the client (or, --in-process, the engine)
+        os.sched_setaffinity(0, set(args.server_cpus if args.in_process else args.client_cpus))
     prefix = out / f"steps-{int(time.time())}"
     url = f"http://127.0.0.1:{args.port}"
     loads = [float(x) for x in args.loads.split(",")]
+    profile = run_profile(args, out) if args.profile else None
     server, engine = None, None
     if args.in_process:
         import torch
@@ -203,7 +331,12 @@ def main() -> None:
         burst_trace = poisson(1e6, args.burst, args.input_len, args.output_len, args.spread, seed=99)
         burst = replay_one(burst_trace, "capacity", 1)
         capacity = len(burst.requests) / (burst.end - burst.start)
-        print(f"capacity (burst of {args.burst}): {capacity:.2f} req/s", flush=True)
+        if args.replay_seconds:
+            per_run = args.replay_seconds / (args.repeats * sum(1 / load for load in loads))
+            args.num = min(600, max(20, int(per_run * capacity)))  # bounds the analysis time
+        print(
+            f"capacity (burst of {args.burst}): {capacity:.2f} req/s; {args.num} requests per run", flush=True
+        )
         salt = 2
         for repeat in range(args.repeats):
             # Rotate the order each repeat, so slow drift does not always hit the same load.
@@ -223,63 +356,141 @@ def main() -> None:
             server.wait(60)
         else:
             log.close()
-    save_runs(out / f"{prefix.name}-runs.json", runs, capacity=capacity, loads=loads, steps=prefix.name)
-    records = read_logs(sorted(out.glob(prefix.name + ".*.jsonl")))
-    report(records, runs, capacity, loads, args, out)
+    saved = {
+        "capacity": capacity,
+        "loads": loads,
+        "steps": prefix.name,
+        "profile": profile.name if profile else None,
+        "args": {k: v for k, v in vars(args).items() if k != "reanalyze"},
+        "measured_s": round(time.monotonic() - began, 1),
+        "host": host_info(args, load_before),
+    }
+    save_runs(out / f"{prefix.name}-runs.json", runs, **saved)
+    logs = sorted(out.glob(prefix.name + ".*.jsonl"))
+    records = read_logs(logs)
+    for path in logs:  # keep what comes back small
+        path.with_suffix(".jsonl.gz").write_bytes(gzip.compress(path.read_bytes()))
+        path.unlink()
+    report(records, runs, capacity, loads, args, out, profile, saved)
+    print(f"wall time {time.monotonic() - began:.0f} s", flush=True)
 
 
-def report(records, runs: list[Run], capacity: float, loads: list[float], args, out: Path) -> None:
-    spec = ClusterSpec(colocated=1, budget=args.budget)
+def host_info(args: argparse.Namespace, load_before: tuple[float, float, float]) -> dict:
+    """What the run had: cores, pinning, threads, the host's load before and after."""
+    import platform
+
+    import torch
+
+    return {
+        "cpu_count": os.cpu_count(),
+        "server_cpus": args.server_cpus,
+        "client_cpus": args.client_cpus,
+        "server_threads": args.threads,
+        "loadavg_before": load_before,
+        "loadavg_after": os.getloadavg(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "processor": platform.processor() or platform.machine(),
+        "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+    }
+
+
+def report(
+    records,
+    runs: list[Run],
+    capacity: float,
+    loads: list[float],
+    args,
+    out: Path,
+    profile: Path | None = None,
+    saved: dict | None = None,
+) -> None:
+    budget = (saved or {}).get("args", {}).get("budget", args.budget)
+    spec = ClusterSpec(colocated=1, budget=budget)
+    profiled = StepModel.load(profile) if profile else None
     rows = []
     for index, run in enumerate(runs):
         held_out = hold_out(records, runs, index, spec)
         near = hold_out(records, runs, index, spec, neighbours=1)
         own = calibrate(steps_in(records, run), [run], spec)  # in-sample: the scheduler model alone
-        rows.append(
-            {
-                "label": run.label,
-                "real": metrics_real(run),
-                "sim": metrics_sim(simulate_run(run, spec, held_out)),
-                "sim_neighbours": metrics_sim(simulate_run(run, spec, near)),
-                "sim_own_steps": metrics_sim(simulate_run(run, spec, own)),
-                "real_others": leave_one_out_real(runs, index),
-                "model": asdict(held_out),
-                "steps": len(steps_in(records, run)),
-                "drift": drift(steps_in(records, run), held_out),
-            }
-        )
+        others = [r for k, r in enumerate(runs) if k != index]
+        row = {
+            "label": run.label,
+            "real": metrics_real(run),
+            "sim": metrics_sim(simulate_run(run, spec, held_out)),
+            "sim_neighbours": metrics_sim(simulate_run(run, spec, near)),
+            "sim_own_steps": metrics_sim(simulate_run(run, spec, own)),
+            "real_others": leave_one_out_real(runs, index),
+            "model": asdict(held_out),
+            "steps": len(steps_in(records, run)),
+            "drift": drift(steps_in(records, run), held_out),
+        }
+        if profiled is not None:  # `ponder profile`'s steps, the request term from the other runs
+            from_profile = replace(profiled, request_overhead_s=request_overhead(others, spec, profiled))
+            row["sim_profile"] = metrics_sim(simulate_run(run, spec, from_profile))
+        rows.append(row)
     full = calibrate(records, runs, spec)
     (out / "sim_validation.json").write_text(
         json.dumps(
-            {"args": vars(args), "capacity": capacity, "model_all": asdict(full), "rows": rows}, indent=2
+            {
+                "args": vars(args),
+                "saved": saved,
+                "capacity": capacity,
+                "model_all": asdict(full),
+                "profile": asdict(profiled) if profiled else None,
+                "rows": rows,
+            },
+            indent=2,
         )
     )
     rows5 = [(r.tokens, r.seqs, r.attn, r.sampled, r.seconds) for r in records]
-    print(
-        f"\n{len(records)} steps logged ({stalls(full, rows5)} stalls: > 3x the fit, left out of it); "
-        f"fitted on all: {full}; capacity {capacity:.2f} req/s"
-    )
-    print(
+    columns = [
+        ("sim", "sim error (held out: all other runs)"),
+        ("sim_neighbours", "sim error (held out: the runs before and after)"),
+        ("sim_own_steps", "sim error (the run's own steps)"),
+    ]
+    if profiled is not None:
+        columns.append(("sim_profile", "sim error (`ponder profile` + request term of other runs)"))
+    lines = [
+        f"{len(records)} steps logged ({stalls(full, rows5)} stalls: > 3x the fit, left out of it); "
+        f"fitted on all: {full}; capacity {capacity:.2f} req/s; {len(runs)} runs of "
+        f"{len(runs[0].requests)} requests",
+    ]
+    if profiled is not None:
+        lines.append(f"`ponder profile`: {profiled}")
+    lines += [
+        "",
         "| load | rate req/s | metric | real (mean of repeats) | real spread: repeat vs others | "
-        "sim error (held out: all other runs) | sim error (held out: the runs before and after) "
-        "| sim error (the run's own steps) |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
+        + " | ".join(title for _, title in columns)
+        + " |",
+        "|---|---|---|---|---|" + "---|" * len(columns),
+    ]
     for load in loads:
         label = f"{load:.0%}"
         mine = [r for r in rows if r["label"] == label]
         for key in mine[0]["real"]:
             real = [r["real"][key] for r in mine]
             spread = [r["real_others"][key] / r["real"][key] - 1 for r in mine if r["real_others"]]
-            sim = [r["sim"][key] / r["real"][key] - 1 for r in mine]
-            near = [r["sim_neighbours"][key] / r["real"][key] - 1 for r in mine]
-            own = [r["sim_own_steps"][key] / r["real"][key] - 1 for r in mine]
-            print(
+            cells = [_errors([r[column][key] / r["real"][key] - 1 for r in mine]) for column, _ in columns]
+            lines.append(
                 f"| {label} | {load * capacity:.2f} | {key} (ms) | {1e3 * np.mean(real):.1f} | "
-                f"{_errors(spread)} | {_errors(sim)} | {_errors(near)} | {_errors(own)} |"
+                f"{_errors(spread)} | " + " | ".join(cells) + " |"
             )
-    print("\nstep-time drift per run (its logged steps / the held-out fit), in run order:")
-    print(", ".join(f"{r['label']} {r['drift'] - 1:+.0%}" for r in rows))
+    lines += [
+        "",
+        "Mean |error| over every run and metric: " + _summary(rows, columns),
+        "",
+        "step-time drift per run (its logged steps / the held-out fit), in run order: "
+        + ", ".join(f"{r['label']} {r['drift'] - 1:+.0%}" for r in rows),
+    ]
+    if saved and saved.get("host"):
+        lines += ["", f"host: {json.dumps(saved['host'])}"]
+    text = "\n".join(lines)
+    print("\n" + text)
+    (out / "sim_validation.md").write_text(
+        f"# sim validation ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})\n\n"
+        f"    python3 {' '.join(sys.argv)}\n\n{text}\n"
+    )
 
 
 def drift(steps, model) -> float:
@@ -287,6 +498,29 @@ def drift(steps, model) -> float:
     much faster or slower the machine was during it than in the calibration."""
     predicted = sum(model.step_time(r.tokens, r.seqs, r.attn, r.sampled) for r in steps)
     return sum(r.seconds for r in steps) / predicted if predicted else float("nan")
+
+
+def _summary(rows: list[dict], columns: list[tuple[str, str]]) -> str:
+    """Mean |error| over every (run, metric), and how many (load, metric) cells are within 10 %."""
+
+    def both(errors: dict[tuple[str, str], list[float]]) -> str:
+        flat = [abs(e) for cell in errors.values() for e in cell]
+        within = sum(1 for cell in errors.values() if np.mean(np.abs(cell)) <= 0.10)
+        return f"{np.mean(flat):.0%} ({within}/{len(errors)} cells <= 10%)" if flat else "-"
+
+    def cells(value) -> dict[tuple[str, str], list[float]]:
+        found: dict[tuple[str, str], list[float]] = {}
+        for r in rows:
+            for key in r["real"]:
+                v = value(r, key)
+                if v is not None:
+                    found.setdefault((r["label"], key), []).append(v / r["real"][key] - 1)
+        return found
+
+    parts = [f"real spread {both(cells(lambda r, k: r['real_others'][k] if r['real_others'] else None))}"]
+    for column, title in columns:
+        parts.append(f"{title.removeprefix('sim error ')} {both(cells(lambda r, k, c=column: r[c][k]))}")
+    return "; ".join(parts)
 
 
 def _errors(values: list[float]) -> str:

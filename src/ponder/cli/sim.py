@@ -35,6 +35,13 @@ def add_parser(subparsers) -> None:
     p.add_argument("--block-size", type=int, default=16)
     p.add_argument("--kv-transfer-ms", type=float, default=0.0)
     p.add_argument("--kv-transfer-us-per-token", type=float, default=0.0)
+    p.add_argument(
+        "--kv-failed-share",
+        type=float,
+        default=0.0,
+        help="share of hand-offs that fail: the decode worker waits --kv-timeout-s, then recomputes",
+    )
+    p.add_argument("--kv-timeout-s", type=float, default=10.0)
     p.add_argument("--ttft-slo-ms", type=float, default=1000.0)
     p.add_argument("--tpot-slo-ms", type=float, default=100.0)
     p.add_argument("--seed", type=int, default=0)
@@ -66,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
         block_size=args.block_size,
         kv_transfer_s=args.kv_transfer_ms / 1e3,
         kv_transfer_s_per_token=args.kv_transfer_us_per_token / 1e6,
+        kv_failed_share=args.kv_failed_share,
+        kv_timeout_s=args.kv_timeout_s,
     )
     slo = (args.ttft_slo_ms / 1e3, args.tpot_slo_ms / 1e3)
     if args.recommend_pd:

@@ -52,13 +52,19 @@ def attn_work(new_tokens: list[int], computed: list[int]) -> float:
     return float(sum(n * (c + n / 2) for n, c in zip(new_tokens, computed)))
 
 
-def fit(rows: Sequence[Sequence[float]], stall: float | None = 3.0) -> StepModel:
+def fit(
+    rows: Sequence[Sequence[float]], stall: float | None = 3.0, prior: StepModel | None = None
+) -> StepModel:
     """rows: (tokens, seqs, attn, seconds) or (tokens, seqs, attn, sampled, seconds) per measured
     step. Coefficients are kept >= 0 (a negative one is noise: it is dropped and the rest refit).
     A second pass weights each step by 1/predicted time, so the many small decode steps count as
     much as the few long prefills (relative error), while the fit stays one of the mean.
     stall: a step slower than stall x its prediction is a stall (on a shared host the process
-    was off the CPU), not a cost of its batch; those are left out of a last refit. None keeps all."""
+    was off the CPU), not a cost of its batch; those are left out of a last refit. None keeps all.
+    prior: where the steps cannot tell two terms apart (a decode worker's steps have tokens ==
+    sequences == sampled; a prefill worker's, one prompt length each), the fit stays at the prior's
+    split (least squares of the change from the prior, minimum norm) instead of splitting them
+    evenly, e.g. a per-role model with the prior of all workers' steps pooled."""
     import numpy as np
 
     if len(rows) < 4:
@@ -70,11 +76,15 @@ def fit(rows: Sequence[Sequence[float]], stall: float | None = 3.0) -> StepModel
     x = np.column_stack([np.ones(len(data)), features])
     y = data[:, -1]
     floor = max(float(np.median(y)) * 1e-3, 1e-9)
+    base = np.zeros(x.shape[1]) if prior is None else np.array(_coefficients(prior))
+    # With a prior, directions the steps barely tell apart (a prefill worker's prompts of 512 and
+    # 522 tokens: intercept vs per-token) keep the prior too, not only the exactly inseparable.
+    rcond = None if prior is None else PRIOR_RCOND
 
     def weighted(keep):
-        coef = _nonnegative_lstsq(x[keep], y[keep])
+        coef = _nonnegative_lstsq(x[keep], y[keep], base, rcond)
         predicted = np.maximum(x[keep] @ coef, floor)
-        return _nonnegative_lstsq(x[keep] / predicted[:, None], y[keep] / predicted)
+        return _nonnegative_lstsq(x[keep] / predicted[:, None], y[keep] / predicted, base, rcond)
 
     everything = np.ones(len(y), dtype=bool)
     coef = weighted(everything)
@@ -90,13 +100,26 @@ def stalls(model: StepModel, rows: Sequence[Sequence[float]], stall: float = 3.0
     return sum(1 for t, s, a, k, y in rows if y > stall * model.step_time(int(t), int(s), a, int(k)))
 
 
-def _nonnegative_lstsq(x, y):
+def _coefficients(model: StepModel) -> tuple[float, ...]:
+    return (model.overhead_s, model.per_token_s, model.per_seq_s, model.per_attn_s, model.per_sample_s)
+
+
+PRIOR_RCOND = 0.02  # singular values below 2 % of the largest (unit-norm columns): the prior's
+
+
+def _nonnegative_lstsq(x, y, base, rcond=None):
+    """Least squares, coefficients >= 0: base + the minimum-norm change from base (columns
+    scaled to unit norm first, so "minimum" does not depend on each feature's units)."""
     import numpy as np
 
     keep = [i for i in range(x.shape[1]) if np.any(x[:, i] != 0) or i == 0]
     while True:
         coef = np.zeros(x.shape[1])
-        coef[keep] = np.linalg.lstsq(x[:, keep], y, rcond=None)[0]
+        cols = x[:, keep]
+        scale = np.linalg.norm(cols, axis=0)
+        scale[scale == 0] = 1.0
+        change = np.linalg.lstsq(cols / scale, y - cols @ base[keep], rcond=rcond)[0] / scale
+        coef[keep] = base[keep] + change
         negative = [i for i in keep if i != 0 and coef[i] < 0]
         if not negative:
             return np.maximum(coef, 0.0)

@@ -23,6 +23,10 @@ class ClusterSpec:
     kv_transfer_s_per_token: float = 0.0
     kv_tokens: int = 0  # KV pool per worker in tokens (0: unlimited); full -> preemption
     block_size: int = 16
+    # Failed hand-offs (--kv-load-failure-policy recompute): this share of them fails; the decode
+    # worker waits kv_timeout_s (--kv-transfer-timeout) and then computes the prompt itself.
+    kv_failed_share: float = 0.0
+    kv_timeout_s: float = 10.0
 
     def __post_init__(self) -> None:
         if self.prefill < 0 or self.decode < 0 or self.colocated < 0:
@@ -35,6 +39,8 @@ class ClusterSpec:
             raise InvalidRequestError(f"unknown router {self.router!r}", param="router")
         if self.kv_tokens < 0 or self.block_size < 1:
             raise InvalidRequestError("kv_tokens must be >= 0 and block_size >= 1", param="kv_tokens")
+        if not 0.0 <= self.kv_failed_share <= 1.0 or self.kv_timeout_s < 0:
+            raise InvalidRequestError("kv_failed_share must be in [0, 1], kv_timeout_s >= 0", param="kv")
         if self.budget < 1 or self.max_seqs < 1:
             raise InvalidRequestError("budget and max_seqs must be >= 1", param="budget")
 
@@ -76,6 +82,7 @@ def simulate(
     front_router, back_router = _Router(front, spec.router), (_Router(back, spec.router) if back else None)
     events: list[tuple[float, int, int, object]] = []  # (time, kind order, seq, payload)
     tie = itertools.count()
+    handoffs = failures = 0
     for req in requests:  # the fixed per-request cost (HTTP, validation) before the engine sees it
         heapq.heappush(events, (req.arrival + model.request_overhead_s, 1, next(tie), req))
 
@@ -92,6 +99,11 @@ def simulate(
                 if spec.disaggregated and payload in front:
                     seq.req.prefill_done = now
                     delay = spec.kv_transfer_s + spec.kv_transfer_s_per_token * seq.req.input_len
+                    handoffs += 1
+                    if failures < round(handoffs * spec.kv_failed_share):  # spread evenly, no RNG
+                        failures += 1
+                        seq.req.kv_failed = True
+                        delay = spec.kv_timeout_s
                     heapq.heappush(events, (now + delay, 2, next(tie), seq))
                 else:
                     seq.req.finished = now
@@ -108,6 +120,8 @@ def simulate(
                 seq.req.finished = now
                 continue
             worker = back_router.pick()
-            worker.add(SimSeq(seq.req, seq.num_tokens, seq.num_tokens - 1, 1, seq.req.output_len))
+            # the prompt's KV arrived (all but the first token's), or it failed: compute it all
+            computed = 0 if seq.req.kv_failed else seq.num_tokens - 1
+            worker.add(SimSeq(seq.req, seq.num_tokens, computed, 1, seq.req.output_len))
             kick(worker, now)
     return requests

@@ -78,12 +78,20 @@ def calibrate(records: list[StepRecord], runs: list[Run], spec: ClusterSpec) -> 
 
 
 def calibrate_pd(
-    prefill: list[StepRecord], decode: list[StepRecord], runs: list[Run], spec: ClusterSpec
+    prefill: list[StepRecord],
+    decode: list[StepRecord],
+    runs: list[Run],
+    spec: ClusterSpec,
+    prior: StepModel | None = None,
 ) -> tuple[StepModel, StepModel]:
     """A model per role (prefill workers' steps, decode workers' steps); the request overhead,
-    calibrated with both, rides on the prefill model (arrivals go there first)."""
+    calibrated with both, rides on the prefill model (arrivals go there first). Each role's steps
+    alone leave terms apart that they cannot tell (a decode step's tokens = its sequences = its
+    samples; every prefill one prompt length): those follow `prior`, by default the fit of both
+    roles' steps pooled, in which prompt chunks and decodes tell tokens from sequences."""
     rows = lambda records: [(r.tokens, r.seqs, r.attn, r.sampled, r.seconds) for r in records]  # noqa: E731
-    front, back = fit(rows(prefill)), fit(rows(decode))
+    pooled = prior or fit(rows(prefill) + rows(decode))
+    front, back = fit(rows(prefill), prior=pooled), fit(rows(decode), prior=pooled)
     return replace(front, request_overhead_s=request_overhead(runs, spec, front, back)), back
 
 

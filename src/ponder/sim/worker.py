@@ -21,6 +21,7 @@ class SimRequest:
     first_token: float | None = None
     finished: float | None = None
     prefill_done: float | None = None  # disaggregated: when the prefill worker finished
+    kv_failed: bool = False  # disaggregated: its hand-off failed (the decode worker recomputed)
     preemptions: int = 0
 
 

@@ -4,11 +4,15 @@ The producer writes <root>/<its epoch>/<transfer id>.kv layer by layer, then the
 (.json, renamed into place last: its presence means the data is complete). The consumer polls
 for the manifest until its deadline, reads the data and deletes both files. Keyed by the
 producer's epoch, so a restarted producer neither serves nor is confused by an old transfer; it
-deletes the directories its previous lives left on start."""
+deletes the directories its previous lives left on start: those of its name whose owner process
+is gone. A live process of the same name (a second deployment on this host, whose workers are
+named alike: prefill-0, ...) keeps its directory: deleting it made every save of that worker fail
+and every load of its consumers time out (10 s) and recompute."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -25,6 +29,26 @@ from ponder.engine.kv_transfer.spec import TransferSpec
 
 POLL_S = 0.002
 ORPHAN_TTL_S = 300.0  # a transfer nobody loaded for this long is deleted by its producer
+OWNER = "owner.pid"  # in each epoch directory: the pid of the process that writes it
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def _stale(folder: Path) -> bool:
+    """A previous life's directory: its owner process is gone (or it predates owner files)."""
+    try:
+        pid = int((folder / OWNER).read_text())
+    except (OSError, ValueError):
+        return True
+    return pid != os.getpid() and not _alive(pid)
 
 
 def default_root() -> Path:
@@ -37,15 +61,21 @@ class SharedMemoryConnector(KVConnector):
         super().__init__(config, layout, total_kv_heads)
         self.root = Path(config.shm_dir) if config.shm_dir else default_root()
         self.root.mkdir(parents=True, exist_ok=True)
-        for stale in self.root.glob(f"{self.name}-*"):  # this worker's previous lives
-            shutil.rmtree(stale, ignore_errors=True)
+        mine = re.compile(re.escape(self.name) + r"-[0-9a-f]{8}")  # not "prefill-1" for "prefill-10"
+        for folder in self.root.iterdir():
+            if mine.fullmatch(folder.name) and _stale(folder):  # this worker's previous lives
+                shutil.rmtree(folder, ignore_errors=True)
         self.own_dir = self.root / self.epoch
         self.own_dir.mkdir()
+        (self.own_dir / OWNER).write_text(str(os.getpid()))
         self._last_sweep = time.monotonic()
 
     def _send(
         self, spec: TransferSpec, manifest: Manifest, layers: list[LayerKV], pause: Callable[[], None]
     ) -> None:
+        if not self.own_dir.is_dir():  # never fail a save because the folder went
+            self.own_dir.mkdir(parents=True, exist_ok=True)
+            (self.own_dir / OWNER).write_text(str(os.getpid()))
         data = self.own_dir / f"{spec.transfer_id}.kv"
         with open(data, "wb") as out:
             for index, (k, v) in enumerate(layers):
@@ -96,6 +126,8 @@ class SharedMemoryConnector(KVConnector):
         self._last_sweep = now
         cutoff = time.time() - ORPHAN_TTL_S
         for path in self.own_dir.iterdir():
+            if path.name == OWNER:
+                continue
             try:
                 if path.stat().st_mtime < cutoff:
                     path.unlink()
