@@ -59,6 +59,7 @@ PRESETS = {
         "first_turn_len": 100,
         "random_len": 60,
         "random_prompts": 40,
+        "max_seconds": 400,
         "output_len": 8,
         "policies": "round-robin,least-load,kv-aware",
         "workloads": "multi-turn,random",
@@ -347,6 +348,11 @@ def main() -> None:
         "ones (1, 1, and (len - 2) / N each); replicas get OMP_NUM_THREADS = their cores",
     )
     parser.add_argument("--out", type=Path, help="write replicas.json and replicas.md here")
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        help="start no router that would likely end after this (rows left out are listed)",
+    )
     args = parser.parse_args()
     if args.preset:  # the preset's sizes win over the defaults, not over flags given explicitly
         given = {a.split("=")[0].lstrip("-").replace("-", "_") for a in sys.argv[1:] if a.startswith("--")}
@@ -372,6 +378,8 @@ def main() -> None:
     chosen = [w for w in workloads(args) if w in args.workloads.split(",")]
     out = Path(tempfile.mkdtemp())
     rows: list[dict] = []
+    skipped: list[str] = []
+    routers = 0
     print(
         f"replicas {counts}, KV blocks per replica {args.kv_blocks} of {BLOCK_SIZE} tokens; multi-turn: "
         f"{args.conversations} conversations x {args.turns} turns, working set {working_set} blocks, "
@@ -387,6 +395,11 @@ def main() -> None:
             plan = args.plans.get(n)
             os.environ["OMP_NUM_THREADS"] = str(len(plan.replicas[0]) if plan else 1)
             for policy in order:
+                spent = time.monotonic() - started
+                if args.max_seconds and routers and spent + spent / routers > args.max_seconds:
+                    skipped.append(f"rep {rep}, {n} replicas, {policy}")
+                    continue
+                routers += 1
                 # one router + N fresh replicas per (rep, N, policy); its workloads run one after the
                 # other (their prompts share nothing, and each row counts its own deltas)
                 router = start_router(n, policy, args)
@@ -403,6 +416,8 @@ def main() -> None:
                     router.close()
                 print(f"  ({time.monotonic() - started:.0f} s so far)", flush=True)
     elapsed = time.monotonic() - started
+    if skipped:
+        print(f"left out (--max-seconds {args.max_seconds:.0f}): {'; '.join(skipped)}")
     summary = verdict(rows)
     print(f"\nmedian over repeats ({elapsed:.0f} s in all):")
     print(format_verdict(summary))
@@ -411,12 +426,20 @@ def main() -> None:
         config = {k: v for k, v in vars(args).items() if k not in ("plans", "out")}
         config["plans"] = {n: vars(p) for n, p in args.plans.items()}
         config["ideal_hit_rate"] = ideal
-        result = {"config": config, "elapsed_s": elapsed, "rows": rows, "summary": summary}
+        result = {
+            "config": config,
+            "elapsed_s": elapsed,
+            "rows": rows,
+            "summary": summary,
+            "left_out": skipped,
+        }
         (args.out / "replicas.json").write_text(json.dumps(result, indent=1, default=str))
         (args.out / "replicas.md").write_text(
             f"{' '.join(sys.argv)}\n\n{HEADER}\n"
             + "\n".join(format_row(r) for r in rows)
-            + f"\n\n{format_verdict(summary)}\n\n{elapsed:.0f} s in all\n"
+            + f"\n\n{format_verdict(summary)}\n\n{elapsed:.0f} s in all"
+            + (f"; left out: {'; '.join(skipped)}" if skipped else "")
+            + "\n"
         )
         print(f"wrote {args.out / 'replicas.json'} and {args.out / 'replicas.md'}")
 
