@@ -92,10 +92,12 @@ def test_kv_aware_predicts_a_just_routed_prompt():
 
 
 def test_kv_aware_weight_zero_is_least_blocks():
+    # 12 blocks: more than half the request's 19 (a smaller difference is a tie)
     states = replicas()
     states[0].prefix.apply([("stored", h) for h in prompt_block_hashes(SYSTEM, BS)])
-    states[0].active_blocks = 1
-    assert Balancer(states, KVAware(0.0)).assign(request(SYSTEM + [1, 2])).replica.index == 1
+    states[0].active_blocks = 12
+    least_blocks = KVAware(0.0, ownership_weight=0.0)
+    assert Balancer(states, least_blocks).assign(request(SYSTEM + [1, 2])).replica.index == 1
     assert Balancer(states, KVAware(1.0)).assign(request(SYSTEM + [1, 2])).replica.index == 0
 
 
