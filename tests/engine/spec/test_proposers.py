@@ -132,3 +132,15 @@ def test_metrics_endpoint(qwen3_ckpt: Path) -> None:
     assert f'ponder:spec_decode_acceptance_rate{{model_name="{MODEL}"}} 1.0' in text
     assert "ponder:spec_decode_mean_accepted_length" in text
     assert "ponder:spec_decode_num_draft_tokens_total" in text
+
+
+def test_best_k_is_the_argmax_of_tokens_per_cost() -> None:
+    """The one-pass best_k picks what a brute-force argmax picks (smallest k on ties)."""
+    controller = AcceptanceController(max_tokens=6)
+    for acceptance in [i / 20 for i in range(21)]:
+        for cost in (0.0, 0.05, 0.1, 0.3, 0.6, 0.99, 1.0, 2.0):
+            gains = [expected_tokens(acceptance, k) / (1 + cost * k) for k in range(7)]
+            best = max(range(7), key=lambda k: (round(gains[k], 12), -k))
+            assert controller.best_k(acceptance, cost) == best, (acceptance, cost)
+    assert controller.best_k(1.0, 0.0) == 6 and controller.best_k(0.0, 0.0) == 0
+    assert controller.best_k(1.0, 1.0) == 0  # a draft that costs a whole step never pays
