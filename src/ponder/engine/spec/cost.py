@@ -38,7 +38,7 @@ def _window() -> deque[float]:
 @dataclass
 class _Bucket:
     plain_s: deque[float] = field(default_factory=_window)  # step times without drafts
-    plain_seqs: deque[int] = field(default_factory=_window)  # their batch sizes
+    plain_seqs: deque[int] = field(default_factory=lambda: deque(maxlen=WINDOW))  # their batch sizes
     # step time per draft per sequence, relative: (t / plain - 1) / drafts per sequence
     cost: deque[float] = field(default_factory=_window)
     steps: int = 0
