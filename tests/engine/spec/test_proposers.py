@@ -15,7 +15,7 @@ from ponder.engine.spec.controller import (
     ProbeSchedule,
     expected_tokens,
 )
-from ponder.engine.spec.cost import StepCostModel
+from ponder.engine.spec.cost import EXACT_PLAIN_GAP, StepCostModel
 from ponder.engine.spec.ngram import NgramProposer
 from ponder.openai.metrics import speculative_families
 
@@ -132,3 +132,39 @@ def test_metrics_endpoint(qwen3_ckpt: Path) -> None:
     assert f'ponder:spec_decode_acceptance_rate{{model_name="{MODEL}"}} 1.0' in text
     assert "ponder:spec_decode_mean_accepted_length" in text
     assert "ponder:spec_decode_num_draft_tokens_total" in text
+
+
+def test_best_k_is_the_argmax_of_tokens_per_cost() -> None:
+    """The one-pass best_k picks what a brute-force argmax picks (smallest k on ties)."""
+    controller = AcceptanceController(max_tokens=6)
+    for acceptance in [i / 20 for i in range(21)]:
+        for cost in (0.0, 0.05, 0.1, 0.3, 0.6, 0.99, 1.0, 2.0):
+            gains = [expected_tokens(acceptance, k) / (1 + cost * k) for k in range(7)]
+            best = max(range(7), key=lambda k: (round(gains[k], 12), -k))
+            assert controller.best_k(acceptance, cost) == best, (acceptance, cost)
+    assert controller.best_k(1.0, 0.0) == 6 and controller.best_k(0.0, 0.0) == 0
+    assert controller.best_k(1.0, 1.0) == 0  # a draft that costs a whole step never pays
+
+
+def test_cost_model_compares_verify_steps_with_plain_steps_of_their_batch_size() -> None:
+    """Batch sizes 7 and 4 share a bucket; a step costs 1 s per sequence, and one draft per
+    sequence makes it 1.5x. Judged against the 7-sequence plain step, 4-sequence verify steps
+    would look free (c -> 0); the model measures a plain step at 4 too and reads c = 0.5."""
+    now = [0.0]
+    model = StepCostModel(prior_cost_per_token=0.1, clock=lambda: now[0])
+
+    def step(num_seqs: int, verify_seconds: float) -> bool:
+        model.step_started(num_seqs, pure_decode=True)  # the order Speculator.propose calls them
+        plain = model.wants_plain_step(num_seqs)
+        model.set_drafts(0 if plain else num_seqs)  # one draft per sequence
+        now[0] += num_seqs if plain else verify_seconds
+        return plain
+
+    assert step(7, 10.5)  # the bucket's first step is plain
+    assert not any(step(7, 10.5) for _ in range(4))
+    plain_at_4 = [step(4, 6.0) for _ in range(EXACT_PLAIN_GAP + 12)]
+    assert plain_at_4.count(True) == 1  # one plain step of the new size, once the gap allows
+    assert plain_at_4.index(True) < EXACT_PLAIN_GAP
+    step(4, 6.0)  # closes the last step
+    assert model.cost_per_token(4) == pytest.approx(0.5)
+    assert model.cost_per_token(7) == pytest.approx(0.5)

@@ -23,6 +23,12 @@ REFRESH_INTERVAL = 32  # a plain step this often keeps the plain time of a bucke
 # take tens of plain steps (allocation, kernel set-up), and one such sample alone switched
 # speculation off for good.
 MIN_COST_SAMPLES = 3
+# A bucket spans batch sizes up to 2x apart, and on a CPU a step's time grows with its batch: a
+# verify step of 4 sequences judged against a plain step of 7 read as nearly free (c -> 0), so
+# speculation ran on where it lost. So a verify step is compared with plain steps of its own
+# batch size, and a batch size the window has no plain step of gets one, at most every this
+# many steps of the bucket (a step without drafts only forgoes one step's gain).
+EXACT_PLAIN_GAP = 8
 
 
 def _window() -> deque[float]:
@@ -32,9 +38,18 @@ def _window() -> deque[float]:
 @dataclass
 class _Bucket:
     plain_s: deque[float] = field(default_factory=_window)  # step times without drafts
+    plain_seqs: deque[int] = field(default_factory=lambda: deque(maxlen=WINDOW))  # their batch sizes
     # step time per draft per sequence, relative: (t / plain - 1) / drafts per sequence
     cost: deque[float] = field(default_factory=_window)
     steps: int = 0
+    last_plain_step: int = 0
+
+    def plain_time(self, num_seqs: int) -> float | None:
+        """Median plain step time at this batch size, else over the bucket; None if none."""
+        exact = [t for t, n in zip(self.plain_s, self.plain_seqs) if n == num_seqs]
+        if exact:
+            return statistics.median(exact)
+        return statistics.median(self.plain_s) if self.plain_s else None
 
 
 @dataclass
@@ -66,7 +81,12 @@ class StepCostModel:
         """Whether this step should run without drafts to measure (or refresh) the plain time."""
         bucket = self._buckets.setdefault(self.bucket_of(num_seqs), _Bucket())
         bucket.steps += 1
-        return not bucket.plain_s or bucket.steps % REFRESH_INTERVAL == 0
+        plain = not bucket.plain_s or bucket.steps % REFRESH_INTERVAL == 0
+        if not plain and num_seqs not in bucket.plain_seqs:
+            plain = bucket.steps - bucket.last_plain_step >= EXACT_PLAIN_GAP
+        if plain:
+            bucket.last_plain_step = bucket.steps
+        return plain
 
     def step_started(self, num_seqs: int, pure_decode: bool) -> None:
         """Close the step before (its time ends where this one starts, before any proposing)
@@ -88,7 +108,8 @@ class StepCostModel:
         bucket = self._buckets.setdefault(step.bucket, _Bucket())
         if step.num_drafts == 0:
             bucket.plain_s.append(seconds)
-        elif bucket.plain_s:
-            plain = statistics.median(bucket.plain_s)
-            if plain > 0:
+            bucket.plain_seqs.append(step.num_seqs)
+        else:
+            plain = bucket.plain_time(step.num_seqs)
+            if plain is not None and plain > 0:
                 bucket.cost.append((seconds / plain - 1.0) / (step.num_drafts / step.num_seqs))
