@@ -274,8 +274,9 @@ def _plot(rows: list[tuple[str, dict]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for axis, workload in zip(axes, WORKLOADS):
+    workloads = [w for w in WORKLOADS if any(n.endswith(w) for n, _ in rows)]  # only those measured
+    fig, axes = plt.subplots(1, len(workloads), figsize=(5 * len(workloads), 4), squeeze=False)
+    for axis, workload in zip(axes[0], workloads):
         for name in sorted({n for n, _ in rows if n.endswith(workload)}):
             points = sorted(
                 (float(s["request_rate"]), s["slo_attainment_pct"])
