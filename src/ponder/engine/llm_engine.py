@@ -89,8 +89,6 @@ class LLMEngine:
         self.speculator = create_speculator(
             config, self.arch, self.tokenizer, self.dtype, self.device, self.max_model_len, self.kv
         )
-        if self.speculator is not None:
-            self.async_scheduling = False  # a step's drafts come from the tokens of the one before
         self._inflight: InflightStep | None = None
         self.device_wait_seconds = 0.0  # time step() spent blocked until sampled tokens arrived
         self.requests: dict[str, Request] = {}
@@ -429,6 +427,11 @@ class LLMEngine:
             seq.wait_for_pending = self.updater.may_end_or_redirect(seq)
             # A constraint's mask follows every token, so it needs them on the host too.
             step.needs_tokens_on_host |= seq.params.needs_penalties or seq.structured is not None
+        if self.speculator is not None:
+            # Drafts are read from the tokens before them: a step after which some sequence may
+            # draft is finished before the next is scheduled; one after which none would stays
+            # in flight like any plain step (speculation switched off costs no pipelining).
+            step.needs_tokens_on_host |= self.speculator.wants_host_tokens
         return step
 
     def _finish(self, step: InflightStep) -> list[RequestOutput]:

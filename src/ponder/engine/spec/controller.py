@@ -85,15 +85,23 @@ class ProbeSchedule:
     def __init__(self) -> None:
         self.interval = PROBE_INTERVAL
         self._countdown = PROBE_INTERVAL
+        self._interval_before = PROBE_INTERVAL
 
     def is_probe_step(self, hopeless: bool) -> bool:
         """Called once per step that may speculate; hopeless: no acceptance could pay now."""
         self._countdown -= 1
         if self._countdown > 0:
             return False
+        self._interval_before = self.interval
         self.interval = MAX_PROBE_INTERVAL if hopeless else min(2 * self.interval, MAX_PROBE_INTERVAL)
         self._countdown = self.interval
         return not hopeless
+
+    def defer(self) -> None:
+        """The probe step just granted could not draft (its tokens were still on the device):
+        the next step is the probe instead, as if this one had not been."""
+        self.interval = self._interval_before
+        self._countdown = 1
 
     def speculating(self) -> None:
         """Some sequence chose to draft without being made to: probe often again."""

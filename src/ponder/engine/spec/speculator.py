@@ -50,10 +50,10 @@ class SpeculationStats:
 
 def can_speculate(seq: Sequence) -> bool:
     """The hook that keeps a sequence out of speculation. A decode only: no prompt left to
-    prefill (chunked prefill goes on as usual) and at least one token sampled; no pending token
-    (asynchronous scheduling is off under speculation anyway); no structured-output constraint:
-    its grammar mask advances one token at a time (engine/structured/)."""
-    if seq.num_output_tokens < 1 or seq.num_pending_tokens or seq.num_computed_tokens + 1 != seq.num_tokens:
+    prefill (chunked prefill goes on as usual) and at least one token sampled; no structured-output
+    constraint: its grammar mask advances one token at a time (engine/structured/). (A sequence
+    whose last token is still on the device waits a step: see Speculator.wants_host_tokens.)"""
+    if seq.num_output_tokens < 1 or seq.num_computed_tokens + 1 != seq.num_tokens:
         return False
     return seq.params.structured_outputs is None
 
@@ -78,6 +78,9 @@ class Speculator:
         self.probes = ProbeSchedule()
         self.stats = SpeculationStats()
         self._tracked: dict[int, Sequence] = {}  # sequences with proposer or controller state
+        # Whether the step just proposed for may be followed by one that drafts: then the engine
+        # finishes it before scheduling the next (asynchronous scheduling), so drafts see its token.
+        self.wants_host_tokens = False
 
     def propose(self, batch: ScheduledBatch) -> SpecStep | None:
         """Attach drafts to the batch's decoding sequences; None when none gets any."""
@@ -87,8 +90,12 @@ class Speculator:
         # The step's time starts before proposing: a draft model's run is part of its cost.
         self.cost.step_started(num_seqs, pure_decode)
         too_many = num_seqs > self.config.disable_batch_size
+        # A step kept plain to measure the plain time may be followed by drafts; above the batch
+        # limit none follow until the batch shrinks (then one step runs plain and it resumes).
+        self.wants_host_tokens = not too_many
         if too_many or (pure_decode and self.config.adaptive and self.cost.wants_plain_step(num_seqs)):
             return None
+        self.wants_host_tokens = False
         step = self._propose(batch)
         self.cost.set_drafts(sum(len(drafts) for drafts in step.drafts) if step else 0)
         return step
@@ -98,6 +105,7 @@ class Speculator:
         probe = self.probes.is_probe_step(hopeless=self.controller.best_k(1.0, cost) == 0)
         room = self.max_num_batched_tokens - batch.num_tokens
         wanted: list[tuple[int, Sequence, int]] = []
+        waiting = False  # a sequence would draft if its last token were on the host
         for index, (seq, num_new) in enumerate(zip(batch.seqs, batch.num_new_tokens)):
             if num_new != 1 or room <= 0 or not can_speculate(seq):
                 continue
@@ -109,9 +117,16 @@ class Speculator:
             if best:
                 self.probes.speculating()
             k = min(max(best, 1) if probe else best, self._tokens_left(seq) - 1, room)
-            if k > 0:
-                wanted.append((index, seq, k))
-                room -= k
+            if k <= 0:
+                continue
+            self.wants_host_tokens = True
+            if seq.num_pending_tokens:
+                waiting = True
+                continue
+            wanted.append((index, seq, k))
+            room -= k
+        if waiting and probe and not wanted:
+            self.probes.defer()  # it probes in the next step, with its tokens on the host
         if not wanted:
             return None
         drafts = self.proposer.propose([(seq, k) for _, seq, k in wanted])
