@@ -77,18 +77,6 @@ class Policy(Protocol):
     def pick(self, replicas: Sequence[ReplicaState], request: RoutedRequest) -> ReplicaState: ...
 
 
-class _Rotating:
-    """Round-robin's turn: the next candidate in order."""
-
-    def __init__(self) -> None:
-        self._turn = 0
-
-    def _rotate(self, ties: Sequence[ReplicaState]) -> ReplicaState:
-        choice = ties[self._turn % len(ties)]
-        self._turn += 1
-        return choice
-
-
 class _LeastRecent:
     """Ties go to the replica picked longest ago. Not a shared turn counter: with one, picks
     that had a single candidate advance the turn too, and ties can fall on the same replica every
@@ -107,9 +95,14 @@ class _LeastRecent:
         return choice
 
 
-class RoundRobin(_Rotating):
+class RoundRobin:
+    def __init__(self) -> None:
+        self._turn = 0
+
     def pick(self, replicas: Sequence[ReplicaState], request: RoutedRequest) -> ReplicaState:
-        return self._rotate(replicas)
+        choice = replicas[self._turn % len(replicas)]
+        self._turn += 1
+        return choice
 
 
 class LeastLoad(_LeastRecent):

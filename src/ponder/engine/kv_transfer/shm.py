@@ -66,16 +66,18 @@ class SharedMemoryConnector(KVConnector):
             if mine.fullmatch(folder.name) and _stale(folder):  # this worker's previous lives
                 shutil.rmtree(folder, ignore_errors=True)
         self.own_dir = self.root / self.epoch
-        self.own_dir.mkdir()
-        (self.own_dir / OWNER).write_text(str(os.getpid()))
+        self._make_own_dir(exist_ok=False)
         self._last_sweep = time.monotonic()
+
+    def _make_own_dir(self, exist_ok: bool) -> None:
+        self.own_dir.mkdir(parents=exist_ok, exist_ok=exist_ok)
+        (self.own_dir / OWNER).write_text(str(os.getpid()))
 
     def _send(
         self, spec: TransferSpec, manifest: Manifest, layers: list[LayerKV], pause: Callable[[], None]
     ) -> None:
         if not self.own_dir.is_dir():  # never fail a save because the folder went
-            self.own_dir.mkdir(parents=True, exist_ok=True)
-            (self.own_dir / OWNER).write_text(str(os.getpid()))
+            self._make_own_dir(exist_ok=True)
         data = self.own_dir / f"{spec.transfer_id}.kv"
         with open(data, "wb") as out:
             for index, (k, v) in enumerate(layers):

@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 WINDOW = 15  # step times kept per bucket and kind; the median of them is used
 REFRESH_INTERVAL = 32  # a plain step this often keeps the plain time of a bucket current
@@ -31,14 +32,13 @@ MIN_COST_SAMPLES = 3
 EXACT_PLAIN_GAP = 8
 
 
-def _window() -> deque[float]:
+def _window() -> deque[Any]:
     return deque(maxlen=WINDOW)
 
 
 @dataclass
 class _Bucket:
-    plain_s: deque[float] = field(default_factory=_window)  # step times without drafts
-    plain_seqs: deque[int] = field(default_factory=lambda: deque(maxlen=WINDOW))  # their batch sizes
+    plain: deque[tuple[float, int]] = field(default_factory=_window)  # (seconds, batch size) without drafts
     # step time per draft per sequence, relative: (t / plain - 1) / drafts per sequence
     cost: deque[float] = field(default_factory=_window)
     steps: int = 0
@@ -46,10 +46,10 @@ class _Bucket:
 
     def plain_time(self, num_seqs: int) -> float | None:
         """Median plain step time at this batch size, else over the bucket; None if none."""
-        exact = [t for t, n in zip(self.plain_s, self.plain_seqs) if n == num_seqs]
+        exact = [t for t, n in self.plain if n == num_seqs]
         if exact:
             return statistics.median(exact)
-        return statistics.median(self.plain_s) if self.plain_s else None
+        return statistics.median(t for t, _ in self.plain) if self.plain else None
 
 
 @dataclass
@@ -81,8 +81,8 @@ class StepCostModel:
         """Whether this step should run without drafts to measure (or refresh) the plain time."""
         bucket = self._buckets.setdefault(self.bucket_of(num_seqs), _Bucket())
         bucket.steps += 1
-        plain = not bucket.plain_s or bucket.steps % REFRESH_INTERVAL == 0
-        if not plain and num_seqs not in bucket.plain_seqs:
+        plain = not bucket.plain or bucket.steps % REFRESH_INTERVAL == 0
+        if not plain and all(n != num_seqs for _, n in bucket.plain):
             plain = bucket.steps - bucket.last_plain_step >= EXACT_PLAIN_GAP
         if plain:
             bucket.last_plain_step = bucket.steps
@@ -107,8 +107,7 @@ class StepCostModel:
         seconds = now - step.start
         bucket = self._buckets.setdefault(step.bucket, _Bucket())
         if step.num_drafts == 0:
-            bucket.plain_s.append(seconds)
-            bucket.plain_seqs.append(step.num_seqs)
+            bucket.plain.append((seconds, step.num_seqs))
         else:
             plain = bucket.plain_time(step.num_seqs)
             if plain is not None and plain > 0:

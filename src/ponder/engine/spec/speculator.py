@@ -89,13 +89,14 @@ class Speculator:
         pure_decode = all(num_new == 1 for num_new in batch.num_new_tokens)
         # The step's time starts before proposing: a draft model's run is part of its cost.
         self.cost.step_started(num_seqs, pure_decode)
-        too_many = num_seqs > self.config.disable_batch_size
-        # A step kept plain to measure the plain time may be followed by drafts; above the batch
-        # limit none follow until the batch shrinks (then one step runs plain and it resumes).
-        self.wants_host_tokens = not too_many
-        if too_many or (pure_decode and self.config.adaptive and self.cost.wants_plain_step(num_seqs)):
+        if num_seqs > self.config.disable_batch_size:
+            # None drafts until the batch shrinks (then one step runs plain and it resumes).
+            self.wants_host_tokens = False
             return None
-        self.wants_host_tokens = False
+        if pure_decode and self.config.adaptive and self.cost.wants_plain_step(num_seqs):
+            self.wants_host_tokens = True  # a step kept plain to measure may be followed by drafts
+            return None
+        self.wants_host_tokens = False  # _propose says otherwise when a sequence would draft
         step = self._propose(batch)
         self.cost.set_drafts(sum(len(drafts) for drafts in step.drafts) if step else 0)
         return step
