@@ -11,7 +11,9 @@ ponder-reasoner). For every batch size, each sequence has --context tokens of KV
 are the ones the engine runs under speculation:
   decode        one token per sequence, as the engine runs it (CUDA graph replay on a GPU)
   decode-eager  the same without the graph (what a verify step is compared with kernel-wise)
-  verify-K      the last token plus K drafts per sequence in one forward (eager: no graph)
+  verify-K      the last token plus K drafts per sequence in one forward, replaying the verify
+                CUDA graphs the engine captures under speculation (1 + K tokens per sequence)
+  verify-K-eager  the same forward without a graph (the engine before verify graphs)
 They are interleaved round by round (--repeats rounds of --iters steps each) and the median of
 the rounds is reported, with `vs decode` and the cost per draft token c = (t / t_decode - 1) / K,
 the quantity the adaptive switch (engine/spec/cost.py) measures online. Speculation with
@@ -37,6 +39,7 @@ from gpu_serving import SHAPES, make_checkpoint  # noqa: E402
 
 from ponder.assets import default_model_dir  # noqa: E402
 from ponder.engine.args import EngineArgs  # noqa: E402
+from ponder.engine.cuda_graphs import StepGraphs  # noqa: E402
 from ponder.engine.llm_engine import LLMEngine  # noqa: E402
 from ponder.engine.sampling_params import SamplingParams  # noqa: E402
 from ponder.engine.scheduler import ScheduledBatch  # noqa: E402
@@ -90,13 +93,20 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_steps(engine: LLMEngine, batches: dict[str, ScheduledBatch], iters: int, repeats: int) -> dict:
+def time_steps(
+    engine: LLMEngine,
+    batches: dict[str, ScheduledBatch],
+    graphs: dict[str, tuple[StepGraphs | None, StepGraphs | None]],
+    iters: int,
+    repeats: int,
+) -> dict:
+    """graphs: per step name, the (decode, verify) graph sets the runner replays from."""
     runner = engine.runner
-    graphs = runner.decode_graphs
     device = engine.device
+    kept = runner.decode_graphs, runner.verify_graphs
 
     def run(name: str) -> None:
-        runner.decode_graphs = None if name == "decode-eager" else graphs
+        runner.decode_graphs, runner.verify_graphs = graphs[name]
         runner.execute(batches[name])
 
     # On a CPU, the process's CPU time: a shared machine's other load swings wall time more
@@ -115,8 +125,27 @@ def time_steps(engine: LLMEngine, batches: dict[str, ScheduledBatch], iters: int
                 run(name)
             synchronize(device)
             rounds[name].append((clock() - start) / iters)
-    runner.decode_graphs = graphs
+    runner.decode_graphs, runner.verify_graphs = kept
     return {name: statistics.median(times) for name, times in rounds.items()}
+
+
+def capture_verify_graphs(engine: LLMEngine, k: int, max_batch_size: int) -> StepGraphs | None:
+    """The graphs the engine captures for K drafts (ModelRunner under speculation)."""
+    decode = engine.runner.decode_graphs
+    if decode is None:
+        return None
+    graphs = StepGraphs(
+        engine.runner.model,
+        max_batch_size=max_batch_size,
+        table_width=decode.table_width,
+        num_kv_heads=decode.num_kv_heads,
+        block_size=decode.block_size,
+        max_seq_len=decode.max_seq_len,
+        device=decode.device,
+        tokens_per_seq=1 + k,
+    )
+    graphs.capture(pool=decode.pool)
+    return graphs
 
 
 def measure_shape(shape: str, args: argparse.Namespace) -> list[dict]:
@@ -138,14 +167,22 @@ def measure_shape(shape: str, args: argparse.Namespace) -> list[dict]:
         knobs["device"] = args.device
     engine = LLMEngine(EngineArgs.from_kwargs(**knobs).create_engine_config())
     vocab = engine.arch.vocab_size
+    decode_graphs = engine.runner.decode_graphs
+    verify_graphs = {k: capture_verify_graphs(engine, k, max(batch_sizes)) for k in ks}
     rows = []
     for batch_size in batch_sizes:
         batches = {"decode": step_batch(batch_size, args.context, 0, block_size, vocab)}
-        if engine.runner.decode_graphs is not None:
+        graphs: dict[str, tuple[StepGraphs | None, StepGraphs | None]] = {"decode": (decode_graphs, None)}
+        if decode_graphs is not None:
             batches["decode-eager"] = batches["decode"]
+            graphs["decode-eager"] = (None, None)
         for k in ks:
             batches[f"verify-{k}"] = step_batch(batch_size, args.context, k, block_size, vocab)
-        seconds = time_steps(engine, batches, args.iters, args.repeats)
+            graphs[f"verify-{k}"] = (decode_graphs, verify_graphs[k])
+            if verify_graphs[k] is not None:
+                batches[f"verify-{k}-eager"] = batches[f"verify-{k}"]
+                graphs[f"verify-{k}-eager"] = (decode_graphs, None)
+        seconds = time_steps(engine, batches, graphs, args.iters, args.repeats)
         base = seconds["decode"]
         for name, value in seconds.items():
             k = int(name.split("-")[1]) if name.startswith("verify") else 0

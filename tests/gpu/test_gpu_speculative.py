@@ -1,8 +1,9 @@
 """Speculative decoding on the GPU with CUDA graphs: greedy output equals decoding without it.
 
-The paths only a GPU runs: plain decode steps replay CUDA graphs while steps that verify drafts
-run eagerly, on the same sequences and KV (adaptive switch: both kinds alternate); the draft
-model's own runner replays its decode graphs for its single-token steps."""
+The paths only a GPU runs: plain decode steps replay the decode CUDA graphs and steps that verify
+drafts replay the verify graphs (1 + K tokens per sequence), on the same sequences and KV
+(adaptive switch: both kinds alternate); the draft model's own runner replays its decode graphs
+for its single-token steps."""
 
 from __future__ import annotations
 
@@ -44,10 +45,14 @@ def test_ngram_with_graphs_equals_plain(gpu_ckpt, expected, adaptive):
         speculative_adaptive=adaptive,
         **POOL,
     )
-    assert llm.engine.runner.decode_graphs is not None
+    runner = llm.engine.runner
+    assert runner.decode_graphs is not None and runner.verify_graphs is not None
+    assert runner.verify_graphs.tokens_per_seq == 5
     assert generate(llm) == expected
     stats = llm.engine.stats()
     assert stats.spec_draft_tokens > 0
+    if not adaptive:  # every decode verifies drafts: the verify graphs ran them
+        assert runner.verify_graphs.replays > 0
     assert stats.kv_blocks_used == 0
 
 

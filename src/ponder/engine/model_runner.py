@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ponder.config import EngineConfig
-from ponder.engine.cuda_graphs import DecodeGraphs
+from ponder.engine.cuda_graphs import StepGraphs
 from ponder.engine.kv.layout import KVLayout
 from ponder.engine.scheduler import ScheduledBatch
 from ponder.engine.transfers import HostUploader, to_device
@@ -70,7 +70,10 @@ class ModelRunner:
         config: EngineConfig,
         device: torch.device,
         max_model_len: int,
+        verify_tokens_per_seq: int = 1,
     ):
+        """verify_tokens_per_seq > 1 also captures graphs for steps of up to that many new
+        tokens per sequence (a decode verifying drafts), below speculation's batch limit."""
         self.model = model
         self.block_size = layout.block_size
         self.device = torch.device(device)
@@ -86,18 +89,31 @@ class ModelRunner:
         self._uploader64 = HostUploader(torch.int64, self.device)
         self._uploader32 = HostUploader(torch.int32, self.device)
         self._pending_uploader = HostUploader(torch.int64, self.device)
-        self.decode_graphs: DecodeGraphs | None = None
+        self._rows_uploader = HostUploader(torch.int64, self.device)
+        self.decode_graphs: StepGraphs | None = None
+        self.verify_graphs: StepGraphs | None = None
         if self.device.type == "cuda" and not config.model.enforce_eager:
-            self.decode_graphs = DecodeGraphs(
-                model,
-                max_batch_size=config.scheduler.max_num_seqs,
-                table_width=min(num_blocks, -(-max_model_len // layout.block_size)),
-                num_kv_heads=layout.num_kv_heads,
-                block_size=layout.block_size,
-                max_seq_len=max_model_len,
-                device=self.device,
-            )
+            table_width = min(num_blocks, -(-max_model_len // layout.block_size))
+
+            def graphs(max_batch_size: int, tokens_per_seq: int) -> StepGraphs:
+                return StepGraphs(
+                    model,
+                    max_batch_size=max_batch_size,
+                    table_width=table_width,
+                    num_kv_heads=layout.num_kv_heads,
+                    block_size=layout.block_size,
+                    max_seq_len=max_model_len,
+                    device=self.device,
+                    tokens_per_seq=tokens_per_seq,
+                )
+
+            self.decode_graphs = graphs(config.scheduler.max_num_seqs, 1)
             self.decode_graphs.capture()
+            spec = config.speculative
+            if verify_tokens_per_seq > 1 and spec is not None:
+                verify_batch = min(config.scheduler.max_num_seqs, spec.disable_batch_size)
+                self.verify_graphs = graphs(verify_batch, verify_tokens_per_seq)
+                self.verify_graphs.capture(pool=self.decode_graphs.pool)
 
     def execute(self, batch: ScheduledBatch, pending: PendingInputs | None = None) -> ModelStepOutput:
         """Queue the step's forward on the device; nothing here waits for the device."""
@@ -116,27 +132,42 @@ class ModelRunner:
         """The step from host arrays: what every tensor-parallel rank runs for the same step."""
         if block_copies:
             self._copy_blocks(block_copies)
-        graphs = self.decode_graphs
-        if graphs is not None and host.is_plain_decode and host.num_seqs <= graphs.max_batch_size:
-            input_ids = graphs.load_inputs(
-                host.input_ids, host.positions, host.slot_mapping, host.seq_lens, host.block_tables
-            )
-            if pending is not None:
-                self._fill_pending(input_ids, pending, host.query_start_loc)
-            logits = self.model.compute_logits(graphs.replay(host.num_seqs))
-            return ModelStepOutput(logits, host.sample_seq_indices, {})
+        graphs = self._graphs_for(host)
+        if graphs is not None:
+            return self._replay(graphs, host, pending)
         inputs = self._upload(host)
         if pending is not None:
             self._fill_pending(inputs.input_ids, pending, host.query_start_loc)
         with forward_context(inputs.metadata):
             hidden = self.model(inputs.input_ids, inputs.positions)
-        logits = self.model.compute_logits(hidden[inputs.logits_indices])
-        num_sample = len(host.sample_seq_indices)
-        prompt_logits = {
-            batch_index: logits[start:end] for batch_index, (start, end) in host.prompt_logits_rows.items()
-        }
-        spec_logits = logits[len(logits) - host.num_spec_rows :] if host.num_spec_rows else None
-        return ModelStepOutput(logits[:num_sample], host.sample_seq_indices, prompt_logits, spec_logits)
+        return _step_output(host, self.model.compute_logits(hidden[inputs.logits_indices]))
+
+    def _graphs_for(self, host: HostInputs) -> StepGraphs | None:
+        if self.decode_graphs is not None and host.is_plain_decode:
+            if self.decode_graphs.fits(host.num_seqs, host.query_lens):
+                return self.decode_graphs
+        if self.verify_graphs is not None and self.verify_graphs.fits(host.num_seqs, host.query_lens):
+            return self.verify_graphs
+        return None
+
+    def _replay(self, graphs: StepGraphs, host: HostInputs, pending: PendingInputs | None) -> ModelStepOutput:
+        input_ids = graphs.load_inputs(
+            host.input_ids,
+            host.positions,
+            host.slot_mapping,
+            host.query_start_loc,
+            host.seq_lens,
+            host.block_tables,
+        )
+        if pending is not None:
+            self._fill_pending(input_ids, pending, host.query_start_loc)
+        hidden = graphs.replay(host.num_seqs)
+        if graphs is self.decode_graphs:  # row i is sequence i's one token, and it samples
+            return ModelStepOutput(
+                self.model.compute_logits(hidden[: host.num_seqs]), host.sample_seq_indices, {}
+            )
+        rows = self._rows_uploader.upload([host.logits_indices])
+        return _step_output(host, self.model.compute_logits(hidden[rows]))
 
     def _fill_pending(
         self, input_ids: torch.Tensor, pending: PendingInputs, query_start_loc: np.ndarray
@@ -210,6 +241,17 @@ class HostInputs:
             len(self.input_ids) == self.num_seqs == len(self.sample_seq_indices)
             and not self.prompt_logits_rows
         )
+
+
+def _step_output(host: HostInputs, logits: torch.Tensor) -> ModelStepOutput:
+    """Logits of host.logits_indices' rows -> sampled rows, prompt logits, draft rows."""
+    prompt_logits = {
+        batch_index: logits[start:end] for batch_index, (start, end) in host.prompt_logits_rows.items()
+    }
+    spec_logits = logits[len(logits) - host.num_spec_rows :] if host.num_spec_rows else None
+    return ModelStepOutput(
+        logits[: len(host.sample_seq_indices)], host.sample_seq_indices, prompt_logits, spec_logits
+    )
 
 
 def _host_inputs(batch: ScheduledBatch, block_size: int) -> HostInputs:

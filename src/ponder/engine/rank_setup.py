@@ -50,7 +50,9 @@ def build_rank_runner(
     model = load_model(config.model.model, arch, dtype, device, tp_rank=tp_rank, tp_size=tp_size)
     layout = kv_layout_for(arch, config.cache.block_size, dtype, tp_size)
     num_blocks = min_over_ranks(num_kv_blocks(config, layout, arch, device, max_model_len, model))
-    runner = ModelRunner(model, layout, num_blocks, config, device, max_model_len)
+    spec = config.speculative
+    verify_tokens = 1 + spec.num_speculative_tokens if spec is not None else 1
+    runner = ModelRunner(model, layout, num_blocks, config, device, max_model_len, verify_tokens)
     return RankRunner(runner, layout, num_blocks)
 
 
