@@ -90,7 +90,8 @@ def calibrate_pd(
     samples; every prefill one prompt length): those follow `prior`, by default the fit of both
     roles' steps pooled, in which prompt chunks and decodes tell tokens from sequences."""
     rows = lambda records: [(r.tokens, r.seqs, r.attn, r.sampled, r.seconds) for r in records]  # noqa: E731
-    pooled = prior or fit(rows(prefill) + rows(decode))
+    # Linear: the pooled steps mix two batch shapes, and each role keeps the prior's exponent.
+    pooled = prior or fit(rows(prefill) + rows(decode), exponents=(1.0,))
     front, back = fit(rows(prefill), prior=pooled), fit(rows(decode), prior=pooled)
     return replace(front, request_overhead_s=request_overhead(runs, spec, front, back)), back
 
