@@ -131,9 +131,9 @@ def _fit_at(data, exponent: float, stall: float | None, base, with_prior: bool):
     rcond = PRIOR_RCOND if with_prior else None
 
     def weighted(keep):
-        coef = _nonnegative_lstsq(x[keep], y[keep], base, rcond)
+        coef = nonnegative_lstsq(x[keep], y[keep], base, rcond)
         predicted = np.maximum(x[keep] @ coef, floor)
-        return _nonnegative_lstsq(x[keep] / predicted[:, None], y[keep] / predicted, base, rcond)
+        return nonnegative_lstsq(x[keep] / predicted[:, None], y[keep] / predicted, base, rcond)
 
     coef = weighted(np.ones(len(y), dtype=bool))
     if stall is not None:
@@ -170,7 +170,7 @@ def _coefficients(model: StepModel) -> tuple[float, ...]:
 PRIOR_RCOND = 0.02  # singular values below 2 % of the largest (unit-norm columns): the prior's
 
 
-def _nonnegative_lstsq(x, y, base, rcond=None):
+def nonnegative_lstsq(x, y, base, rcond=None):
     """Least squares, coefficients >= 0: base + the minimum-norm change from base (columns
     scaled to unit norm first, so "minimum" does not depend on each feature's units)."""
     import numpy as np

@@ -118,7 +118,11 @@ def save_runs(path: str | Path, runs: list[Run], **extra: object) -> None:
 
 
 def load_runs(path: str | Path) -> tuple[list[Run], dict]:
-    data = json.loads(Path(path).read_text())
+    """A save_runs file, plain or gzipped (.json.gz)."""
+    import gzip
+
+    raw = Path(path).read_bytes()
+    data = json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
     runs = [
         Run(r["label"], r["start"], r["end"], [RealRequest(**q) for q in r["requests"]])
         for r in data.pop("runs")
