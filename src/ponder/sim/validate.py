@@ -71,9 +71,12 @@ def request_overhead(
     return max(0.0, float(np.median(gaps)))
 
 
-def calibrate(records: list[StepRecord], runs: list[Run], spec: ClusterSpec) -> StepModel:
-    """Step model from these step records, request overhead from these runs."""
-    model = fit([(r.tokens, r.seqs, r.attn, r.sampled, r.seconds) for r in records])
+def calibrate(
+    records: list[StepRecord], runs: list[Run], spec: ClusterSpec, exponents: tuple[float, ...] | None = None
+) -> StepModel:
+    """Step model from these step records, request overhead from these runs. exponents: the
+    token exponents `fit` may choose from (None: its default; (1.0,): the linear model)."""
+    model = fit([(r.tokens, r.seqs, r.attn, r.sampled, r.seconds) for r in records], exponents=exponents)
     return replace(model, request_overhead_s=request_overhead(runs, spec, model))
 
 
@@ -97,7 +100,12 @@ def calibrate_pd(
 
 
 def hold_out(
-    records: list[StepRecord], runs: list[Run], index: int, spec: ClusterSpec, neighbours: int = 0
+    records: list[StepRecord],
+    runs: list[Run],
+    index: int,
+    spec: ClusterSpec,
+    neighbours: int = 0,
+    exponents: tuple[float, ...] | None = None,
 ) -> StepModel:
     """Calibrated on everything but runs[index]: its steps and its requests stay unseen. With
     neighbours=k, only on the k runs before and the k after it in time (the same conditions, as
@@ -108,9 +116,9 @@ def hold_out(
         at = order.index(index)
         near = [runs[k] for k in order[max(0, at - neighbours) : at + neighbours + 1] if k != index]
         steps = [r for r in records if any(run.start <= r.start <= run.end for run in near)]
-        return calibrate(steps, near, spec)
+        return calibrate(steps, near, spec, exponents)
     others = [run for k, run in enumerate(runs) if k != index]
-    return calibrate(steps_outside(records, [held]), others, spec)
+    return calibrate(steps_outside(records, [held]), others, spec, exponents)
 
 
 def save_runs(path: str | Path, runs: list[Run], **extra: object) -> None:
