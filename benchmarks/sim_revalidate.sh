@@ -19,7 +19,7 @@ last=${CPUS##*[-,]}
 server_cpus=$(python3 -c "import sys; sys.path.insert(0, 'benchmarks'); from sim_validation import parse_cpus; print(','.join(map(str, parse_cpus('$CPUS')[:-1])))")
 if [ -n "${TINY:-}" ]; then
   sim=(--preset smoke)
-  disagg=(--configs 1P2D,2P1D --rates 4 --num-prompts 3 --input-len 32 --output-len 4 --sim-requests 40)
+  disagg=(--configs 1P2D,2P1D --rates 2,4 --num-prompts 8 --input-len 96 --output-len 4 --sim-requests 40)
 else
   sim=(--preset device-cpu --replay-seconds 180)
   disagg=(--configs colocated3,2P1D,1P2D --rates 1,2,4 --num-prompts 16)
