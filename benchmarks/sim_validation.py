@@ -411,6 +411,7 @@ def report(
     rows = []
     for index, run in enumerate(runs):
         held_out = hold_out(records, runs, index, spec)
+        linear = hold_out(records, runs, index, spec, exponents=(1.0,))  # the model before issue 19's fix
         near = hold_out(records, runs, index, spec, neighbours=1)
         own = calibrate(steps_in(records, run), [run], spec)  # in-sample: the scheduler model alone
         others = [r for k, r in enumerate(runs) if k != index]
@@ -418,10 +419,12 @@ def report(
             "label": run.label,
             "real": metrics_real(run),
             "sim": metrics_sim(simulate_run(run, spec, held_out)),
+            "sim_linear": metrics_sim(simulate_run(run, spec, linear)),
             "sim_neighbours": metrics_sim(simulate_run(run, spec, near)),
             "sim_own_steps": metrics_sim(simulate_run(run, spec, own)),
             "real_others": leave_one_out_real(runs, index),
             "model": asdict(held_out),
+            "model_linear": asdict(linear),
             "steps": len(steps_in(records, run)),
             "drift": drift(steps_in(records, run), held_out),
         }
@@ -446,6 +449,7 @@ def report(
     rows5 = [(r.tokens, r.seqs, r.attn, r.sampled, r.seconds) for r in records]
     columns = [
         ("sim", "sim error (held out: all other runs)"),
+        ("sim_linear", "sim error (held out, linear step model: before)"),
         ("sim_neighbours", "sim error (held out: the runs before and after)"),
         ("sim_own_steps", "sim error (the run's own steps)"),
     ]

@@ -62,9 +62,14 @@ class _Router:
 
 
 def simulate(
-    requests: list[SimRequest], spec: ClusterSpec, model: StepModel, decode_model: StepModel | None = None
+    requests: list[SimRequest],
+    spec: ClusterSpec,
+    model: StepModel,
+    decode_model: StepModel | None = None,
+    trace: list[tuple[float, float, int, int, float, int]] | None = None,
 ) -> list[SimRequest]:
-    """Runs every request to completion; fills first_token and finished in place."""
+    """Runs every request to completion; fills first_token and finished in place. trace: a list
+    the (first) worker's steps are appended to (start, end, tokens, seqs, attn, sampled)."""
     ids = itertools.count()
     blocks = spec.kv_tokens // spec.block_size
     if blocks and any(r.input_len + r.output_len > blocks * spec.block_size for r in requests):
@@ -79,6 +84,7 @@ def simulate(
         front, back = make(spec.prefill, model), make(spec.decode, decode_model or model)
     else:
         front, back = make(spec.colocated, model), []
+    front[0].trace = trace
     front_router, back_router = _Router(front, spec.router), (_Router(back, spec.router) if back else None)
     events: list[tuple[float, int, int, object]] = []  # (time, kind order, seq, payload)
     tie = itertools.count()

@@ -71,9 +71,12 @@ def request_overhead(
     return max(0.0, float(np.median(gaps)))
 
 
-def calibrate(records: list[StepRecord], runs: list[Run], spec: ClusterSpec) -> StepModel:
-    """Step model from these step records, request overhead from these runs."""
-    model = fit([(r.tokens, r.seqs, r.attn, r.sampled, r.seconds) for r in records])
+def calibrate(
+    records: list[StepRecord], runs: list[Run], spec: ClusterSpec, exponents: tuple[float, ...] | None = None
+) -> StepModel:
+    """Step model from these step records, request overhead from these runs. exponents: the
+    token exponents `fit` may choose from (None: its default; (1.0,): the linear model)."""
+    model = fit([(r.tokens, r.seqs, r.attn, r.sampled, r.seconds) for r in records], exponents=exponents)
     return replace(model, request_overhead_s=request_overhead(runs, spec, model))
 
 
@@ -90,13 +93,19 @@ def calibrate_pd(
     samples; every prefill one prompt length): those follow `prior`, by default the fit of both
     roles' steps pooled, in which prompt chunks and decodes tell tokens from sequences."""
     rows = lambda records: [(r.tokens, r.seqs, r.attn, r.sampled, r.seconds) for r in records]  # noqa: E731
-    pooled = prior or fit(rows(prefill) + rows(decode))
+    # Linear: the pooled steps mix two batch shapes, and each role keeps the prior's exponent.
+    pooled = prior or fit(rows(prefill) + rows(decode), exponents=(1.0,))
     front, back = fit(rows(prefill), prior=pooled), fit(rows(decode), prior=pooled)
     return replace(front, request_overhead_s=request_overhead(runs, spec, front, back)), back
 
 
 def hold_out(
-    records: list[StepRecord], runs: list[Run], index: int, spec: ClusterSpec, neighbours: int = 0
+    records: list[StepRecord],
+    runs: list[Run],
+    index: int,
+    spec: ClusterSpec,
+    neighbours: int = 0,
+    exponents: tuple[float, ...] | None = None,
 ) -> StepModel:
     """Calibrated on everything but runs[index]: its steps and its requests stay unseen. With
     neighbours=k, only on the k runs before and the k after it in time (the same conditions, as
@@ -107,9 +116,9 @@ def hold_out(
         at = order.index(index)
         near = [runs[k] for k in order[max(0, at - neighbours) : at + neighbours + 1] if k != index]
         steps = [r for r in records if any(run.start <= r.start <= run.end for run in near)]
-        return calibrate(steps, near, spec)
+        return calibrate(steps, near, spec, exponents)
     others = [run for k, run in enumerate(runs) if k != index]
-    return calibrate(steps_outside(records, [held]), others, spec)
+    return calibrate(steps_outside(records, [held]), others, spec, exponents)
 
 
 def save_runs(path: str | Path, runs: list[Run], **extra: object) -> None:
@@ -117,7 +126,11 @@ def save_runs(path: str | Path, runs: list[Run], **extra: object) -> None:
 
 
 def load_runs(path: str | Path) -> tuple[list[Run], dict]:
-    data = json.loads(Path(path).read_text())
+    """A save_runs file, plain or gzipped (.json.gz)."""
+    import gzip
+
+    raw = Path(path).read_bytes()
+    data = json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
     runs = [
         Run(r["label"], r["start"], r["end"], [RealRequest(**q) for q in r["requests"]])
         for r in data.pop("runs")

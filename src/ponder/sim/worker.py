@@ -54,6 +54,8 @@ class SimWorker:
         self.running: list[SimSeq] = []
         self.busy_until: float | None = None
         self._step: list[tuple[SimSeq, int]] = []
+        # (start, end, tokens, seqs, attn, sampled) per step when a list is given (benchmarks/sim_rescore.py)
+        self.trace: list[tuple[float, float, int, int, float, int]] | None = None
 
     @property
     def load(self) -> int:
@@ -119,6 +121,8 @@ class SimWorker:
         sampled = sum(1 for s, n in step if s.computed + n == s.num_tokens)
         self._step = step
         self.busy_until = now + self.model.step_time(tokens, len(step), attn, sampled)
+        if self.trace is not None:
+            self.trace.append((now, self.busy_until, tokens, len(step), attn, sampled))
         return self.busy_until
 
     def finish_step(self, now: float) -> list[SimSeq]:
