@@ -65,14 +65,18 @@ class Job:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "/tmp/fw-out")))
     parser.add_argument("--work", type=Path, default=Path("/tmp/fw-work"))
     parser.add_argument("--smoke", action="store_true", help="CPU: tiny steps and limits, same path")
     parser.add_argument("--steps", type=int, default=None, help="fine-tune steps (default 800; smoke 2)")
     parser.add_argument("--preset", default="working")
     parser.add_argument("--config", default=None, help="extra TrainConfig JSON for the candidate")
-    parser.add_argument("--budget-s", type=float, default=None, help="wall budget in s (default 470; smoke 900)")
+    parser.add_argument(
+        "--budget-s", type=float, default=None, help="wall budget in s (default 470; smoke 900)"
+    )
     parser.add_argument("--parallel", type=int, default=None, help="eval processes at once (default 9)")
     parser.add_argument("--parallel-training", type=int, default=None, help="... while training (default 5)")
     parser.add_argument("--seeds", default="0,1,2,3", help="item seeds of the 192-problem hard sets")
@@ -168,19 +172,40 @@ def main() -> None:
 
 
 def eval_jobs(
-    ponder: list[str], model: Path, name: str, res: Path, env: dict, smoke: bool, seeds: list[int], groups: int
+    ponder: list[str],
+    model: Path,
+    name: str,
+    res: Path,
+    env: dict,
+    smoke: bool,
+    seeds: list[int],
+    groups: int,
 ) -> list[Job]:
     jobs = []
     limit = "1" if smoke else "32"
     main_cmd = [*ponder, "eval", "--model", str(model), "--tasks", "all", "--difficulty", "easy,medium,hard"]
-    main_cmd += ["--limit", limit, "--concurrency", "96", "--no-progress", "--json", str(res / f"main-{name}.json")]
+    main_cmd += [
+        "--limit",
+        limit,
+        "--concurrency",
+        "96",
+        "--no-progress",
+        "--json",
+        str(res / f"main-{name}.json"),
+    ]
     if smoke:
         main_cmd += ["--max-tokens", "96"]
     jobs.append(Job(f"main-{name}", main_cmd, name, res / f"main-{name}.log", env))
     rob_env = {**env, "PONDER": " ".join(ponder), "EVAL_ARGS": "--concurrency 96"}
     if smoke:
         rob_env["EVAL_ARGS"] += " --max-tokens 48"
-    rob_cmd = ["bash", str(ROOT / "benchmarks" / "robustness.sh"), str(model), str(res / f"rob-{name}"), limit]
+    rob_cmd = [
+        "bash",
+        str(ROOT / "benchmarks" / "robustness.sh"),
+        str(model),
+        str(res / f"rob-{name}"),
+        limit,
+    ]
     jobs.append(Job(f"rob-{name}", rob_cmd, name, res / f"rob-{name}.log", rob_env))
     n = 6 if smoke else 16
     strategies = [
@@ -196,8 +221,24 @@ def eval_jobs(
             if not families:
                 continue
             per_family = 1 if smoke else 32
-            cmd = [*ponder, "eval", "--model", str(model), "--tasks", ",".join(families), "--difficulty", "hard"]
-            cmd += ["--limit", str(per_family), "--item-seed", str(seed), "--sample-seed", str(first * per_family)]
+            cmd = [
+                *ponder,
+                "eval",
+                "--model",
+                str(model),
+                "--tasks",
+                ",".join(families),
+                "--difficulty",
+                "hard",
+            ]
+            cmd += [
+                "--limit",
+                str(per_family),
+                "--item-seed",
+                str(seed),
+                "--sample-seed",
+                str(first * per_family),
+            ]
             cmd += ["--temperature", "1.2", "--top-p", "0.9", "--dtype", "float32", "--no-progress"]
             cmd += ["--concurrency", "192", "--kv-cache-memory", "1GiB" if smoke else "4GiB"]
             cmd += ["--max-tokens", "64" if smoke else "1536"]
@@ -289,7 +330,10 @@ def tokens(items: list[dict]) -> float:
 def merge(res: Path, jobs: list[Job], train: Job | None, seeds: list[int], smoke: bool) -> dict:
     summary: dict = {"smoke": smoke, "seeds": seeds}
     if train is not None:
-        summary["train"] = {"rc": train.rc, "s": round(train.ended - train.started, 1) if train.ended else None}
+        summary["train"] = {
+            "rc": train.rc,
+            "s": round(train.ended - train.started, 1) if train.ended else None,
+        }
     # main task
     main = {}
     for name in ("shipped", "candidate"):
@@ -340,7 +384,9 @@ def merge(res: Path, jobs: list[Job], train: Job | None, seeds: list[int], smoke
     # test-time scaling on the hard sets
     tts: dict = {}
     shards = sorted({j.name.split("-", 2)[2] for j in jobs if j.name.startswith("tts-")})
-    both = [s for s in shards if load(res / f"tts-shipped-{s}.json") and load(res / f"tts-candidate-{s}.json")]
+    both = [
+        s for s in shards if load(res / f"tts-shipped-{s}.json") and load(res / f"tts-candidate-{s}.json")
+    ]
     summary["tts_shards"] = {"all": shards, "paired": both}
     for name in ("shipped", "candidate"):
         pooled: dict[str, list[dict]] = {}
@@ -382,7 +428,11 @@ def merge(res: Path, jobs: list[Job], train: Job | None, seeds: list[int], smoke
         no_drop = main["candidate"]["all"] >= main["shipped"]["all"]
         means = summary["robustness_mean"]
         rises = means["candidate"] > means["shipped"]
-        summary["promote"] = {"main_no_drop": no_drop, "robustness_rises": rises, "promote": no_drop and rises}
+        summary["promote"] = {
+            "main_no_drop": no_drop,
+            "robustness_rises": rises,
+            "promote": no_drop and rises,
+        }
     else:
         summary["promote"] = {"promote": False, "why": "main or robustness evals missing"}
     return summary
@@ -398,7 +448,10 @@ def render(s: dict) -> str:
         lines += ["| cell | shipped | candidate |", "|---|---|---|"]
         cells = sorted({c for m in main.values() if "cells" in m for c in m["cells"]})
         for cell in cells:
-            row = [f"{main[n]['cells'].get(cell, float('nan')):.1f}" if n in main else "-" for n in ("shipped", "candidate")]
+            row = [
+                f"{main[n]['cells'].get(cell, float('nan')):.1f}" if n in main else "-"
+                for n in ("shipped", "candidate")
+            ]
             lines.append(f"| {cell} | {' | '.join(row)} |")
         row = [f"{main[n]['all']:.1f}" if n in main else "-" for n in ("shipped", "candidate")]
         lines += [f"| **all** | {' | '.join(row)} |", ""]
@@ -409,21 +462,33 @@ def render(s: dict) -> str:
         lines += ["## Robustness (easy items, accuracy % (empty answers))", ""]
         lines += ["| condition | shipped | candidate |", "|---|---|---|"]
         for condition, by in s["robustness"].items():
-            row = [f"{by[n]['acc']:.1f} ({by[n]['empty']})" if n in by else "-" for n in ("shipped", "candidate")]
+            row = [
+                f"{by[n]['acc']:.1f} ({by[n]['empty']})" if n in by else "-" for n in ("shipped", "candidate")
+            ]
             lines.append(f"| {condition} | {' | '.join(row)} |")
         means = s["robustness_mean"]
         lines += ["", f"mean over the conditions without a whole thought: {means}", ""]
         lines += ["Per family (effort none / thinking_budget 16, canonical):", ""]
         for name in ("shipped", "candidate"):
             none = s["robustness"].get("canonical, effort none", {}).get(name)
-            b16 = next((by.get(name) for c, by in s["robustness"].items() if c.startswith("canonical") and "=16" in c), None)
+            b16 = next(
+                (
+                    by.get(name)
+                    for c, by in s["robustness"].items()
+                    if c.startswith("canonical") and "=16" in c
+                ),
+                None,
+            )
             if none and b16:
                 fams = ", ".join(f"{f} {none['families'][f]:.0f}/{b16['families'][f]:.0f}" for f in FAMILIES)
                 lines.append(f"- {name}: {fams}")
         lines.append("")
     shards = s["tts_shards"]
     lines += ["## Hard sets: greedy vs SC vs confidence early stop (T 1.2, top-p 0.9, float32)", ""]
-    lines += [f"paired shards: {len(shards['paired'])} of {len(shards['all'])} ({', '.join(shards['paired'])})", ""]
+    lines += [
+        f"paired shards: {len(shards['paired'])} of {len(shards['all'])} ({', '.join(shards['paired'])})",
+        "",
+    ]
     for name, entry in s["tts"].items():
         lines += [f"**{name}** ({entry['problems']} problems):", ""]
         lines += ["| strategy | accuracy | tokens/problem |", "|---|---|---|"]
