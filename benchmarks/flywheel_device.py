@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=None, help="eval processes at once (default 9)")
     parser.add_argument("--parallel-training", type=int, default=None, help="... while training (default 5)")
     parser.add_argument("--seeds", default="0,1,2,3", help="item seeds of the 192-problem hard sets")
-    parser.add_argument("--groups", type=int, default=2, help="family groups per seed (shards)")
+    parser.add_argument("--groups", type=int, default=3, help="family groups per seed (shards)")
     parser.add_argument("--candidate", type=Path, default=None, help="skip training: use this model")
     args = parser.parse_args()
     smoke = args.smoke
