@@ -390,11 +390,15 @@ def merge(res: Path, jobs: list[Job], train: Job | None, seeds: list[int], smoke
     summary["tts_shards"] = {"all": shards, "paired": both}
     for name in ("shipped", "candidate"):
         pooled: dict[str, list[dict]] = {}
-        for shard in both:
+        per_seed: dict[str, dict[str, list[dict]]] = {}
+        # the paired shards; a model alone (its twin never ran) is scored on its own shards
+        own = both or [shard for shard in shards if load(res / f"tts-{name}-{shard}.json")]
+        for shard in own:
             report = load(res / f"tts-{name}-{shard}.json")
             assert report is not None
             for label, items in items_by_label(report).items():
                 pooled.setdefault(label, []).extend(items)
+                per_seed.setdefault(shard.split("-")[0], {}).setdefault(label, []).extend(items)
         if not pooled:
             continue
         labels = list(pooled)
@@ -405,6 +409,11 @@ def merge(res: Path, jobs: list[Job], train: Job | None, seeds: list[int], smoke
             "sc_vs_greedy": paired(sc, greedy),
             "conf_vs_sc": {**paired(conf, sc), "tokens_change": 100 * (tokens(conf) / tokens(sc) - 1)},
             "labels": labels[:3],
+            "per_seed": {
+                seed: {label: round(accuracy(v), 1) for label, v in by.items()}
+                for seed, by in per_seed.items()
+            },
+            "shards": own,
             "_items": {"greedy": greedy},
         }
     if "shipped" in tts and "candidate" in tts:
@@ -497,6 +506,7 @@ def render(s: dict) -> str:
         conf = entry["conf_vs_sc"]
         lines += ["", f"- SC vs greedy: {fmt_paired(entry['sc_vs_greedy'])}"]
         lines += [f"- confidence vs SC: {fmt_paired(conf)}, tokens {conf['tokens_change']:+.1f}%"]
+        lines += [f"- per seed (problems of the shards run): {entry['per_seed']}"]
         lines += [f"- targets: {entry['targets']}", ""]
     if "tts_candidate_vs_shipped_greedy" in s:
         lines += [f"greedy, candidate - shipped: {fmt_paired(s['tts_candidate_vs_shipped_greedy'])}", ""]
