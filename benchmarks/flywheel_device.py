@@ -193,10 +193,14 @@ def eval_jobs(
         "--json",
         str(res / f"main-{name}.json"),
     ]
+    # a fixed KV pool on the GPU (what the default sizing caps it at anyway), so that processes
+    # side by side never size theirs from what the others left free
+    kv = [] if smoke else ["--kv-cache-memory", "2GiB"]
+    main_cmd += kv
     if smoke:
         main_cmd += ["--max-tokens", "96"]
     jobs.append(Job(f"main-{name}", main_cmd, name, res / f"main-{name}.log", env))
-    rob_env = {**env, "PONDER": " ".join(ponder), "EVAL_ARGS": "--concurrency 96"}
+    rob_env = {**env, "PONDER": " ".join(ponder), "EVAL_ARGS": " ".join(["--concurrency", "96", *kv])}
     if smoke:
         rob_env["EVAL_ARGS"] += " --max-tokens 48"
     rob_cmd = [
