@@ -7,7 +7,7 @@
 # GPU; tables and JSON in $OUT (summary.md, summary.json, results.tar.gz), the candidate in
 # $OUT/candidate (weights in 15 MiB parts). Details: benchmarks/flywheel_device.py.
 # Usage (device): bash benchmarks/flywheel_device.sh [--steps N] [--budget-s S] [--parallel P] ...
-#        (CPU):    OUT=/tmp/fw bash benchmarks/flywheel_device.sh --smoke
+#        (CPU, venv active: python3 needs torch):  OUT=/tmp/fw bash benchmarks/flywheel_device.sh --smoke
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/fw-out}
