@@ -47,8 +47,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "--preset",
         choices=sorted(PRESETS),
         default="builtin",
-        help="starting settings: tiny (CPU smoke run), builtin (default), or robust (fine-tunes the "
-        "shipped model for other phrasings and thinking budgets)",
+        help="starting settings: tiny (CPU smoke run), builtin (default), robust (fine-tunes the "
+        "shipped model for other phrasings and thinking budgets) or working (robust, plus answers "
+        "that carry their working when the thought is absent or cut)",
     )
     parser.add_argument("--config", help="TOML or JSON file of TrainConfig settings")
     parser.add_argument(

@@ -48,6 +48,9 @@ class TrainConfig:
     # the difficulties that direct answers and budget cuts are drawn for (a hard item cannot be
     # answered without its thought); plain small sums count as easy
     shortcut_difficulties: tuple[str, ...] = DIFFICULTIES
+    # answers without (all of) their thought carry a compact working before the box
+    # (ponder.train.answer_work): the small model cannot do the work in its head
+    answer_working: bool = False
     init_from: str | None = None  # a checkpoint dir whose weights start the run (fine-tuning)
     seq_len: int = 1024
     # optimisation
@@ -136,6 +139,20 @@ PRESETS["robust"] = replace(
     no_think_fraction=0.4,
     shortcut_difficulties=("easy",),
     checkpoint_every=1000,
+)
+
+# The robust model fine-tuned so that answers without (all of) their thought work the problem out
+# before the box (ponder.train.answer_work; docs/model.md, "Answers with working"): direct answers
+# and budget cuts on every difficulty, each answer carrying the solution's work lines. Starts from
+# the shipped weights; the thinking examples are the builtin mix as before.
+PRESETS["working"] = replace(
+    PRESETS["robust"],
+    out_dir="runs/working",
+    max_steps=800,
+    answer_working=True,
+    no_think_fraction=0.25,
+    budget_cut_fraction=0.2,
+    shortcut_difficulties=DIFFICULTIES,
 )
 
 

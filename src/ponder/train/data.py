@@ -20,6 +20,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from ponder.tasks import DIFFICULTIES, FAMILIES, TaskItem, random_item
 from ponder.tasks.paraphrase import paraphrase_item, small_arithmetic_item
+from ponder.train.answer_work import working_answer_text
 from ponder.train.chat_format import (
     BUDGET_CLOSE_TEXT,
     IM_END,
@@ -49,11 +50,13 @@ class PackedRow:
     position_ids: list[int]
 
 
-def example_texts(item: TaskItem, *, thinking: bool = True) -> tuple[str, str]:
-    """(prompt, completion) for one item; without thinking the answer comes straight away."""
+def example_texts(item: TaskItem, *, thinking: bool = True, working: bool = False) -> tuple[str, str]:
+    """(prompt, completion) for one item; without thinking the answer comes straight away, with
+    its working first where ``working`` (ponder.train.answer_work)."""
     if thinking:
         return prompt_text(item.question), completion_text(item.solution, item.answer)
-    return prompt_text(item.question, enable_thinking=False), answer_text(item.answer) + IM_END
+    answer = working_answer_text(item.solution, item.answer) if working else answer_text(item.answer)
+    return prompt_text(item.question, enable_thinking=False), answer + IM_END
 
 
 def encode_examples(tokenizer: Tokenizer, pairs: list[tuple[str, str]]) -> list[EncodedExample]:
@@ -90,17 +93,26 @@ def encode_probe_example(tokenizer: Tokenizer, item: TaskItem, rng: random.Rando
     return EncodedExample(input_ids=context + answer_ids, labels=[IGNORE_INDEX] * len(context) + answer_ids)
 
 
-def encode_budget_cut_example(tokenizer: Tokenizer, item: TaskItem, rng: random.Random) -> EncodedExample:
+def encode_budget_cut_example(
+    tokenizer: Tokenizer, item: TaskItem, rng: random.Random, *, working: bool = False
+) -> EncodedExample:
     """A thought cut by a thinking budget: the worked solution cut after a random token (half the
     time within its first 64 tokens, where small budgets cut), closed by BUDGET_CLOSE_TEXT as the
     engine closes it, then the gold answer. Only the answer is learned: a budgeted thought must
-    still end in a real answer, never an empty box (which is what an answer probe gets)."""
+    still end in a real answer, never an empty box (which is what an answer probe gets). With
+    ``working`` the answer first works the problem out (unless the cut thought had its result)."""
     prompt_ids = tokenizer.encode(prompt_text(item.question), add_special_tokens=False).ids
-    thought = tokenizer.encode(f"{THINK_START}\n{item.solution}", add_special_tokens=False).ids
+    encoding = tokenizer.encode(f"{THINK_START}\n{item.solution}", add_special_tokens=False)
+    thought = encoding.ids
     limit = len(thought) if rng.random() < 0.5 else min(len(thought), 64)
     cut = rng.randint(1, limit)
     close_ids = tokenizer.encode(BUDGET_CLOSE_TEXT, add_special_tokens=False).ids
-    answer_ids = tokenizer.encode(answer_text(item.answer) + IM_END, add_special_tokens=False).ids
+    if working:
+        seen = f"{THINK_START}\n{item.solution}"[: encoding.offsets[cut - 1][1]]
+        answer = working_answer_text(item.solution, item.answer, seen_thought=seen)
+    else:
+        answer = answer_text(item.answer)
+    answer_ids = tokenizer.encode(answer + IM_END, add_special_tokens=False).ids
     context = prompt_ids + thought[:cut] + close_ids
     return EncodedExample(input_ids=context + answer_ids, labels=[IGNORE_INDEX] * len(context) + answer_ids)
 
@@ -161,10 +173,11 @@ def example_stream(
                 and shortcut(config, item)
                 and rng.random() < config.budget_cut_fraction
             ):
-                probes.append(encode_budget_cut_example(tokenizer, item, rng))
+                probes.append(encode_budget_cut_example(tokenizer, item, rng, working=config.answer_working))
             else:
                 direct = rng.random() < config.no_think_fraction
-                pairs.append(example_texts(item, thinking=not (direct and shortcut(config, item))))
+                thinking = not (direct and shortcut(config, item))
+                pairs.append(example_texts(item, thinking=thinking, working=config.answer_working))
         yield from encode_examples(tokenizer, pairs)
         yield from probes
 
