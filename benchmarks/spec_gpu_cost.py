@@ -134,16 +134,7 @@ def capture_verify_graphs(engine: LLMEngine, k: int, max_batch_size: int) -> Ste
     decode = engine.runner.decode_graphs
     if decode is None:
         return None
-    graphs = StepGraphs(
-        engine.runner.model,
-        max_batch_size=max_batch_size,
-        table_width=decode.table_width,
-        num_kv_heads=decode.num_kv_heads,
-        block_size=decode.block_size,
-        max_seq_len=decode.max_seq_len,
-        device=decode.device,
-        tokens_per_seq=1 + k,
-    )
+    graphs = decode.sibling(max_batch_size, 1 + k)
     graphs.capture(pool=decode.pool)
     return graphs
 

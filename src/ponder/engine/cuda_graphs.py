@@ -78,6 +78,19 @@ class StepGraphs:
         self.pool: _POOL_HANDLE | None = None  # the graphs' memory pool, shareable with another set
         self.replays = 0
 
+    def sibling(self, max_batch_size: int, tokens_per_seq: int) -> StepGraphs:
+        """An uncaptured set for the same model and KV shape with other batch / token sizes."""
+        return StepGraphs(
+            self.model,
+            max_batch_size=max_batch_size,
+            table_width=self.table_width,
+            num_kv_heads=self.num_kv_heads,
+            block_size=self.block_size,
+            max_seq_len=self.max_seq_len,
+            device=self.device,
+            tokens_per_seq=tokens_per_seq,
+        )
+
     @property
     def max_batch_size(self) -> int:
         return self.buckets[-1]

@@ -93,26 +93,20 @@ class ModelRunner:
         self.decode_graphs: StepGraphs | None = None
         self.verify_graphs: StepGraphs | None = None
         if self.device.type == "cuda" and not config.model.enforce_eager:
-            table_width = min(num_blocks, -(-max_model_len // layout.block_size))
-
-            def graphs(max_batch_size: int, tokens_per_seq: int) -> StepGraphs:
-                return StepGraphs(
-                    model,
-                    max_batch_size=max_batch_size,
-                    table_width=table_width,
-                    num_kv_heads=layout.num_kv_heads,
-                    block_size=layout.block_size,
-                    max_seq_len=max_model_len,
-                    device=self.device,
-                    tokens_per_seq=tokens_per_seq,
-                )
-
-            self.decode_graphs = graphs(config.scheduler.max_num_seqs, 1)
+            self.decode_graphs = StepGraphs(
+                model,
+                max_batch_size=config.scheduler.max_num_seqs,
+                table_width=min(num_blocks, -(-max_model_len // layout.block_size)),
+                num_kv_heads=layout.num_kv_heads,
+                block_size=layout.block_size,
+                max_seq_len=max_model_len,
+                device=self.device,
+            )
             self.decode_graphs.capture()
             spec = config.speculative
             if verify_tokens_per_seq > 1 and spec is not None:
                 verify_batch = min(config.scheduler.max_num_seqs, spec.disable_batch_size)
-                self.verify_graphs = graphs(verify_batch, verify_tokens_per_seq)
+                self.verify_graphs = self.decode_graphs.sibling(verify_batch, verify_tokens_per_seq)
                 self.verify_graphs.capture(pool=self.decode_graphs.pool)
 
     def execute(self, batch: ScheduledBatch, pending: PendingInputs | None = None) -> ModelStepOutput:
