@@ -95,3 +95,59 @@ def test_rotary_matches_reference(dtype, head_dim, device):
     )
     torch.testing.assert_close(got_q.cpu(), want_q, **tolerance(dtype))
     torch.testing.assert_close(got_k.cpu(), want_k, **tolerance(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rotary_fused_with_qk_norm_matches_norm_then_rotary(dtype, device):
+    from ponder.kernels.triton_rotary import apply_rotary
+
+    gen = torch.Generator().manual_seed(6)
+    head_dim = 64
+    rotary = RotaryEmbedding(head_dim, max_position=512, base=10000.0)
+    q_norm, k_norm = RMSNorm(head_dim).to(dtype), RMSNorm(head_dim).to(dtype)
+    q_norm.weight.data = torch.randn(head_dim, generator=gen).to(dtype)
+    k_norm.weight.data = torch.randn(head_dim, generator=gen).to(dtype)
+    qkv = 3 * torch.randn(5, (4 + 2 + 2) * head_dim, generator=gen).to(dtype)
+    positions = torch.tensor([0, 9, 300, 511, 2])
+
+    def split(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return t[:, : 4 * head_dim].view(5, 4, head_dim), t[:, 4 * head_dim : 6 * head_dim].view(
+            5, 2, head_dim
+        )
+
+    want_q, want_k = rotary(positions, q_norm(split(qkv)[0]), k_norm(split(qkv)[1]))
+    assert torch.equal(rotary(positions, *split(qkv), (q_norm, k_norm))[0], want_q)  # the torch path
+    weights = (q_norm.weight.to(device), k_norm.weight.to(device))
+    got_q, got_k = apply_rotary(
+        positions.to(device),
+        *split(qkv.to(device)),
+        rotary.cos_cache.to(device),
+        rotary.sin_cache.to(device),
+        weights,
+        q_norm.eps,
+    )
+    # bfloat16: four roundings in a row (norm, weight, two products), and the interpreter rounds
+    # toward zero, so allow a few bfloat16 steps of these O(3) values.
+    close = tolerance(dtype) if dtype == torch.float32 else {"atol": 0.07, "rtol": 0.02}
+    torch.testing.assert_close(got_q.cpu(), want_q, **close)
+    torch.testing.assert_close(got_k.cpu(), want_k, **close)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_argmax_logsumexp_matches_torch_with_ties_and_masked_blocks(dtype, device):
+    from ponder.kernels import triton_argmax_lse
+
+    gen = torch.Generator().manual_seed(5)
+    logits = torch.randn(4, 1000, generator=gen).to(dtype)
+    logits[1, 10] = logits[1, 900] = 9.0  # a tie across blocks: the first index wins
+    logits[2, :600] = -torch.inf  # whole leading blocks masked out
+    logits[3, 512] = logits[3, 513] = 9.0  # a tie inside one block
+    original = triton_argmax_lse.BLOCK
+    triton_argmax_lse.BLOCK = 256  # several blocks per row on a small vocabulary
+    try:
+        argmax, lse = triton_argmax_lse.argmax_logsumexp(logits.to(device))
+    finally:
+        triton_argmax_lse.BLOCK = original
+    assert torch.equal(argmax.cpu(), logits.argmax(dim=-1))
+    assert argmax.cpu().tolist()[1] == 10 and argmax.cpu().tolist()[3] == 512
+    torch.testing.assert_close(lse.cpu(), torch.logsumexp(logits.float(), dim=-1), atol=1e-5, rtol=1e-5)

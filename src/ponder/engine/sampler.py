@@ -14,6 +14,7 @@ from ponder.engine.outputs import PositionLogprobs
 from ponder.engine.sampling_params import SamplingParams
 from ponder.engine.structured.mask import TokenConstraint, apply_token_constraints
 from ponder.engine.transfers import HostCopy, to_device
+from ponder.kernels.dispatch import argmax_logsumexp
 
 
 @dataclass
@@ -130,23 +131,31 @@ class Sampler:
     def sample(self, logits: torch.Tensor, rows: Sequence[SamplingRow]) -> DeviceSamples:
         if logits.dim() != 2 or logits.shape[0] != len(rows):
             raise ValueError(f"logits must be [{len(rows)}, vocab], got {tuple(logits.shape)}")
-        raw_logprobs = torch.log_softmax(logits.float(), dim=-1)
+        # One pass gives every row's logsumexp (the chosen token's raw logprob is logit - lse)
+        # and the argmax; the full log_softmax is built only for rows that ask for top-k.
+        argmax, logsumexp = argmax_logsumexp(logits)
+        wants_distribution = any(
+            row.params.logprobs is not None or row.params.confidence_top_k > 0 for row in rows
+        )
+        raw_logprobs = logits.float() - logsumexp[:, None] if wants_distribution else None
         random_rows = [i for i, row in enumerate(rows) if not row.params.greedy]
         if random_rows or any(_changes_logits(row) for row in rows):
             work = logits.to(torch.float32, copy=True)
             apply_penalties(work, rows)
             mask_stop_tokens_before_min_tokens(work, rows)
             apply_token_constraints(work, [row.constraint for row in rows])
+            token_ids = work.argmax(dim=-1)
         else:  # all greedy and unrestricted: argmax of the logits as they are
-            work = logits
-        token_ids = work.argmax(dim=-1)
+            work, token_ids = logits, argmax
         if random_rows and len(random_rows) == len(rows):
             token_ids = self._sample(work, rows)
         elif random_rows:
             index = to_device(random_rows, torch.int64, logits.device)
             sampled = self._sample(work.index_select(0, index), [rows[i] for i in random_rows])
             token_ids.index_copy_(0, index, sampled)
-        chosen_logprobs = raw_logprobs.gather(1, token_ids[:, None]).squeeze(1)
+        chosen_logprobs = logits.gather(1, token_ids[:, None]).squeeze(1).float() - logsumexp
+        if raw_logprobs is None:
+            return DeviceSamples(token_ids, chosen_logprobs, None, None)
         return DeviceSamples(
             token_ids,
             chosen_logprobs,

@@ -61,8 +61,11 @@ def paged_attention(
     v_cache: torch.Tensor,
     metadata: AttentionMetadata,
     scale: float,
+    key: torch.Tensor | None = None,
+    value: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Same contract as the reference paged_attention."""
+    """Same contract as the reference paged_attention. key/value: this step's K/V (already
+    stored), which fresh prompts attend to directly on CUDA."""
     if not use_triton(query):
         return reference_paged_attention(query, k_cache, v_cache, metadata, scale)
     if query.shape[1] % k_cache.shape[2] != 0:
@@ -84,6 +87,12 @@ def paged_attention(
             scale,
             num_splits,
         )
+    if key is not None and value is not None and not torch.cuda.is_current_stream_capturing():
+        # A graph would freeze the per-sequence loop's lengths; graphed steps stay paged.
+        from ponder.kernels.sdpa_prefill import fresh_prefill_attention, use_fresh_prefill
+
+        if use_fresh_prefill(metadata.query_lens_cpu, metadata.seq_lens_cpu):
+            return fresh_prefill_attention(query, key, value, metadata.query_lens_cpu, scale)
     from ponder.kernels.triton_prefill_attention import prefill_attention
 
     return prefill_attention(
@@ -96,3 +105,12 @@ def paged_attention(
         metadata.max_query_len,
         scale,
     )
+
+
+def argmax_logsumexp(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """logits [rows, vocab] -> (argmax int64 [rows], logsumexp float32 [rows])."""
+    if use_triton(logits):
+        from ponder.kernels.triton_argmax_lse import argmax_logsumexp as triton_argmax_logsumexp
+
+        return triton_argmax_logsumexp(logits)
+    return logits.argmax(dim=-1), torch.logsumexp(logits.float(), dim=-1)

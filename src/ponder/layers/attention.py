@@ -28,4 +28,4 @@ class Attention(nn.Module):
             )
         metadata = get_attention_metadata()
         store_kv(key, value, self.k_cache, self.v_cache, metadata.slot_mapping)
-        return paged_attention(query, self.k_cache, self.v_cache, metadata, self.scale)
+        return paged_attention(query, self.k_cache, self.v_cache, metadata, self.scale, key, value)

@@ -11,6 +11,7 @@ from torch import nn
 
 from ponder.errors import UnsupportedModelError
 from ponder.kernels.dispatch import use_triton
+from ponder.layers.norm import RMSNorm
 
 SUPPORTED_ROPE_TYPES = ("default", "linear", "llama3")
 
@@ -82,13 +83,22 @@ class RotaryEmbedding(nn.Module):
         return torch.cat((first * cos - second * sin, second * cos + first * sin), dim=-1)
 
     def forward(
-        self, positions: torch.Tensor, query: torch.Tensor, key: torch.Tensor
+        self,
+        positions: torch.Tensor,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        norms: tuple[RMSNorm, RMSNorm] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """positions [T]; query [T, Hq, D], key [T, Hkv, D] -> rotated (query, key)."""
+        """positions [T]; query [T, Hq, D], key [T, Hkv, D] -> rotated (query, key); with
+        norms (q_norm, k_norm), each head is RMS-normalized before it is rotated."""
         if use_triton(query):
             from ponder.kernels.triton_rotary import apply_rotary
 
-            return apply_rotary(positions, query, key, self.cos_cache, self.sin_cache)
+            weights = (norms[0].weight, norms[1].weight) if norms else None
+            eps = norms[0].eps if norms else 0.0
+            return apply_rotary(positions, query, key, self.cos_cache, self.sin_cache, weights, eps)
+        if norms:
+            query, key = norms[0](query), norms[1](key)
         cos = self.cos_cache[positions].unsqueeze(1).to(query.dtype)  # [T, 1, D/2]
         sin = self.sin_cache[positions].unsqueeze(1).to(query.dtype)
         return self._rotate(query, cos, sin), self._rotate(key, cos, sin)

@@ -66,9 +66,8 @@ class DecoderAttention(nn.Module):
         q = q.view(-1, self.num_heads, self.head_dim)
         k = k.view(-1, self.num_kv_heads, self.head_dim)
         v = v.view(-1, self.num_kv_heads, self.head_dim)
-        if hasattr(self, "q_norm"):
-            q, k = self.q_norm(q), self.k_norm(k)
-        q, k = self.rotary(positions, q, k)
+        norms = (self.q_norm, self.k_norm) if hasattr(self, "q_norm") else None
+        q, k = self.rotary(positions, q, k, norms)  # one fused kernel on GPU
         out = self.attn(q, k, v)
         return self.o_proj(out.reshape(-1, self.num_heads * self.head_dim))
 
