@@ -1,4 +1,4 @@
-"""The router's admin HTTP API over its worker registry:
+"""The routers' admin HTTP API over a worker registry (colocated or disaggregated router):
 
     GET    /admin/workers                 the workers (id, role, url, state, load, restarts)
     POST   /admin/workers                 {"role": "decode", "url"?: ..., "args"?: [...]}: add one
@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from starlette.responses import JSONResponse, Response
 
 from ponder.errors import InvalidRequestError
-from ponder.router.registry import WorkerNotFoundError, WorkerRegistry, WorkerStartError
+from ponder.router.registry import WorkerAdmin, WorkerNotFoundError, WorkerStartError
 
 
 def _error(status: int, message: str, code: str, param: str | None = None) -> JSONResponse:
@@ -24,7 +24,9 @@ def _error(status: int, message: str, code: str, param: str | None = None) -> JS
     return JSONResponse(body, status_code=status)
 
 
-def install_admin_routes(app: FastAPI, registry: WorkerRegistry, api_key: str | None = None) -> None:
+def install_admin_routes(
+    app: FastAPI, registry: WorkerAdmin, api_key: str | None = None, default_role: str = "colocated"
+) -> None:
     def denied(request: Request) -> Response | None:
         if api_key is None:
             return None
@@ -52,7 +54,7 @@ def install_admin_routes(app: FastAPI, registry: WorkerRegistry, api_key: str | 
         unknown = set(body) - {"role", "url", "args", "ready_timeout"}
         if unknown:
             return _error(400, f"unknown field(s): {', '.join(sorted(unknown))}", "invalid_field")
-        role, timeout = body.get("role", "colocated"), body.get("ready_timeout", 300.0)
+        role, timeout = body.get("role", default_role), body.get("ready_timeout", 300.0)
         if not isinstance(role, str) or not isinstance(timeout, int | float):
             return _error(400, "role must be a string and ready_timeout a number", "invalid_field")
         url = body.get("url")

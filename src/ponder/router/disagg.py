@@ -47,6 +47,7 @@ class Worker:
     epoch: str | None = None  # changes when the worker restarts: old transfers are void
     address: str | None = None  # torch connector: its TCPStore
     kv_cursor: int = 0
+    restarts: int = 0
 
     @property
     def name(self) -> str:
@@ -160,6 +161,7 @@ class DisaggService:
         worker.epoch = None
         worker.state.prefix.clear()
         worker.kv_cursor = 0
+        worker.restarts += 1
         await asyncio.to_thread(_stop, worker.handle, 10.0)
         await asyncio.to_thread(worker.handle.start)
         await self._wait_ready([worker], ready_timeout_s)

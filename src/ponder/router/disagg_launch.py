@@ -9,8 +9,10 @@ import re
 import sys
 
 from ponder.errors import InvalidRequestError
+from ponder.router.admin import install_admin_routes
 from ponder.router.argv import replica_argv
 from ponder.router.disagg import DisaggService, WorkerRegistry
+from ponder.router.disagg_admin import DisaggWorkerAdmin
 from ponder.router.disagg_app import build_disagg_app
 from ponder.router.launch import load_tokenizer
 from ponder.router.policies import make_policy
@@ -64,8 +66,9 @@ def run_disagg_router(args: argparse.Namespace, parser: argparse.ArgumentParser)
     check_disagg_args(args)
     registry = WorkerRegistry()
     counts = worker_counts(args)
+    connector = args.kv_connector if args.kv_connector != "none" else "shm"
+    argv: list[str] | None = None  # what a worker the router starts gets; None: URLs only
     if counts is not None:
-        connector = args.kv_connector if args.kv_connector != "none" else "shm"
         argv = replica_argv(parser, args)
         argv = _without(argv, "--kv-connector", "--kv-worker-name")
         for role, count in zip(("prefill", "decode"), counts):
@@ -91,6 +94,8 @@ def run_disagg_router(args: argparse.Namespace, parser: argparse.ArgumentParser)
         failure_policy=args.kv_load_failure_policy,
     )
     app = build_disagg_app(service)
+    admin = DisaggWorkerAdmin(service, argv, connector)
+    install_admin_routes(app, admin, getattr(args, "api_key", None) or None, default_role="decode")
     num_prefill, num_decode = len(registry.of_role("prefill")), len(registry.of_role("decode"))
     print(
         f"ponder serve: disaggregated router ({num_prefill}P{num_decode}D, decode policy "

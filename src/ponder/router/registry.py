@@ -67,6 +67,44 @@ class WorkerInfo:
         return asdict(self)
 
 
+class WorkerAdmin(Protocol):
+    """What the admin routes (router/admin.py) drive: this module's WorkerRegistry for the
+    colocated router, router/disagg_admin.py's for the disaggregated one."""
+
+    def list(self, include_removed: bool = False) -> list[WorkerInfo]: ...
+
+    async def add(
+        self, role: str, url: str | None = None, args: Sequence[str] = (), ready_timeout_s: float = 300.0
+    ) -> WorkerInfo: ...
+
+    async def remove(self, worker_id: str, drain_timeout_s: float = 60.0) -> WorkerInfo: ...
+
+
+def check_add_request(
+    role: str,
+    roles: Sequence[str],
+    url: str | None,
+    args: Sequence[str],
+    ready_timeout_s: float,
+    can_spawn: bool,
+) -> None:
+    """Refuse, before anything starts, an add that cannot work (an OpenAI-style 400)."""
+    if role not in roles:
+        raise InvalidRequestError(f"role must be one of {', '.join(roles)}, not {role!r}", param="role")
+    if isinstance(args, str) or not all(isinstance(a, str) for a in args):
+        raise InvalidRequestError("args must be a list of strings", param="args")
+    if ready_timeout_s <= 0:
+        raise InvalidRequestError("ready_timeout must be > 0", param="ready_timeout")
+    if url is not None:
+        parsed = urlparse(url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise InvalidRequestError(f"url must be http(s)://host:port, not {url!r}", param="url")
+        if args:
+            raise InvalidRequestError("args are for workers the router starts, not a url", param="args")
+    elif not can_spawn:
+        raise InvalidRequestError("this router cannot start workers; register one by url", param="url")
+
+
 class WorkerRegistry:
     def __init__(self, service: RouterService, spawner: Spawner | None = None, base_argv: Sequence[str] = ()):
         self.service = service
@@ -112,24 +150,13 @@ class WorkerRegistry:
         ready_timeout_s: float = 300.0,
     ) -> WorkerInfo:
         """Register a worker and wait until it answers /health (then it takes traffic)."""
-        if role not in ROLES:
-            raise InvalidRequestError(f"role must be one of {', '.join(ROLES)}, not {role!r}", param="role")
-        if isinstance(args, str) or not all(isinstance(a, str) for a in args):
-            raise InvalidRequestError("args must be a list of strings", param="args")
-        if ready_timeout_s <= 0:
-            raise InvalidRequestError("ready_timeout must be > 0", param="ready_timeout")
+        check_add_request(role, ROLES, url, args, ready_timeout_s, can_spawn=self.spawner is not None)
         name = f"worker-{len(self.service.handles)}"
         handle: ReplicaHandle
         if url is not None:
-            parsed = urlparse(url)
-            if parsed.scheme not in ("http", "https") or not parsed.netloc:
-                raise InvalidRequestError(f"url must be http(s)://host:port, not {url!r}", param="url")
-            if args:
-                raise InvalidRequestError("args are for workers the router starts, not a url", param="args")
             handle = ExternalWorker(name, url)
-        elif self.spawner is None:
-            raise InvalidRequestError("this router cannot start workers; register one by url", param="url")
         else:
+            assert self.spawner is not None
             handle = self.spawner.spawn(name, [*self.base_argv, *role_argv(role), *args])
         index = self.service.add_handle(handle, role)
         await asyncio.to_thread(handle.start)
