@@ -49,27 +49,24 @@ def run(length: int, heads: int, kv_heads: int, head_dim: int, repeats: int) -> 
 
     reference = triton_paged()
     result = {"length": length, "heads": heads, "kv_heads": kv_heads, "head_dim": head_dim}
+    # cuDNN may refuse GQA: the same backend on K/V expanded to every query head.
+    expanded = (k.repeat_interleave(heads // kv_heads, dim=1), v.repeat_interleave(heads // kv_heads, dim=1))
+
+    def sdpa(backend: SDPBackend, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        with sdpa_kernel([backend]):
+            qh, kh, vh = (t.transpose(0, 1)[None] for t in (q, keys, values))
+            gqa = keys.shape[1] != heads
+            return F.scaled_dot_product_attention(qh, kh, vh, is_causal=True, scale=scale, enable_gqa=gqa)[
+                0
+            ].transpose(0, 1)
+
     cells = {
         "triton_paged": triton_paged,
-        "sdpa_default": lambda: fresh_prefill_attention(q, k, v, [length], scale),
+        "ponder_sdpa_prefill": lambda: fresh_prefill_attention(q, k, v, [length], scale),
     }
     for name, backend in BACKENDS.items():
-
-        def one(backend=backend):
-            with sdpa_kernel([backend]):
-                return fresh_prefill_attention(q, k, v, [length], scale)
-
-        cells[f"sdpa_{name}"] = one
-    # cuDNN may refuse GQA: the same backend on K/V expanded to every query head.
-    expanded_k = k.repeat_interleave(heads // kv_heads, dim=1)
-    expanded_v = v.repeat_interleave(heads // kv_heads, dim=1)
-
-    def cudnn_expanded():
-        with sdpa_kernel([SDPBackend.CUDNN_ATTENTION]):
-            qh, kh, vh = (t.transpose(0, 1)[None] for t in (q, expanded_k, expanded_v))
-            return F.scaled_dot_product_attention(qh, kh, vh, is_causal=True, scale=scale)[0].transpose(0, 1)
-
-    cells["sdpa_cudnn_expanded_kv"] = cudnn_expanded
+        cells[f"sdpa_{name}"] = lambda backend=backend: sdpa(backend, k, v)
+    cells["sdpa_cudnn_expanded_kv"] = lambda: sdpa(SDPBackend.CUDNN_ATTENTION, *expanded)
     for name, fn in cells.items():
         try:
             out = fn()

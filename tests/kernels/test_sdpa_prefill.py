@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from ponder.kernels import sdpa_prefill
@@ -37,3 +38,16 @@ def test_fresh_prefill_only_for_long_prompts_with_no_cached_prefix():
     assert not sdpa_prefill.use_fresh_prefill([big], [big + 16])  # a cached prefix: paged kernel
     assert not sdpa_prefill.use_fresh_prefill([big // 4], [big // 4])  # too short to pay
     assert not sdpa_prefill.use_fresh_prefill([big, 1], [big, 40])  # mixed with a decode
+
+
+def test_no_fused_kernel_raises_typed_error_and_stops_asking(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise RuntimeError("No available kernel. Aborting execution.")
+
+    monkeypatch.setattr(sdpa_prefill.F, "scaled_dot_product_attention", refuse)
+    monkeypatch.setattr(sdpa_prefill, "_unavailable", False)
+    big = sdpa_prefill.MIN_TOKENS
+    tensor = torch.zeros(4, 2, 8)
+    with pytest.raises(sdpa_prefill.FusedKernelUnavailable):
+        sdpa_prefill.fresh_prefill_attention(tensor, tensor, tensor, [4], 1.0)
+    assert not sdpa_prefill.use_fresh_prefill([big], [big])  # the paged kernel from now on
