@@ -120,3 +120,56 @@ def test_fused_layers_large(dtype):
     want_q, want_k = rotary.cpu()(positions.cpu(), query.cpu(), key.cpu())
     torch.testing.assert_close(got_q.cpu(), want_q, **exact)
     torch.testing.assert_close(got_k.cpu(), want_k, **exact)
+    # Qwen3's q/k norm fused into the rotary kernel = norm, then rotary (the torch path).
+    q_norm, k_norm = RMSNorm(128).to("cuda", dtype), RMSNorm(128).to("cuda", dtype)
+    q_norm.weight.data.normal_()
+    k_norm.weight.data.normal_()
+    got_q, got_k = rotary(positions, query, key, (q_norm, k_norm))
+    want_q, want_k = rotary.cpu()(positions.cpu(), query.cpu(), key.cpu(), (q_norm.cpu(), k_norm.cpu()))
+    torch.testing.assert_close(got_q.cpu(), want_q, **exact)
+    torch.testing.assert_close(got_k.cpu(), want_k, **exact)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_argmax_logsumexp_large(dtype):
+    from ponder.kernels.dispatch import argmax_logsumexp
+
+    logits = torch.randn(128, 151936, device="cuda", dtype=dtype) * 4
+    argmax, lse = argmax_logsumexp(logits)
+    assert torch.equal(argmax, logits.argmax(dim=-1))
+    torch.testing.assert_close(lse, torch.logsumexp(logits.float(), dim=-1), atol=1e-4, rtol=1e-5)
+
+
+@pytest.mark.parametrize("lengths", [[2048], [1500, 700]])
+def test_fresh_prompt_prefill_through_sdpa_matches_paged_kernel(lengths):
+    from ponder.kernels import sdpa_prefill
+    from ponder.kernels.triton_prefill_attention import prefill_attention
+
+    batch = make_paged_batch(
+        lengths,
+        lengths,
+        block_size=16,
+        num_kv_heads=8,
+        group=4,
+        head_dim=128,
+        dtype=torch.bfloat16,
+        device="cuda",
+    )
+    meta = batch.metadata
+    # This step's K/V, read back from the cache the batch wrote them to.
+    slots = meta.slot_mapping
+    flat_k = batch.k_cache.view(-1, 8, 128)[slots]
+    flat_v = batch.v_cache.view(-1, 8, 128)[slots]
+    assert sdpa_prefill.use_fresh_prefill(meta.query_lens_cpu, meta.seq_lens_cpu)
+    got = sdpa_prefill.fresh_prefill_attention(batch.query, flat_k, flat_v, meta.query_lens_cpu, 128**-0.5)
+    want = prefill_attention(
+        batch.query,
+        batch.k_cache,
+        batch.v_cache,
+        meta.block_tables,
+        meta.seq_lens,
+        meta.query_start_loc,
+        meta.max_query_len,
+        128**-0.5,
+    )
+    assert relative_error(got, want) < TOLERANCE[torch.bfloat16]
