@@ -9,7 +9,7 @@ import torch
 
 from ponder.kernels.paged_attention import paged_attention as reference_attention
 from ponder.kernels.paged_attention import store_kv as reference_store_kv
-from tests.kernels.paged_cases import make_paged_batch, relative_error
+from tests.kernels.paged_cases import make_paged_batch, relative_error, triton_prefill
 
 TOLERANCE = {torch.float32: 1e-5, torch.bfloat16: 1e-2, torch.float16: 5e-3}
 
@@ -51,7 +51,6 @@ def test_decode_large(dtype, group, head_dim, block_size, num_splits):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize(("group", "head_dim", "block_size"), [(4, 128, 16), (2, 64, 32)])
 def test_prefill_large_mixed_batch(dtype, group, head_dim, block_size):
-    from ponder.kernels.triton_prefill_attention import prefill_attention
 
     # A long prompt, chunks over long prefixes, short prompts and decodes in one batch.
     shapes = [(2048, 2048), (3000, 512), (700, 1), (129, 129), (1500, 17), (33, 1), (4096, 1000)]
@@ -65,18 +64,8 @@ def test_prefill_large_mixed_batch(dtype, group, head_dim, block_size):
         dtype=dtype,
         device="cuda",
     )
-    meta = batch.metadata
-    out = prefill_attention(
-        batch.query,
-        batch.k_cache,
-        batch.v_cache,
-        meta.block_tables,
-        meta.seq_lens,
-        meta.query_start_loc,
-        meta.max_query_len,
-        head_dim**-0.5,
-    )
-    reference = reference_attention(batch.query, batch.k_cache, batch.v_cache, meta, head_dim**-0.5)
+    out = triton_prefill(batch, head_dim**-0.5)
+    reference = reference_attention(batch.query, batch.k_cache, batch.v_cache, batch.metadata, head_dim**-0.5)
     assert relative_error(out, reference) < TOLERANCE[dtype]
 
 
@@ -143,7 +132,6 @@ def test_argmax_logsumexp_large(dtype):
 @pytest.mark.parametrize("lengths", [[2048], [1500, 700]])
 def test_fresh_prompt_prefill_through_sdpa_matches_paged_kernel(lengths):
     from ponder.kernels import sdpa_prefill
-    from ponder.kernels.triton_prefill_attention import prefill_attention
 
     batch = make_paged_batch(
         lengths,
@@ -162,14 +150,5 @@ def test_fresh_prompt_prefill_through_sdpa_matches_paged_kernel(lengths):
     flat_v = batch.v_cache.view(-1, 8, 128)[slots]
     assert sdpa_prefill.use_fresh_prefill(meta.query_lens_cpu, meta.seq_lens_cpu)
     got = sdpa_prefill.fresh_prefill_attention(batch.query, flat_k, flat_v, meta.query_lens_cpu, 128**-0.5)
-    want = prefill_attention(
-        batch.query,
-        batch.k_cache,
-        batch.v_cache,
-        meta.block_tables,
-        meta.seq_lens,
-        meta.query_start_loc,
-        meta.max_query_len,
-        128**-0.5,
-    )
+    want = triton_prefill(batch, 128**-0.5)
     assert relative_error(got, want) < TOLERANCE[torch.bfloat16]

@@ -57,3 +57,20 @@ def make_paged_batch(
 def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
     out, ref = out.double().cpu(), ref.double().cpu()
     return float((out - ref).norm() / ref.norm().clamp_min(1e-12))
+
+
+def triton_prefill(batch: PagedBatch, scale: float) -> torch.Tensor:
+    """The paged Triton prefill kernel on a PagedBatch (imported here: it needs Triton)."""
+    from ponder.kernels.triton_prefill_attention import prefill_attention
+
+    meta = batch.metadata
+    return prefill_attention(
+        batch.query,
+        batch.k_cache,
+        batch.v_cache,
+        meta.block_tables,
+        meta.seq_lens,
+        meta.query_start_loc,
+        meta.max_query_len,
+        scale,
+    )

@@ -6,23 +6,11 @@ import pytest
 import torch
 
 from ponder.kernels.paged_attention import paged_attention
-from tests.kernels.paged_cases import make_paged_batch, relative_error
+from tests.kernels.paged_cases import make_paged_batch, relative_error, triton_prefill
 
 
 def _prefill(batch, scale):
-    from ponder.kernels.triton_prefill_attention import prefill_attention
-
-    meta = batch.metadata
-    return prefill_attention(
-        batch.query,
-        batch.k_cache,
-        batch.v_cache,
-        meta.block_tables,
-        meta.seq_lens,
-        meta.query_start_loc,
-        meta.max_query_len,
-        scale,
-    )
+    return triton_prefill(batch, scale)
 
 
 def _reference(batch, scale):
