@@ -51,7 +51,6 @@ def test_decode_large(dtype, group, head_dim, block_size, num_splits):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize(("group", "head_dim", "block_size"), [(4, 128, 16), (2, 64, 32)])
 def test_prefill_large_mixed_batch(dtype, group, head_dim, block_size):
-
     # A long prompt, chunks over long prefixes, short prompts and decodes in one batch.
     shapes = [(2048, 2048), (3000, 512), (700, 1), (129, 129), (1500, 17), (33, 1), (4096, 1000)]
     batch = make_paged_batch(
