@@ -14,6 +14,7 @@ from ponder.planner.decide import Planner, PlannerConfig
 from ponder.planner.loop import PlannerLoop, RouterClient
 from ponder.profiling.step_model import StepModel
 from tests.disagg._procs import Serve
+from tests.fixtures.admin_api import assert_bad_input_refused
 
 FAST_PROFILE = StepModel(overhead_s=1e-4, per_token_s=1e-6, per_seq_s=0.0, per_attn_s=0.0)
 
@@ -37,15 +38,7 @@ def test_disagg_router_admin_api_and_planner_drain_with_zero_aborts(tmp_path):
                 ("prefill-0", "prefill", "healthy"),
                 ("decode-0", "decode", "healthy"),
             ]
-            for body, status in (
-                ({"role": "colocated"}, 400),  # not a role of this router
-                ({"url": "ftp://x"}, 400),
-                ({"colour": "red"}, 400),
-                ({"args": "--oops"}, 400),
-            ):
-                answer = await admin.post("/admin/workers", json=body)
-                assert answer.status_code == status and "error" in answer.json(), answer.text
-            assert (await admin.delete("/admin/workers/nope")).status_code == 404
+            await assert_bad_input_refused(admin, wrong_role="colocated")  # not a role here
             last = await admin.delete("/admin/workers/prefill-0")  # the only prefill worker
             assert last.status_code == 400 and "last prefill" in last.json()["error"]["message"]
 

@@ -19,6 +19,7 @@ from ponder.router.prompts import PromptReader
 from ponder.router.registry import LocalSpawner, WorkerRegistry
 from ponder.router.replicas import LocalReplica
 from ponder.router.service import RouterService
+from tests.fixtures.admin_api import assert_bad_input_refused
 
 ARGV = ["--kv-cache-memory", "32MiB"]
 FAST_PROFILE = StepModel(overhead_s=1e-4, per_token_s=1e-6, per_seq_s=0.0, per_attn_s=0.0)
@@ -45,15 +46,7 @@ def test_admin_api_adds_a_worker_and_the_planner_drains_one_with_zero_aborts():
         await service.start(ready_timeout_s=120)
         admin = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://router")
         try:
-            for body, status in (
-                ({"role": "both"}, 400),
-                ({"url": "ftp://x"}, 400),
-                ({"colour": "red"}, 400),
-                ({"args": "--oops"}, 400),
-            ):
-                answer = await admin.post("/admin/workers", json=body)
-                assert answer.status_code == status and "error" in answer.json(), answer.text
-            assert (await admin.delete("/admin/workers/nope")).status_code == 404
+            await assert_bad_input_refused(admin, wrong_role="both")
             added = await admin.post("/admin/workers", json={"role": "colocated"}, timeout=180)
             assert added.status_code == 201, added.text
             assert added.json()["state"] == "healthy" and added.json()["id"] == "worker-1"
