@@ -89,12 +89,16 @@ def paged_attention(
         )
     if key is not None and value is not None and not torch.cuda.is_current_stream_capturing():
         # A graph would freeze the per-sequence loop's lengths; graphed steps stay paged.
-        from ponder.kernels import sdpa_prefill
+        from ponder.kernels.sdpa_prefill import (
+            FusedKernelUnavailable,
+            fresh_prefill_attention,
+            use_fresh_prefill,
+        )
 
-        if sdpa_prefill.use_fresh_prefill(metadata.query_lens_cpu, metadata.seq_lens_cpu):
+        if use_fresh_prefill(metadata.query_lens_cpu, metadata.seq_lens_cpu):
             try:
-                return sdpa_prefill.fresh_prefill_attention(query, key, value, metadata.query_lens_cpu, scale)
-            except sdpa_prefill.FusedKernelUnavailable:
+                return fresh_prefill_attention(query, key, value, metadata.query_lens_cpu, scale)
+            except FusedKernelUnavailable:
                 pass  # the paged kernel below; later steps do not ask again
     from ponder.kernels.triton_prefill_attention import prefill_attention
 
