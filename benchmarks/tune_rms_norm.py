@@ -23,9 +23,9 @@ def main() -> None:
         x = torch.randn(rows, hidden, dtype=torch.bfloat16, device="cuda")
         residual, weight = torch.randn_like(x), torch.randn(hidden, dtype=torch.bfloat16, device="cuda")
         moved = 4 * x.numel() * x.element_size()
-        line = [f"{rows}x{hidden} (default {default(triton.next_power_of_2(hidden), rows)} warps):"]
+        line = [f"{rows}x{hidden} (default {default(triton.next_power_of_2(hidden))} warps):"]
         for warps in WARPS:
-            module.num_warps_for = lambda block, num_rows, warps=warps: warps
+            module.num_warps_for = lambda block, warps=warps: warps
             args = (x, residual, weight, 1e-6)
             us = triton.testing.do_bench(lambda args=args: module.fused_add_rms_norm(*args)) * 1e3
             line.append(f"{warps}w {us:.1f} us {moved / us / 1e3:.0f} GB/s")

@@ -134,10 +134,6 @@ class Sampler:
         # One pass gives every row's logsumexp (the chosen token's raw logprob is logit - lse)
         # and the argmax; the full log_softmax is built only for rows that ask for top-k.
         argmax, logsumexp = argmax_logsumexp(logits)
-        wants_distribution = any(
-            row.params.logprobs is not None or row.params.confidence_top_k > 0 for row in rows
-        )
-        raw_logprobs = logits.float() - logsumexp[:, None] if wants_distribution else None
         random_rows = [i for i, row in enumerate(rows) if not row.params.greedy]
         if random_rows or any(_changes_logits(row) for row in rows):
             work = logits.to(torch.float32, copy=True)
@@ -154,14 +150,12 @@ class Sampler:
             sampled = self._sample(work.index_select(0, index), [rows[i] for i in random_rows])
             token_ids.index_copy_(0, index, sampled)
         chosen_logprobs = logits.gather(1, token_ids[:, None]).squeeze(1).float() - logsumexp
-        if raw_logprobs is None:
-            return DeviceSamples(token_ids, chosen_logprobs, None, None)
-        return DeviceSamples(
-            token_ids,
-            chosen_logprobs,
-            _top_logprobs(raw_logprobs, token_ids, rows),
-            _confidences(raw_logprobs, rows),
-        )
+        top_logprobs = confidences = None
+        if any(row.params.logprobs is not None or row.params.confidence_top_k > 0 for row in rows):
+            raw_logprobs = logits.float() - logsumexp[:, None]
+            top_logprobs = _top_logprobs(raw_logprobs, token_ids, rows)
+            confidences = _confidences(raw_logprobs, rows)
+        return DeviceSamples(token_ids, chosen_logprobs, top_logprobs, confidences)
 
     def _sample(self, logits: torch.Tensor, rows: Sequence[SamplingRow]) -> torch.Tensor:
         temperatures = _per_row([row.params.temperature for row in rows], logits)

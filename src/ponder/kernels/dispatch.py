@@ -12,6 +12,7 @@ import torch
 from ponder.kernels.attention_metadata import AttentionMetadata
 from ponder.kernels.paged_attention import paged_attention as reference_paged_attention
 from ponder.kernels.paged_attention import store_kv as reference_store_kv
+from ponder.kernels.sdpa_prefill import FusedKernelUnavailable, fresh_prefill_attention, use_fresh_prefill
 
 
 @functools.cache
@@ -89,12 +90,6 @@ def paged_attention(
         )
     if key is not None and value is not None and not torch.cuda.is_current_stream_capturing():
         # A graph would freeze the per-sequence loop's lengths; graphed steps stay paged.
-        from ponder.kernels.sdpa_prefill import (
-            FusedKernelUnavailable,
-            fresh_prefill_attention,
-            use_fresh_prefill,
-        )
-
         if use_fresh_prefill(metadata.query_lens_cpu, metadata.seq_lens_cpu):
             try:
                 return fresh_prefill_attention(query, key, value, metadata.query_lens_cpu, scale)

@@ -104,10 +104,10 @@ def _launch(
         hidden_size,
         HAS_RESIDUAL=has_residual,
         BLOCK=block,
-        num_warps=num_warps_for(block, num_rows),
+        num_warps=num_warps_for(block),
     )
 
 
-def num_warps_for(block: int, num_rows: int) -> int:
+def num_warps_for(block: int) -> int:
     """Warps per row (benchmarks/tune_rms_norm.py sweeps this)."""
     return min(16, max(1, block // 256))

@@ -102,13 +102,14 @@ def encode_budget_cut_example(
     still end in a real answer, never an empty box (which is what an answer probe gets). With
     ``working`` the answer first works the problem out (unless the cut thought had its result)."""
     prompt_ids = tokenizer.encode(prompt_text(item.question), add_special_tokens=False).ids
-    encoding = tokenizer.encode(f"{THINK_START}\n{item.solution}", add_special_tokens=False)
+    thought_text = f"{THINK_START}\n{item.solution}"
+    encoding = tokenizer.encode(thought_text, add_special_tokens=False)
     thought = encoding.ids
     limit = len(thought) if rng.random() < 0.5 else min(len(thought), 64)
     cut = rng.randint(1, limit)
     close_ids = tokenizer.encode(BUDGET_CLOSE_TEXT, add_special_tokens=False).ids
     if working:
-        seen = f"{THINK_START}\n{item.solution}"[: encoding.offsets[cut - 1][1]]
+        seen = thought_text[: encoding.offsets[cut - 1][1]]
         answer = working_answer_text(item.solution, item.answer, seen_thought=seen)
     else:
         answer = answer_text(item.answer)
